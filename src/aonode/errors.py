@@ -1,0 +1,114 @@
+"""The one exception tree of aonode.
+
+Every error the node raises on purpose derives from :class:`AONodeError` and
+carries a stable kebab-case ``code`` that clients can branch on.  HTTP
+statuses are *not* decided here: ``aonode.http.errors`` maps these classes to
+statuses at the boundary, in one table.
+
+::
+
+    AONodeError
+     ├── InputError                 the caller sent something we cannot accept
+     │    ├── InvalidMessage        malformed data item / JSON / tags
+     │    ├── InvalidSignature      a signature that does not verify
+     │    ├── UnsupportedSignature  a signature type we do not know
+     │    ├── BadParameter          a malformed query or path parameter
+     │    └── PayloadTooLarge       body over the configured limit
+     ├── NotFound                   unknown process, slot, message, route
+     ├── MethodNotAllowed           known route, wrong HTTP method
+     ├── Conflict                   request is valid but clashes with state
+     │    └── NotOurProcess         the process names no scheduler this node holds
+     ├── Overloaded                 a process queue is full; retry later
+     ├── Expired                    the request's abort time passed before assignment
+     ├── StoreError                 the storage backend failed
+     │    └── IntegrityError        duplicate (process, slot)/(process, message) or a gap
+     ├── SchedulerError             scheduler lifecycle misuse
+     │    └── AlreadyRunning        a second server for one process
+     └── ConfigError                invalid node configuration (start-up only)
+"""
+
+from __future__ import annotations
+
+
+class AONodeError(Exception):
+    """Base of every deliberate aonode error."""
+
+    code: str = "internal-error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class InputError(AONodeError):
+    code = "bad-request"
+
+
+class InvalidMessage(InputError):
+    code = "invalid-message"
+
+
+class InvalidSignature(InputError):
+    code = "invalid-signature"
+
+
+class UnsupportedSignature(InputError):
+    code = "unsupported-signature-type"
+
+
+class BadParameter(InputError):
+    code = "bad-parameter"
+
+
+class PayloadTooLarge(InputError):
+    code = "payload-too-large"
+
+
+class NotFound(AONodeError):
+    code = "not-found"
+
+
+class MethodNotAllowed(AONodeError):
+    code = "method-not-allowed"
+
+
+class Conflict(AONodeError):
+    code = "conflict"
+
+
+class NotOurProcess(Conflict):
+    code = "not-our-process"
+
+
+class Overloaded(AONodeError):
+    code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Expired(AONodeError):
+    code = "request-expired"
+
+
+class StoreError(AONodeError):
+    code = "store-error"
+
+
+class IntegrityError(StoreError):
+    code = "integrity-error"
+
+
+class SchedulerError(AONodeError):
+    code = "scheduler-error"
+
+
+class AlreadyRunning(SchedulerError):
+    code = "already-running"
+
+
+class ConfigError(AONodeError):
+    code = "config-error"

@@ -1,0 +1,103 @@
+"""The storage protocol every backend implements.
+
+The protocol is deliberately small and backend-neutral: the SQLite backend
+(embedded default) and a PostgreSQL backend must both fit it without any
+change above the store.  Every backend runs ``store/conformance.py``.
+
+Rules every backend guarantees (each is a conformance test):
+
+* ``append`` is durable when it returns (fsynced / committed); many
+  concurrent appends may share one commit (group commit), but appends for one
+  process are applied in the order they were *called*.
+* ``(process, slot)`` is unique, and ``(process, message)`` is unique: a
+  duplicate raises :class:`aonode.errors.IntegrityError`, never overwrites.
+* Slots of a process are gap-free: an append whose slot is not exactly
+  ``latest + 1`` (``0`` for a new process) raises ``IntegrityError`` and
+  writes nothing.  A failed append never makes a later one for the same
+  process succeed out of order.
+* Messages are content-addressed by id: storing the same id twice is a no-op.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    """A signed message, kept by id.  ``raw`` is its wire form (ANS-104 bytes)."""
+
+    id: str
+    raw: bytes
+    codec: str = "ans104"
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentRecord:
+    """One slot of one process's schedule, as stored.
+
+    ``document`` is the serialised assignment (orjson bytes of every
+    assignment key except ``body``; the body is the message ``message`` and
+    lives in the message table, joined back on read).
+    """
+
+    process: str
+    slot: int
+    message: str
+    hash_chain: str
+    document: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSlot:
+    """An assignment together with the body message it assigns."""
+
+    assignment: AssignmentRecord
+    body: MessageRecord
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Asynchronous, backend-neutral persistence for the scheduler."""
+
+    @property
+    def url(self) -> str:
+        """Where the store lives (``sqlite:///path``), for status output."""
+        ...
+
+    async def open(self) -> None:
+        """Create or migrate the schema and start background writers."""
+        ...
+
+    async def close(self) -> None:
+        """Flush every pending write, then release resources."""
+        ...
+
+    async def append(self, assignment: AssignmentRecord, body: MessageRecord) -> None:
+        """Durably store one assignment and its body message (see module rules)."""
+        ...
+
+    async def latest(self, process: str) -> AssignmentRecord | None:
+        """The highest-slot assignment of ``process``, or ``None``."""
+        ...
+
+    async def slots(self, process: str, first: int, last: int, limit: int) -> list[StoredSlot]:
+        """Assignments with ``first <= slot <= last`` in slot order, at most ``limit``."""
+        ...
+
+    async def by_message(self, process: str, message: str) -> StoredSlot | None:
+        """The assignment of message id ``message`` on ``process``, if any."""
+        ...
+
+    async def put_message(self, message: MessageRecord) -> None:
+        """Store a message by id without scheduling it (idempotent, durable)."""
+        ...
+
+    async def get_message(self, message_id: str) -> MessageRecord | None:
+        """A stored message (scheduled or not) by id."""
+        ...
+
+    async def processes(self) -> list[str]:
+        """Every process id that has at least slot 0 stored, oldest first."""
+        ...
