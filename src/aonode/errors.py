@@ -13,7 +13,8 @@ statuses at the boundary, in one table.
      │    ├── InvalidSignature      a signature that does not verify
      │    ├── UnsupportedSignature  a signature type we do not know
      │    ├── BadParameter          a malformed query or path parameter
-     │    └── PayloadTooLarge       body over the configured limit
+     │    ├── PayloadTooLarge       body over the configured limit
+     │    └── UnsupportedMediaType  a body in a form the route does not take
      ├── NotFound                   unknown process, slot, message, route
      ├── MethodNotAllowed           known route, wrong HTTP method
      ├── Conflict                   request is valid but clashes with state
@@ -66,12 +67,20 @@ class PayloadTooLarge(InputError):
     code = "payload-too-large"
 
 
+class UnsupportedMediaType(InputError):
+    code = "unsupported-media-type"
+
+
 class NotFound(AONodeError):
     code = "not-found"
 
 
 class MethodNotAllowed(AONodeError):
     code = "method-not-allowed"
+
+    def __init__(self, message: str, *, allow: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.allow = allow
 
 
 class Conflict(AONodeError):

@@ -1,0 +1,204 @@
+"""``aonode``: run a node, manage wallets, schedule messages, verify schedules."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import orjson
+import typer
+
+from aonode import wallet as wallet_mod
+from aonode.config import NodeConfig, from_env, parse_mode, parse_size
+from aonode.errors import AONodeError
+
+app = typer.Typer(
+    help="aonode: an AO scheduling and process node.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+wallet_app = typer.Typer(help="Create and inspect wallets.", no_args_is_help=True)
+app.add_typer(wallet_app, name="wallet")
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on [env AONODE_HOST; default 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (0: any free port) [env AONODE_PORT; default 8734]")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Holds the store and wallet.json [env AONODE_DATA_DIR; default ./.aonode]")] = None,
+    wallet: Annotated[list[Path] | None, typer.Option(help="Extra scheduler wallet (JWK); repeatable [env AONODE_WALLET]")] = None,
+    mode: Annotated[str | None, typer.Option(help="aggressive | local_confirmation | remote_confirmation [env AONODE_MODE]")] = None,
+    max_body: Annotated[str | None, typer.Option(help="Request body limit, e.g. 10MiB [env AONODE_MAX_BODY]")] = None,
+    store: Annotated[str | None, typer.Option(help="sqlite:///path (default: in the data dir) [env AONODE_STORE]")] = None,
+    gateway: Annotated[str | None, typer.Option(help="Arweave gateway URL for block info; none = offline [env AONODE_GATEWAY]")] = None,
+    abort_seconds: Annotated[float | None, typer.Option(help="A request not assigned within this time is dropped [default 10]")] = None,
+    log_level: Annotated[str, typer.Option(help="Log level (quiet by default)")] = "warning",
+) -> None:
+    """Run a node until SIGTERM/SIGINT; prints one ready line with URL and address."""
+    from aonode.http.server import serve as run
+    from aonode.node import Node
+
+    logging.basicConfig(
+        level=log_level.upper(),
+        format='{"t":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}',
+    )
+    try:
+        config = from_env(NodeConfig())
+        changes: dict[str, Any] = {}
+        for name, value in (("host", host), ("port", port), ("data_dir", data_dir),
+                            ("store", store), ("gateway", gateway),
+                            ("abort_seconds", abort_seconds)):
+            if value is not None:
+                changes[name] = value
+        if wallet:
+            changes["wallets"] = tuple(wallet)
+        if mode is not None:
+            changes["mode"] = parse_mode(mode)
+        if max_body is not None:
+            changes["max_body"] = parse_size(max_body)
+        config = replace(config, **changes).validated()
+        node = Node(config)
+    except AONodeError as exc:
+        raise _fail(exc.message, 2) from None
+
+    def ready(url: str) -> None:
+        print(f"aonode listening on {url} address={node.address}", flush=True)
+
+    try:
+        asyncio.run(run(node, on_ready=ready))
+    except OSError as exc:
+        raise _fail(f"cannot listen on {config.host}:{config.port}: {exc}", 2) from None
+
+
+@wallet_app.command("new")
+def wallet_new(
+    path: Annotated[Path, typer.Argument(help="Where to write the JWK (mode 0600)")],
+    kind: Annotated[str, typer.Option(help="rsa (Arweave RSA-4096) or ed25519")] = "rsa",
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file")] = False,
+) -> None:
+    """Generate a wallet and print its address."""
+    if kind not in ("rsa", "ed25519"):
+        raise _fail("kind must be rsa or ed25519", 2)
+    if path.exists() and not force:
+        raise _fail(f"{path} exists (use --force to overwrite)", 2)
+    w = wallet_mod.generate("rsa" if kind == "rsa" else "ed25519")
+    wallet_mod.save(w, path)
+    typer.echo(w.address)
+
+
+@wallet_app.command("show")
+def wallet_show(path: Annotated[Path, typer.Argument(help="A JWK wallet file")]) -> None:
+    """Print a wallet's address and kind."""
+    try:
+        w = wallet_mod.load(path)
+    except (AONodeError, OSError) as exc:
+        raise _fail(str(exc), 2) from None
+    kind = "rsa" if w.signature_type == 1 else "ed25519"
+    typer.echo(orjson.dumps({"address": w.address, "kind": kind}).decode())
+
+
+@app.command()
+def schedule(
+    process: Annotated[str | None, typer.Argument(help="Process id (omit with --spawn)")] = None,
+    wallet: Annotated[Path, typer.Option(help="Wallet that signs the message")] = Path(".aonode/wallet.json"),
+    url: Annotated[str, typer.Option(help="Node URL")] = "http://127.0.0.1:8734",
+    data: Annotated[str, typer.Option(help="Message data")] = "",
+    tag: Annotated[list[str] | None, typer.Option(help="Tag K=V; repeatable")] = None,
+    spawn: Annotated[bool, typer.Option(help="Create a process (Type: Process) on the node")] = False,
+    scheduler: Annotated[str | None, typer.Option(help="Scheduler address for --spawn (default: the node's)")] = None,
+) -> None:
+    """Sign a message with a wallet and post it to a node's schedule."""
+    from aonode.codec import ans104
+    from aonode.codec.b64 import b64url_decode
+
+    try:
+        w = wallet_mod.load(wallet)
+    except (AONodeError, OSError) as exc:
+        raise _fail(str(exc), 2) from None
+    tags: list[tuple[str, str]] = []
+    for t in tag or []:
+        name, sep, value = t.partition("=")
+        if not sep or not name:
+            raise _fail(f"tag {t!r} is not K=V", 2)
+        tags.append((name, value))
+    with httpx.Client(base_url=url, timeout=30) as client:
+        target = b""
+        if spawn:
+            sched = scheduler or client.get("/~meta@1.0/info/address").text.strip()
+            base = [("Data-Protocol", "ao"), ("Variant", "ao.N.1"), ("Type", "Process"),
+                    ("Device", "process@1.0"), ("Scheduler-Device", "scheduler@1.0"),
+                    ("Scheduler", sched)]
+            names = {n.lower() for n, _ in tags}
+            tags = [t for t in base if t[0].lower() not in names] + tags
+        else:
+            if not process:
+                raise _fail("give a process id, or --spawn", 2)
+            try:
+                target = b64url_decode(process)
+            except ValueError:
+                raise _fail(f"{process!r} is not a process id", 2) from None
+            names = {n.lower() for n, _ in tags}
+            base = [("Data-Protocol", "ao"), ("Variant", "ao.N.1"), ("Type", "Message")]
+            tags = [t for t in base if t[0].lower() not in names] + tags
+        item = ans104.sign(w, data=data.encode(), tags=tags, target=target)
+        path = "/~scheduler@1.0/schedule"
+        response = client.post(path, content=item.raw,
+                               headers={"content-type": "application/ans104"})
+    typer.echo(response.text)
+    if response.status_code >= 400:
+        raise typer.Exit(1)
+
+
+@app.command()
+def verify(
+    source: Annotated[str, typer.Argument(help="Node URL (http://…) or a data directory")],
+    process: Annotated[str, typer.Argument(help="Process id")],
+) -> None:
+    """Re-derive the hash chain and check every signature of a process's schedule.
+
+    Exits 1 at the first break, naming the slot and the reason.
+    """
+    from aonode.verify import verify_schedule
+
+    try:
+        problem, count = asyncio.run(verify_schedule(source, process))
+    except AONodeError as exc:
+        raise _fail(exc.message, 2) from None
+    if problem is not None:
+        slot, reason = problem
+        raise _fail(f"slot {slot}: {reason}", 1)
+    typer.echo(f"ok: {count} assignments verified for {process}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    try:
+        app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except SystemExit as exc:  # pragma: no cover - click usage errors
+        return int(exc.code or 0)
+    except Exception as exc:  # click usage errors carry their own message
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os._exit(main())

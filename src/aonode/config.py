@@ -1,0 +1,144 @@
+"""Node configuration: one typed, frozen value passed explicitly everywhere.
+
+Sources, lowest precedence first: defaults, environment (``AONODE_<NAME>``),
+command-line flags.  Nothing in the node reads configuration from globals.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from pathlib import Path
+
+from aonode.errors import ConfigError
+
+
+class Mode(str, Enum):
+    """When a client is told that its message is scheduled."""
+
+    AGGRESSIVE = "aggressive"
+    LOCAL_CONFIRMATION = "local_confirmation"
+    REMOTE_CONFIRMATION = "remote_confirmation"
+
+
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """Everything a node needs to start; see ``aonode serve --help``."""
+
+    host: str = "127.0.0.1"
+    port: int = 8734
+    data_dir: Path = Path(".aonode")
+    wallets: tuple[Path, ...] = ()
+    mode: Mode = Mode.LOCAL_CONFIRMATION
+    max_body: int = DEFAULT_MAX_BODY
+    store: str | None = None
+    gateway: str | None = None
+    abort_seconds: float = 10.0
+    queue_size: int = 1024
+    sign_threads: int = 2
+    page_limit: int = 1000
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def store_url(self) -> str:
+        """The store URL, defaulting to the SQLite file in the data directory."""
+        if self.store:
+            return self.store
+        return f"sqlite:///{(self.data_dir / 'aonode.sqlite3').resolve()}"
+
+    @property
+    def wallet_path(self) -> Path:
+        """The node's main wallet, generated on first start."""
+        return self.data_dir / "wallet.json"
+
+    def validated(self) -> NodeConfig:
+        """Refuse configurations the node cannot honour, at start-up, clearly."""
+        if self.mode is Mode.REMOTE_CONFIRMATION:
+            raise ConfigError(
+                "mode remote_confirmation needs an Arweave upload target, which this "
+                "release does not support yet; use aggressive or local_confirmation"
+            )
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port {self.port} is out of range 0..65535")
+        if self.max_body < 1024:
+            raise ConfigError("max-body must be at least 1024 bytes")
+        if self.abort_seconds <= 0:
+            raise ConfigError("abort time must be positive")
+        if self.queue_size < 1:
+            raise ConfigError("queue size must be at least 1")
+        if self.sign_threads < 1:
+            raise ConfigError("sign threads must be at least 1")
+        return self
+
+
+def parse_mode(value: str) -> Mode:
+    try:
+        return Mode(value.strip().lower().replace("-", "_"))
+    except ValueError:
+        accepted = ", ".join(m.value for m in Mode)
+        raise ConfigError(f"unknown mode {value!r}; accepted: {accepted}") from None
+
+
+def parse_size(value: str) -> int:
+    """``10MiB``, ``512k``, ``1048576`` → bytes."""
+    text = value.strip().lower().replace(" ", "")
+    units = {"kib": 1024, "kb": 1000, "k": 1024, "mib": 1024**2, "mb": 1000**2, "m": 1024**2,
+             "gib": 1024**3, "gb": 1000**3, "g": 1024**3, "b": 1}
+    for unit, factor in units.items():
+        if text.endswith(unit):
+            number = text[: -len(unit)]
+            break
+    else:
+        number, factor = text, 1
+    try:
+        return int(float(number) * factor)
+    except ValueError:
+        raise ConfigError(f"not a size: {value!r} (e.g. 10MiB, 512k, 1048576)") from None
+
+
+def from_env(base: NodeConfig, environ: Mapping[str, str] | None = None) -> NodeConfig:
+    """Apply ``AONODE_*`` variables over ``base``."""
+    env = os.environ if environ is None else environ
+    changes: dict[str, object] = {}
+    if v := env.get("AONODE_HOST"):
+        changes["host"] = v
+    if v := env.get("AONODE_PORT"):
+        changes["port"] = _int("AONODE_PORT", v)
+    if v := env.get("AONODE_DATA_DIR"):
+        changes["data_dir"] = Path(v)
+    if v := env.get("AONODE_WALLET"):
+        changes["wallets"] = tuple(Path(p) for p in v.split(os.pathsep) if p)
+    if v := env.get("AONODE_MODE"):
+        changes["mode"] = parse_mode(v)
+    if v := env.get("AONODE_MAX_BODY"):
+        changes["max_body"] = parse_size(v)
+    if v := env.get("AONODE_STORE"):
+        changes["store"] = v
+    if v := env.get("AONODE_GATEWAY"):
+        changes["gateway"] = v
+    if v := env.get("AONODE_ABORT_SECONDS"):
+        changes["abort_seconds"] = _float("AONODE_ABORT_SECONDS", v)
+    if v := env.get("AONODE_QUEUE_SIZE"):
+        changes["queue_size"] = _int("AONODE_QUEUE_SIZE", v)
+    if v := env.get("AONODE_SIGN_THREADS"):
+        changes["sign_threads"] = _int("AONODE_SIGN_THREADS", v)
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def _int(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+
+
+def _float(name: str, value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None

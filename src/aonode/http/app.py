@@ -1,0 +1,232 @@
+"""The node's HTTP surface: a bare ASGI application (routes only).
+
+Paths follow HyperBEAM's device syntax (``/~scheduler@1.0/schedule``,
+``/{pid}~process@1.0/slot``, ``/{pid}/schedule``) so AO tooling that targets
+HyperBEAM can target aonode.  Every error leaves as
+``{"error": {"code", "message"}}`` with the status from ``http.errors``; a
+client error never produces a 5xx and never changes state.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from aonode.codec import ans104, jsonform
+from aonode.errors import AONodeError, BadParameter, MethodNotAllowed, NotFound, Overloaded
+from aonode.http.errors import status_of
+from aonode.http.request import Receive, Request, Scope, read_message
+from aonode.node import Node
+from aonode.scheduler import formats
+
+log = logging.getLogger("aonode.http")
+
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ID_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+JSON = "application/json"
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str = JSON
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+def json_response(obj: Any, status: int = 200, headers: list[tuple[str, str]] | None = None
+                  ) -> Response:
+    return Response(status, orjson.dumps(obj), JSON, headers or [])
+
+
+def error_response(error: AONodeError) -> Response:
+    status = status_of(error)
+    headers: list[tuple[str, str]] = []
+    if isinstance(error, Overloaded):
+        headers.append(("retry-after", str(error.retry_after)))
+    if isinstance(error, MethodNotAllowed) and error.allow:
+        headers.append(("allow", ", ".join(error.allow)))
+    if status == 503 and not headers:
+        headers.append(("retry-after", "1"))
+    return json_response({"error": {"code": error.code, "message": error.message}}, status,
+                         headers)
+
+
+def _int_param(request: Request, name: str) -> int | None:
+    raw = request.param(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadParameter(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _allow(request: Request, *methods: str) -> None:
+    if request.method not in methods:
+        raise MethodNotAllowed(
+            f"{request.method} is not allowed on {request.path}; use {' or '.join(methods)}",
+            allow=methods,
+        )
+
+
+class App:
+    """ASGI callable serving one :class:`Node`."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request = Request.from_scope(scope, receive, self.node.config.max_body)
+        try:
+            response = await self.route(request)
+        except AONodeError as exc:
+            response = error_response(exc)
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            response = json_response(
+                {"error": {"code": "internal-error", "message": "the node failed; see its log"}},
+                500,
+            )
+        headers = [(b"content-type", response.content_type.encode()),
+                   (b"content-length", str(len(response.body)).encode())]
+        headers += [(k.encode(), v.encode()) for k, v in response.headers]
+        await send({"type": "http.response.start", "status": response.status,
+                    "headers": headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            event = await receive()
+            if event["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif event["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- routing ---------------------------------------------------------
+
+    async def route(self, request: Request) -> Response:
+        parts = [p for p in request.path.split("/") if p]
+        if not parts:
+            return await self.root(request)
+        head, rest = parts[0], parts[1:]
+        if head.startswith("~"):
+            return await self.device(request, head[1:], rest, None)
+        pid, _, device = head.partition("~")
+        if ID_RE.match(pid):
+            return await self.device(request, device or "process@1.0", rest, pid)
+        if head in ("schedule",) and not rest:
+            return await self.device(request, "scheduler@1.0", ["schedule"], None)
+        raise NotFound(f"no route for {request.path}", code="no-such-route")
+
+    async def root(self, request: Request) -> Response:
+        _allow(request, "GET")
+        return json_response({"address": self.node.address, "version": "aonode"})
+
+    async def device(
+        self, request: Request, device: str, rest: list[str], pid: str | None
+    ) -> Response:
+        key = rest[0] if rest else ""
+        if device == "meta@1.0":
+            return await self.meta(request, rest)
+        if device == "message@1.0":
+            return await self.messages(request, rest)
+        if device in ("scheduler@1.0", "process@1.0"):
+            if key == "schedule":
+                if request.method == "POST":
+                    return await self.post_schedule(request, pid)
+                _allow(request, "GET", "POST")
+                return await self.get_schedule(request, pid or request.param("target"))
+            if key == "slot":
+                _allow(request, "GET")
+                return await self.get_slot(request, pid or request.param("target"), rest[1:])
+            if key == "status" and pid is None:
+                _allow(request, "GET")
+                return json_response(await self.node.status())
+        raise NotFound(f"no route for {request.path}", code="no-such-route")
+
+    # -- ~meta@1.0 -------------------------------------------------------
+
+    async def meta(self, request: Request, rest: list[str]) -> Response:
+        _allow(request, "GET")
+        if rest == ["info", "address"]:
+            return Response(200, self.node.address.encode(), "text/plain")
+        if rest in (["info"], []):
+            return json_response({"address": self.node.address,
+                                  "addresses": self.node.addresses})
+        raise NotFound(f"no route for {request.path}", code="no-such-route")
+
+    # -- ~message@1.0 ----------------------------------------------------
+
+    async def messages(self, request: Request, rest: list[str]) -> Response:
+        if rest == ["store"]:
+            _allow(request, "POST")
+            message = await read_message(request)
+            await self.node.store.put_message(message.record())
+            return json_response({"id": message.id})
+        if len(rest) == 1 and ID_RE.match(rest[0]):
+            _allow(request, "GET")
+            record = await self.node.store.get_message(rest[0])
+            if record is None:
+                raise NotFound(f"unknown message {rest[0]}", code="unknown-message")
+            item = ans104.parse(record.raw)
+            if "octet-stream" in request.headers.get("accept", ""):
+                return Response(200, item.data, "application/octet-stream")
+            return json_response(jsonform.to_json(item))
+        raise NotFound(f"no route for {request.path}", code="no-such-route")
+
+    # -- ~scheduler@1.0 --------------------------------------------------
+
+    async def post_schedule(self, request: Request, pid: str | None) -> Response:
+        message = await read_message(request)
+        path = message.keys.get("path") or "compute"
+        target = pid or request.param("target")
+        assignment = await self.node.schedule(message, path=path, query_target=target)
+        return json_response(assignment.to_json(),
+                             headers=[("process", assignment.header.process)])
+
+    async def get_schedule(self, request: Request, pid: str | None) -> Response:
+        if not pid:
+            raise BadParameter("which process? give /{pid}/schedule or ?target=PID",
+                               code="missing-target")
+        first = _int_param(request, "from") or 0
+        last = _int_param(request, "to")
+        limit = _int_param(request, "limit")
+        for name, value in (("from", first), ("to", last), ("limit", limit)):
+            if value is not None and value < 0:
+                raise BadParameter(f"{name} must not be negative, got {value}")
+        if first is not None and last is not None and last < first:
+            raise BadParameter(f"to ({last}) is below from ({first})")
+        page = await self.node.schedule_page(pid, first, last, limit)
+        block = self.node.timestamps.current()
+        accept = request.param("accept") or ""
+        if formats.AOS2 in accept:
+            return json_response(
+                formats.aos2_page(pid, page.assignments, continues=page.continues, block=block)
+            )
+        return json_response(
+            formats.page_json(pid, page.assignments, continues=page.continues,
+                              next_slot=page.next, block=block)
+        )
+
+    async def get_slot(self, request: Request, pid: str | None, rest: list[str]) -> Response:
+        if not pid:
+            raise BadParameter("which process? give /{pid}/slot or ?target=PID",
+                               code="missing-target")
+        info = await self.node.slot_info(pid)
+        if rest == ["current"]:
+            return Response(200, str(info["current"]).encode(), "text/plain")
+        if rest:
+            raise NotFound(f"no route for {request.path}", code="no-such-route")
+        return json_response(info)

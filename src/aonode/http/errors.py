@@ -1,0 +1,27 @@
+"""Errors → HTTP statuses, in one table, at the boundary only."""
+
+from __future__ import annotations
+
+from aonode import errors as e
+
+# Most specific first: the first class an error is an instance of wins.
+STATUS: tuple[tuple[type[e.AONodeError], int], ...] = (
+    (e.PayloadTooLarge, 413),
+    (e.UnsupportedMediaType, 415),
+    (e.InputError, 400),
+    (e.NotFound, 404),
+    (e.MethodNotAllowed, 405),
+    (e.Conflict, 409),
+    (e.Overloaded, 503),
+    (e.Expired, 503),
+    (e.StoreError, 500),
+    (e.SchedulerError, 500),
+    (e.ConfigError, 500),
+)
+
+
+def status_of(error: e.AONodeError) -> int:
+    for cls, status in STATUS:
+        if isinstance(error, cls):
+            return status
+    return 500

@@ -1,0 +1,83 @@
+"""Running the ASGI app on granian, embedded in the node's own event loop.
+
+granian's embed mode keeps one asyncio loop for HTTP handlers and scheduler
+actors (no cross-process hand-off on the request path) while its Rust I/O
+threads parse HTTP off the GIL; bench/limits.py measures the bare echo rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from collections.abc import Callable
+
+from granian.constants import Interfaces
+from granian.server.embed import Server
+
+from aonode.http.app import App
+from aonode.node import Node
+
+log = logging.getLogger("aonode.http")
+
+
+def free_port(host: str) -> int:
+    """A port that was free a moment ago (for ``--port 0``)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+async def serve(node: Node, *, on_ready: Callable[[str], None] | None = None,
+                stop: asyncio.Event | None = None) -> None:
+    """Serve ``node`` until ``stop`` is set (default: SIGTERM/SIGINT), then drain and close."""
+    config = node.config
+    port = config.port or free_port(config.host)
+    await node.start()
+    server = Server(
+        App(node),
+        address=config.host,
+        port=port,
+        interface=Interfaces.ASGI,
+        log_enabled=False,
+        backlog=1024,
+    )
+    if stop is None:  # a CLI run: the signals are ours
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    serving = asyncio.create_task(server.serve())
+    try:
+        if not await _wait_listening(config.host, port, serving):
+            await serving  # re-raises the bind error
+            return
+        if on_ready is not None:
+            on_ready(f"http://{config.host}:{port}")
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait({serving, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+    finally:
+        server.stop()
+        try:
+            await serving
+        except Exception:  # pragma: no cover
+            log.exception("http server ended with an error")
+        await node.stop()
+
+
+async def _wait_listening(host: str, port: int, serving: asyncio.Task[None]) -> bool:
+    """Wait until the listener accepts connections (granian gives no ready hook)."""
+    for _ in range(500):
+        if serving.done():
+            return False
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            await asyncio.sleep(0.01)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return True
+    return False

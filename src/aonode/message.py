@@ -1,0 +1,89 @@
+"""A signed AO message, as the scheduler sees it.
+
+A :class:`Message` wraps a verified wire item (today: an ANS-104 data item)
+and exposes its *committed* keys: everything a signature covers.  For ANS-104
+that is every tag, the target, the anchor and the data, so the committed view
+is the whole item; other codecs (RFC 9421) may cover fewer keys, and only
+committed keys ever reach an assignment.
+
+Keys are case-insensitive and reported in lowercase (tag ``Action`` is key
+``action``); when a tag name repeats, the first value is the key's value (the
+full ordered tag list stays available for formats that need it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aonode.codec import ans104
+from aonode.codec.b64 import b64url_encode
+from aonode.store.base import MessageRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """An immutable, signature-checked message with its committed keys."""
+
+    item: ans104.DataItem
+    keys: Mapping[str, str]
+
+    @classmethod
+    def from_item(cls, item: ans104.DataItem) -> Message:
+        keys: dict[str, str] = {}
+        for name, value in item.tags:
+            keys.setdefault(name.lower(), value)
+        if item.target:
+            keys.setdefault("target", b64url_encode(item.target))
+        if item.anchor:
+            keys.setdefault("anchor", b64url_encode(item.anchor))
+        return cls(item=item, keys=keys)
+
+    @classmethod
+    def from_record(cls, record: MessageRecord) -> Message:
+        """Rebuild from the store (already verified when it was accepted)."""
+        return cls.from_item(ans104.parse(record.raw))
+
+    @property
+    def id(self) -> str:
+        return self.item.id
+
+    @property
+    def id_bytes(self) -> bytes:
+        return self.item.id_bytes
+
+    @property
+    def signer(self) -> str:
+        """The committer's address (b64url(sha256(owner)))."""
+        return self.item.owner_address
+
+    @property
+    def target(self) -> str | None:
+        return b64url_encode(self.item.target) if self.item.target else None
+
+    @property
+    def is_process(self) -> bool:
+        return self.keys.get("type", "").lower() == "process"
+
+    def process_id(self, query_target: str | None = None) -> str | None:
+        """The process this message is for (API.md: self, else target, else query)."""
+        if self.is_process:
+            return self.id
+        return self.target or query_target or None
+
+    def schedulers(self) -> list[str]:
+        """Scheduler addresses named by ``scheduler`` (else ``scheduler-location``).
+
+        Quotes are dropped and the value is split on commas, as HyperBEAM
+        parses it, so ``"A","B"`` and ``A, B`` both name A and B.
+        """
+        raw = self.keys.get("scheduler") or self.keys.get("scheduler-location") or ""
+        parts = (p.strip() for p in raw.replace('"', "").split(","))
+        return [p.split("?", 1)[0] for p in parts if p]
+
+    def record(self) -> MessageRecord:
+        return MessageRecord(id=self.id, raw=self.item.raw, codec="ans104")
+
+    def committed(self) -> dict[str, str]:
+        """The committed (signed) keys; for ANS-104, every key of the item."""
+        return dict(self.keys)

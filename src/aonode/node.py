@@ -1,0 +1,235 @@
+"""The node: wallets, store, block-info source and scheduler registry, wired.
+
+Everything the HTTP layer and the CLI do goes through :class:`Node`, so the
+same behaviour is reachable (and tested) without HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from aonode import wallet as wallet_mod
+from aonode.config import NodeConfig
+from aonode.errors import BadParameter, InvalidMessage, NotFound, NotOurProcess
+from aonode.message import Message
+from aonode.scheduler.assignment import Assignment
+from aonode.scheduler.registry import Registry
+from aonode.scheduler.server import SchedulerServer, ServerOptions
+from aonode.scheduler.timestamp import TimestampSource, make_source
+from aonode.store import Store, open_store
+from aonode.wallet import Wallet
+
+log = logging.getLogger("aonode.node")
+
+VERSION = "0.1.0"
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulePage:
+    process: str
+    assignments: list[Assignment]
+    continues: bool
+    next: int | None
+
+
+def load_wallets(config: NodeConfig) -> list[Wallet]:
+    """The main wallet (generated on first start) first, then the extra ones."""
+    path = config.wallet_path
+    if path.exists():
+        main = wallet_mod.load(path)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        main = wallet_mod.generate("rsa")
+        wallet_mod.save(main, path)
+        log.info("generated wallet %s at %s", main.address, path)
+    wallets = [main]
+    for extra in config.wallets:
+        w = wallet_mod.load(extra)
+        if all(w.address != have.address for have in wallets):
+            wallets.append(w)
+    return wallets
+
+
+class Node:
+    """One aonode instance (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        wallets: list[Wallet] | None = None,
+        store: Store | None = None,
+        timestamps: TimestampSource | None = None,
+    ) -> None:
+        self.config = config.validated()
+        self.wallets = wallets if wallets is not None else load_wallets(config)
+        self.store = store if store is not None else open_store(config.store_url)
+        self.timestamps = timestamps if timestamps is not None else make_source(config.gateway)
+        self._signer = ThreadPoolExecutor(config.sign_threads, thread_name_prefix="aonode-sign")
+        self.registry = Registry(self._make_server)
+        self.started_at = time.time()
+
+    @property
+    def address(self) -> str:
+        return self.wallets[0].address
+
+    @property
+    def addresses(self) -> list[str]:
+        return [w.address for w in self.wallets]
+
+    async def start(self) -> None:
+        await self.store.open()
+        await self.timestamps.start()
+
+    async def stop(self) -> None:
+        """Drain every scheduler queue, then close the store."""
+        await self.registry.stop_all()
+        await self.timestamps.stop()
+        await self.store.close()
+        self._signer.shutdown(wait=True)
+
+    async def __aenter__(self) -> Node:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- scheduling ------------------------------------------------------
+
+    def commitment_wallets(self, process: Message) -> list[Wallet]:
+        named = process.schedulers()
+        return [w for w in self.wallets if w.address in named]
+
+    async def _make_server(self, process: Message) -> SchedulerServer:
+        wallets = self.commitment_wallets(process)
+        if not wallets:
+            raise NotOurProcess(
+                f"process {process.id} names scheduler(s) {process.schedulers()} "
+                f"and this node holds {self.addresses}"
+            )
+        return SchedulerServer(
+            process,
+            wallets=wallets,
+            store=self.store,
+            timestamps=self.timestamps,
+            options=ServerOptions(mode=self.config.mode, queue_size=self.config.queue_size),
+            signer=self._signer,
+        )
+
+    async def process_message(self, process_id: str) -> Message | None:
+        """The process definition (slot 0's body), from memory or the store."""
+        server = self.registry.find(process_id)
+        if server is not None:
+            return server.process
+        first = await self.store.slots(process_id, 0, 0, 1)
+        if not first:
+            return None
+        return Message.from_record(first[0].body)
+
+    async def schedule(
+        self, message: Message, *, path: str = "compute", query_target: str | None = None
+    ) -> Assignment:
+        """Give ``message`` a slot on its process's schedule (or its existing one)."""
+        pid = message.process_id(query_target)
+        if pid is None:
+            raise InvalidMessage(
+                "the message names no process: it is not Type: Process, has no target, "
+                "and no target query parameter was given",
+                code="missing-target",
+            )
+        if message.is_process:
+            if not message.schedulers():
+                raise InvalidMessage(
+                    "the process names no scheduler (tag Scheduler or Scheduler-Location)",
+                    code="missing-scheduler",
+                )
+            process: Message | None = message
+        else:
+            process = await self.process_message(pid)
+            if process is None:
+                raise NotFound(f"unknown process {pid}", code="unknown-process")
+        assert process is not None
+        if not self.commitment_wallets(process):
+            raise NotOurProcess(
+                f"process {pid} names scheduler(s) {', '.join(process.schedulers())}, "
+                f"none of which this node holds ({', '.join(self.addresses)})"
+            )
+        stored = await self.store.by_message(pid, message.id)
+        if stored is not None:
+            return Assignment.from_stored(stored)
+        server = await self.registry.find_or_start(process)
+        deadline = asyncio.get_running_loop().time() + self.config.abort_seconds
+        return await server.submit(message, path=path, deadline=deadline)
+
+    # -- reading ---------------------------------------------------------
+
+    async def require_process(self, process_id: str) -> Message:
+        process = await self.process_message(process_id)
+        if process is None:
+            raise NotFound(f"unknown process {process_id}", code="unknown-process")
+        return process
+
+    async def schedule_page(
+        self, process_id: str, first: int = 0, last: int | None = None, limit: int | None = None
+    ) -> SchedulePage:
+        await self.require_process(process_id)
+        if first < 0:
+            first = 0
+        cap = self.config.page_limit if limit is None else min(limit, self.config.page_limit)
+        if cap < 1:
+            raise BadParameter("limit must be at least 1")
+        if last is None:
+            latest = await self.store.latest(process_id)
+            last = latest.slot if latest is not None else -1
+        if last < first:
+            return SchedulePage(process_id, [], False, None)
+        rows = await self.store.slots(process_id, first, last, cap + 1)
+        continues = len(rows) > cap
+        rows = rows[:cap]
+        assignments = [Assignment.from_stored(r) for r in rows]
+        nxt = assignments[-1].slot + 1 if continues and assignments else None
+        return SchedulePage(process_id, assignments, continues, nxt)
+
+    async def slot_info(self, process_id: str) -> dict[str, Any]:
+        process = await self.require_process(process_id)
+        server = self.registry.find(process_id)
+        if server is not None:
+            current, chain = server.current, server.info()["hash_chain"]
+        else:
+            latest = await self.store.latest(process_id)
+            current = latest.slot if latest else -1
+            chain = latest.hash_chain if latest else ""
+        block = self.timestamps.current()
+        committers = [w.address for w in self.commitment_wallets(process)]
+        return {
+            "process": process_id,
+            "current": current,
+            "hash-chain": chain,
+            "timestamp": time.time_ns() // 1_000_000,
+            "block-height": block.height,
+            "block-hash": block.hash,
+            "addresses": committers,
+            "wallet-address": committers[0] if committers else self.address,
+        }
+
+    async def _known_processes(self) -> list[str]:
+        stored = await self.store.processes()
+        seen = set(stored)
+        return stored + [p for p in self.registry.processes() if p not in seen]
+
+    async def status(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "addresses": self.addresses,
+            "processes": await self._known_processes(),
+            "mode": self.config.mode.value,
+            "store": self.store.url,
+            "timestamp-source": self.timestamps.status(),
+            "version": VERSION,
+        }

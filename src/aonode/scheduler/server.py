@@ -1,0 +1,318 @@
+"""The scheduler server: one asyncio actor per AO process.
+
+It is the deliberate bottleneck that makes slots gap-free: only the actor
+task ever reads or advances ``current`` and ``hash_chain``.  Work is split in
+two stages so that slow RSA signatures do not serialise the schedule:
+
+1. the **actor** takes requests in arrival order, drops those past their
+   abort time, answers re-posts of a known message with its existing
+   assignment, and fixes slot, hash chain and timestamps; it hands signing to
+   a thread pool (RSA) or signs inline (ed25519), then queues the entry;
+2. the **committer** takes entries in slot order, awaits each signature and
+   calls ``store.append`` without awaiting the previous append, so many
+   assignments share one group commit while the store applies them in order.
+
+Clients are answered per mode: ``aggressive`` once signed, and
+``local_confirmation`` once the store made the assignment durable.  If an
+append fails the server stops assigning, lets every in-flight entry settle
+(the store's gap guard fails the later ones), and resumes from the latest
+stored slot: the schedule never has a gap, at the cost of failing the
+requests that were in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+from aonode.codec.b64 import b64url_decode, b64url_encode
+from aonode.config import Mode
+from aonode.errors import Expired, Overloaded, SchedulerError, StoreError
+from aonode.message import Message
+from aonode.scheduler.assignment import Assignment, Header, commit
+from aonode.scheduler.hashchain import next_link
+from aonode.scheduler.timestamp import TimestampSource
+from aonode.store.base import Store
+from aonode.wallet import RSAWallet, Wallet
+
+log = logging.getLogger("aonode.scheduler")
+
+_RECENT = 8192  # message ids remembered for re-post detection while not yet durable
+_INFLIGHT = 8192  # assigned-but-not-durable entries allowed before the actor waits
+
+
+@dataclass(frozen=True, slots=True)
+class ServerOptions:
+    mode: Mode = Mode.LOCAL_CONFIRMATION
+    queue_size: int = 1024
+
+
+@dataclass(slots=True)
+class _Request:
+    message: Message
+    path: str
+    deadline: float
+    reply: asyncio.Future[Assignment]
+
+
+@dataclass(slots=True)
+class _Entry:
+    header: Header
+    body: Message
+    signed: asyncio.Future[Assignment]
+    durable: asyncio.Future[Assignment] = field(default_factory=asyncio.Future)
+
+
+def _relay(source: asyncio.Future[Assignment], target: asyncio.Future[Assignment]) -> None:
+    """Complete ``target`` like ``source`` (unless the caller gave up on it)."""
+
+    def done(fut: asyncio.Future[Assignment]) -> None:
+        if target.done():
+            return
+        if fut.cancelled():
+            target.cancel()
+        elif (exc := fut.exception()) is not None:
+            target.set_exception(exc)
+        else:
+            target.set_result(fut.result())
+
+    source.add_done_callback(done)
+
+
+class SchedulerServer:
+    """Assigns slots for one process; see the module docstring."""
+
+    def __init__(
+        self,
+        process: Message,
+        *,
+        wallets: Sequence[Wallet],
+        store: Store,
+        timestamps: TimestampSource,
+        options: ServerOptions,
+        signer: Executor | None = None,
+    ) -> None:
+        if not wallets:
+            raise SchedulerError("a scheduler server needs at least one commitment wallet")
+        self.process = process
+        self.id = process.id
+        self.wallets = tuple(wallets)
+        self._store = store
+        self._timestamps = timestamps
+        self.options = options
+        self._signer = signer if any(isinstance(w, RSAWallet) for w in wallets) else None
+        self.current = -1
+        self._chain = b""
+        self._last_ts = 0
+        self._queue: asyncio.Queue[_Request | None] = asyncio.Queue(options.queue_size)
+        self._pipeline: asyncio.Queue[_Entry | None] = asyncio.Queue(1024)
+        self._recent: OrderedDict[str, _Entry] = OrderedDict()
+        self._inflight = asyncio.Semaphore(_INFLIGHT)
+        self._pending = 0
+        self._settled = asyncio.Event()
+        self._settled.set()
+        self._broken = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._appends: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self.assigned = 0
+
+    # -- lifecycle -------------------------------------------------------
+
+    async def start(self) -> None:
+        """Resume from the latest stored assignment, then start the actor."""
+        await self._resume()
+        self._tasks = [
+            asyncio.create_task(self._actor(), name=f"scheduler:{self.id}"),
+            asyncio.create_task(self._committer(), name=f"committer:{self.id}"),
+        ]
+
+    async def stop(self) -> None:
+        """Assign what is queued, wait until it is durable, then end."""
+        if self._stopping:
+            return
+        self._stopping = True
+        await self._queue.put(None)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._appends:
+            await asyncio.gather(*self._appends, return_exceptions=True)
+
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks) and not all(t.done() for t in self._tasks)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "current": self.current,
+            "hash_chain": b64url_encode(self._chain),
+            "wallets": [w.address for w in self.wallets],
+            "mode": self.options.mode.value,
+            "queue": self._queue.qsize(),
+            "inflight": self._pending,
+            "running": self.running,
+        }
+
+    # -- requests --------------------------------------------------------
+
+    def submit(self, message: Message, *, path: str, deadline: float) -> asyncio.Future[Assignment]:
+        """Queue ``message``; the future completes when the mode says so.
+
+        Raises :class:`Overloaded` at once when the queue is full, so the
+        caller can answer 503 instead of waiting.
+        """
+        if self._stopping:
+            raise Overloaded("the scheduler for this process is stopping", retry_after=1)
+        reply: asyncio.Future[Assignment] = asyncio.get_running_loop().create_future()
+        try:
+            self._queue.put_nowait(_Request(message, path, deadline, reply))
+        except asyncio.QueueFull:
+            raise Overloaded(
+                f"the queue of process {self.id} is full ({self.options.queue_size})",
+                retry_after=1,
+            ) from None
+        return reply
+
+    async def schedule(
+        self, message: Message, *, path: str = "compute", deadline: float | None = None
+    ) -> Assignment:
+        """Assign ``message`` and return its assignment (per the server's mode)."""
+        if deadline is None:
+            deadline = asyncio.get_running_loop().time() + 10.0
+        return await self.submit(message, path=path, deadline=deadline)
+
+    # -- the actor -------------------------------------------------------
+
+    async def _actor(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while (req := await self._queue.get()) is not None:
+                if req.reply.done():  # the caller went away: never assign it
+                    continue
+                if loop.time() > req.deadline:
+                    req.reply.set_exception(
+                        Expired("the request waited past its abort time and was not assigned")
+                    )
+                    continue
+                try:
+                    await self._assign(req)
+                except Exception as exc:  # keep serving; the request gets the error
+                    log.exception("assignment failed for process %s", self.id)
+                    if not req.reply.done():
+                        req.reply.set_exception(exc)
+        finally:
+            await self._pipeline.put(None)
+
+    async def _assign(self, req: _Request) -> None:
+        if self._broken:
+            await self._recover()
+        known = self._recent.get(req.message.id)
+        if known is not None and not (known.durable.done() and known.durable.exception()):
+            self._answer(req.reply, known)
+            return
+        await self._inflight.acquire()
+        slot = self.current + 1
+        link = next_link(self._chain, req.message.id_bytes)
+        block = self._timestamps.current()
+        now = max(time.time_ns() // 1_000_000, self._last_ts)
+        header = Header(
+            process=self.id,
+            slot=slot,
+            block_height=block.height,
+            block_hash=block.hash,
+            block_timestamp=block.timestamp,
+            timestamp=now,
+            hash_chain=b64url_encode(link),
+            path=req.path,
+            message=req.message.id,
+        )
+        signed = self._sign(header, req.message)
+        self.current, self._chain, self._last_ts = slot, link, now
+        self.assigned += 1
+        entry = _Entry(header=header, body=req.message, signed=signed)
+        self._recent[req.message.id] = entry
+        if len(self._recent) > _RECENT:
+            self._recent.popitem(last=False)
+        self._pending += 1
+        self._settled.clear()
+        entry.durable.add_done_callback(self._on_settled)
+        self._answer(req.reply, entry)
+        await self._pipeline.put(entry)
+
+    def _sign(self, header: Header, body: Message) -> asyncio.Future[Assignment]:
+        loop = asyncio.get_running_loop()
+        wallets = self.wallets
+        if self._signer is None:
+            fut: asyncio.Future[Assignment] = loop.create_future()
+            try:
+                fut.set_result(Assignment(header, commit(header, wallets), body))
+            except Exception as exc:
+                fut.set_exception(exc)
+            return fut
+
+        def work() -> Assignment:
+            return Assignment(header, commit(header, wallets), body)
+
+        return asyncio.wrap_future(self._signer.submit(work), loop=loop)
+
+    def _answer(self, reply: asyncio.Future[Assignment], entry: _Entry) -> None:
+        source = entry.signed if self.options.mode is Mode.AGGRESSIVE else entry.durable
+        _relay(source, reply)
+
+    def _on_settled(self, fut: asyncio.Future[Assignment]) -> None:
+        self._inflight.release()
+        self._pending -= 1
+        if not fut.cancelled() and fut.exception() is not None:
+            self._broken = True
+        if self._pending == 0:
+            self._settled.set()
+
+    async def _recover(self) -> None:
+        """After a failed write: let in-flight work settle, resume from the store."""
+        await self._settled.wait()
+        for key in [k for k, e in self._recent.items() if e.durable.exception() is not None]:
+            del self._recent[key]
+        await self._resume()
+        self._broken = False
+        log.warning("scheduler for %s resumed at slot %d after a failed write", self.id,
+                    self.current)
+
+    async def _resume(self) -> None:
+        latest = await self._store.latest(self.id)
+        if latest is None:
+            self.current, self._chain = -1, b""
+        else:
+            self.current, self._chain = latest.slot, b64url_decode(latest.hash_chain)
+
+    # -- the committer ---------------------------------------------------
+
+    async def _committer(self) -> None:
+        loop = asyncio.get_running_loop()
+        while (entry := await self._pipeline.get()) is not None:
+            try:
+                assignment = await entry.signed
+            except Exception as exc:
+                log.error("signing slot %d of %s failed: %s", entry.header.slot, self.id, exc)
+                entry.durable.set_exception(exc)
+                continue
+            task = loop.create_task(self._append(entry, assignment))
+            self._appends.add(task)
+            task.add_done_callback(self._appends.discard)
+
+    async def _append(self, entry: _Entry, assignment: Assignment) -> None:
+        try:
+            await self._store.append(assignment.record(), entry.body.record())
+        except StoreError as exc:
+            log.error("storing slot %d of %s failed: %s", entry.header.slot, self.id, exc)
+            entry.durable.set_exception(exc)
+        except Exception as exc:
+            log.exception("storing slot %d of %s failed", entry.header.slot, self.id)
+            entry.durable.set_exception(StoreError(f"store failed: {exc}"))
+        else:
+            entry.durable.set_result(assignment)
