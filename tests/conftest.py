@@ -39,22 +39,45 @@ def user_wallet() -> Wallet:
     return wallet_mod.generate("ed25519")
 
 
-def sign_process(signer: Wallet, scheduler: str | Sequence[str], *, data: bytes = b"1984",
-                 extra: Sequence[tuple[str, str]] = ()) -> Message:
+def sign_process(
+    signer: Wallet,
+    scheduler: str | Sequence[str],
+    *,
+    data: bytes = b"1984",
+    extra: Sequence[tuple[str, str]] = (),
+) -> Message:
     schedulers = scheduler if isinstance(scheduler, str) else ",".join(scheduler)
-    tags = [("Data-Protocol", "ao"), ("Variant", "ao.N.1"), ("Type", "Process"),
-            ("Device", "process@1.0"), ("Scheduler-Device", "scheduler@1.0"),
-            ("Scheduler", schedulers), *extra]
+    tags = [
+        ("Data-Protocol", "ao"),
+        ("Variant", "ao.N.1"),
+        ("Type", "Process"),
+        ("Device", "process@1.0"),
+        ("Scheduler-Device", "scheduler@1.0"),
+        ("Scheduler", schedulers),
+        *extra,
+    ]
     return Message.from_item(ans104.sign(signer, data=data, tags=tags))
 
 
-def sign_message(signer: Wallet, process: str, *, data: bytes = b"", action: str = "Test",
-                 extra: Sequence[tuple[str, str]] = (), anchor: bytes | None = None) -> Message:
+def sign_message(
+    signer: Wallet,
+    process: str,
+    *,
+    data: bytes = b"",
+    action: str = "Test",
+    extra: Sequence[tuple[str, str]] = (),
+    anchor: bytes | None = None,
+) -> Message:
     """A signed message; a random anchor (as aoconnect sets) keeps ids unique."""
     if anchor is None:
         anchor = os.urandom(32)
-    tags = [("Data-Protocol", "ao"), ("Variant", "ao.N.1"), ("Type", "Message"),
-            ("Action", action), *extra]
+    tags = [
+        ("Data-Protocol", "ao"),
+        ("Variant", "ao.N.1"),
+        ("Type", "Message"),
+        ("Action", action),
+        *extra,
+    ]
     return Message.from_item(
         ans104.sign(signer, data=data, tags=tags, target=b64url_decode(process), anchor=anchor)
     )
@@ -68,12 +91,16 @@ async def make_node(tmp_path: Path, ed_wallet: Wallet) -> AsyncIterator[NodeFact
     """Start nodes on real SQLite files; every node is stopped at the end."""
     nodes: list[Node] = []
 
-    async def factory(*, mode: Mode = Mode.LOCAL_CONFIRMATION, wallets: list[Wallet] | None = None,
-                      db: Path | None = None, **changes: object) -> Node:
+    async def factory(
+        *,
+        mode: Mode = Mode.LOCAL_CONFIRMATION,
+        wallets: list[Wallet] | None = None,
+        db: Path | None = None,
+        **changes: object,
+    ) -> Node:
         config = replace(NodeConfig(data_dir=tmp_path, mode=mode), **changes)  # type: ignore[arg-type]
         store = SQLiteStore(db or tmp_path / "aonode.sqlite3")
-        node = Node(config, wallets=wallets or [ed_wallet], store=store,
-                    timestamps=OfflineSource())
+        node = Node(config, wallets=wallets or [ed_wallet], store=store, timestamps=OfflineSource())
         await node.start()
         nodes.append(node)
         return node
@@ -86,8 +113,14 @@ async def make_node(tmp_path: Path, ed_wallet: Wallet) -> AsyncIterator[NodeFact
 class LiveNode:
     """A node served over real HTTP on 127.0.0.1, in the test's event loop."""
 
-    def __init__(self, node: Node, url: str, client: httpx.AsyncClient, task: asyncio.Task[None],
-                 stop: asyncio.Event) -> None:
+    def __init__(
+        self,
+        node: Node,
+        url: str,
+        client: httpx.AsyncClient,
+        task: asyncio.Task[None],
+        stop: asyncio.Event,
+    ) -> None:
         self.node, self.url, self.client, self._task, self._stop = node, url, client, task, stop
 
     async def close(self) -> None:
@@ -97,15 +130,25 @@ class LiveNode:
 
 
 @pytest.fixture
-async def live(tmp_path: Path, ed_wallet: Wallet) -> AsyncIterator[Callable[..., Awaitable[LiveNode]]]:
+async def live(
+    tmp_path: Path, ed_wallet: Wallet
+) -> AsyncIterator[Callable[..., Awaitable[LiveNode]]]:
     started: list[LiveNode] = []
 
-    async def factory(*, mode: Mode = Mode.LOCAL_CONFIRMATION, wallets: list[Wallet] | None = None,
-                      **changes: object) -> LiveNode:
+    async def factory(
+        *,
+        mode: Mode = Mode.LOCAL_CONFIRMATION,
+        wallets: list[Wallet] | None = None,
+        **changes: object,
+    ) -> LiveNode:
         port = free_port("127.0.0.1")
         config = replace(NodeConfig(data_dir=tmp_path, port=port, mode=mode), **changes)  # type: ignore[arg-type]
-        node = Node(config, wallets=wallets or [ed_wallet],
-                    store=SQLiteStore(tmp_path / "aonode.sqlite3"), timestamps=OfflineSource())
+        node = Node(
+            config,
+            wallets=wallets or [ed_wallet],
+            store=SQLiteStore(tmp_path / "aonode.sqlite3"),
+            timestamps=OfflineSource(),
+        )
         ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         stop = asyncio.Event()
         task = asyncio.create_task(serve(node, on_ready=ready.set_result, stop=stop))

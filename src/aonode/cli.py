@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -35,15 +34,45 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to listen on [env AONODE_HOST; default 127.0.0.1]")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (0: any free port) [env AONODE_PORT; default 8734]")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="Holds the store and wallet.json [env AONODE_DATA_DIR; default ./.aonode]")] = None,
-    wallet: Annotated[list[Path] | None, typer.Option(help="Extra scheduler wallet (JWK); repeatable [env AONODE_WALLET]")] = None,
-    mode: Annotated[str | None, typer.Option(help="aggressive | local_confirmation | remote_confirmation [env AONODE_MODE]")] = None,
-    max_body: Annotated[str | None, typer.Option(help="Request body limit, e.g. 10MiB [env AONODE_MAX_BODY]")] = None,
-    store: Annotated[str | None, typer.Option(help="sqlite:///path (default: in the data dir) [env AONODE_STORE]")] = None,
-    gateway: Annotated[str | None, typer.Option(help="Arweave gateway URL for block info; none = offline [env AONODE_GATEWAY]")] = None,
-    abort_seconds: Annotated[float | None, typer.Option(help="A request not assigned within this time is dropped [default 10]")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [env AONODE_HOST; default 127.0.0.1]")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port (0: any free port) [env AONODE_PORT; default 8734]")
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Holds the store and wallet.json [env AONODE_DATA_DIR; default ./.aonode]"
+        ),
+    ] = None,
+    wallet: Annotated[
+        list[Path] | None,
+        typer.Option(help="Extra scheduler wallet (JWK); repeatable [env AONODE_WALLET]"),
+    ] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            help="aggressive | local_confirmation | remote_confirmation [env AONODE_MODE]"
+        ),
+    ] = None,
+    max_body: Annotated[
+        str | None, typer.Option(help="Request body limit, e.g. 10MiB [env AONODE_MAX_BODY]")
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(help="sqlite:///path (default: in the data dir) [env AONODE_STORE]"),
+    ] = None,
+    gateway: Annotated[
+        str | None,
+        typer.Option(
+            help="Arweave gateway URL for block info; none = offline [env AONODE_GATEWAY]"
+        ),
+    ] = None,
+    abort_seconds: Annotated[
+        float | None,
+        typer.Option(help="A request not assigned within this time is dropped [default 10]"),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="Log level (quiet by default)")] = "warning",
 ) -> None:
     """Run a node until SIGTERM/SIGINT; prints one ready line with URL and address."""
@@ -57,9 +86,14 @@ def serve(
     try:
         config = from_env(NodeConfig())
         changes: dict[str, Any] = {}
-        for name, value in (("host", host), ("port", port), ("data_dir", data_dir),
-                            ("store", store), ("gateway", gateway),
-                            ("abort_seconds", abort_seconds)):
+        for name, value in (
+            ("host", host),
+            ("port", port),
+            ("data_dir", data_dir),
+            ("store", store),
+            ("gateway", gateway),
+            ("abort_seconds", abort_seconds),
+        ):
             if value is not None:
                 changes[name] = value
         if wallet:
@@ -112,12 +146,18 @@ def wallet_show(path: Annotated[Path, typer.Argument(help="A JWK wallet file")])
 @app.command()
 def schedule(
     process: Annotated[str | None, typer.Argument(help="Process id (omit with --spawn)")] = None,
-    wallet: Annotated[Path, typer.Option(help="Wallet that signs the message")] = Path(".aonode/wallet.json"),
+    wallet: Annotated[Path, typer.Option(help="Wallet that signs the message")] = Path(
+        ".aonode/wallet.json"
+    ),
     url: Annotated[str, typer.Option(help="Node URL")] = "http://127.0.0.1:8734",
     data: Annotated[str, typer.Option(help="Message data")] = "",
     tag: Annotated[list[str] | None, typer.Option(help="Tag K=V; repeatable")] = None,
-    spawn: Annotated[bool, typer.Option(help="Create a process (Type: Process) on the node")] = False,
-    scheduler: Annotated[str | None, typer.Option(help="Scheduler address for --spawn (default: the node's)")] = None,
+    spawn: Annotated[
+        bool, typer.Option(help="Create a process (Type: Process) on the node")
+    ] = False,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Scheduler address for --spawn (default: the node's)")
+    ] = None,
 ) -> None:
     """Sign a message with a wallet and post it to a node's schedule."""
     from aonode.codec import ans104
@@ -137,9 +177,14 @@ def schedule(
         target = b""
         if spawn:
             sched = scheduler or client.get("/~meta@1.0/info/address").text.strip()
-            base = [("Data-Protocol", "ao"), ("Variant", "ao.N.1"), ("Type", "Process"),
-                    ("Device", "process@1.0"), ("Scheduler-Device", "scheduler@1.0"),
-                    ("Scheduler", sched)]
+            base = [
+                ("Data-Protocol", "ao"),
+                ("Variant", "ao.N.1"),
+                ("Type", "Process"),
+                ("Device", "process@1.0"),
+                ("Scheduler-Device", "scheduler@1.0"),
+                ("Scheduler", sched),
+            ]
             names = {n.lower() for n, _ in tags}
             tags = [t for t in base if t[0].lower() not in names] + tags
         else:
@@ -154,8 +199,9 @@ def schedule(
             tags = [t for t in base if t[0].lower() not in names] + tags
         item = ans104.sign(w, data=data.encode(), tags=tags, target=target)
         path = "/~scheduler@1.0/schedule"
-        response = client.post(path, content=item.raw,
-                               headers={"content-type": "application/ans104"})
+        response = client.post(
+            path, content=item.raw, headers={"content-type": "application/ans104"}
+        )
     typer.echo(response.text)
     if response.status_code >= 400:
         raise typer.Exit(1)
@@ -201,4 +247,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    os._exit(main())
+    sys.exit(main())

@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 from aonode.errors import ConfigError
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     """When a client is told that its message is scheduled."""
 
     AGGRESSIVE = "aggressive"
@@ -87,14 +87,23 @@ def parse_mode(value: str) -> Mode:
 def parse_size(value: str) -> int:
     """``10MiB``, ``512k``, ``1048576`` → bytes."""
     text = value.strip().lower().replace(" ", "")
-    units = {"kib": 1024, "kb": 1000, "k": 1024, "mib": 1024**2, "mb": 1000**2, "m": 1024**2,
-             "gib": 1024**3, "gb": 1000**3, "g": 1024**3, "b": 1}
-    for unit, factor in units.items():
+    units = {
+        "kib": 1024,
+        "kb": 1000,
+        "k": 1024,
+        "mib": 1024**2,
+        "mb": 1000**2,
+        "m": 1024**2,
+        "gib": 1024**3,
+        "gb": 1000**3,
+        "g": 1024**3,
+        "b": 1,
+    }
+    number, factor = text, 1
+    for unit, scale in units.items():
         if text.endswith(unit):
-            number = text[: -len(unit)]
+            number, factor = text[: -len(unit)], scale
             break
-    else:
-        number, factor = text, 1
     try:
         return int(float(number) * factor)
     except ValueError:

@@ -8,6 +8,7 @@ and stops at the first break with the slot and the reason.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -110,7 +111,7 @@ async def verify_schedule(source: str, process: str) -> tuple[Problem | None, in
     else:
         stream = _from_dir(Path(source), process, total)
     previous, slot = b"", 0
-    with Progress(transient=True, disable=None) as progress:
+    with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task("verifying", total=None)
         try:
             async for a in stream:
@@ -126,7 +127,8 @@ async def verify_schedule(source: str, process: str) -> tuple[Problem | None, in
         except httpx.HTTPError as exc:
             raise ConfigError(f"cannot read the schedule from {source}: {exc}") from exc
     if total and slot != total[0]:
-        return (slot, f"schedule ends at slot {slot - 1}, but the node reports "
-                      f"current {total[0] - 1}"), slot
+        return (
+            slot,
+            f"schedule ends at slot {slot - 1}, but the node reports current {total[0] - 1}",
+        ), slot
     return None, slot
-

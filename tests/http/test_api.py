@@ -38,9 +38,11 @@ async def test_schedule_read_back_and_formats(live: Live, user_wallet: Wallet) -
     for i in range(5):
         m = sign_message(user_wallet, pid, data=f"m{i}".encode())
         if i % 2:  # the JSON data-item form is accepted as well as binary
-            r = await ln.client.post(f"/{pid}~process@1.0/schedule",
-                                     content=orjson.dumps(jsonform.to_json(m.item)),
-                                     headers={"content-type": "application/json"})
+            r = await ln.client.post(
+                f"/{pid}~process@1.0/schedule",
+                content=orjson.dumps(jsonform.to_json(m.item)),
+                headers={"content-type": "application/json"},
+            )
         else:
             r = await ln.client.post(f"/{pid}/schedule", content=m.item.raw, headers=ANS)
         assert r.status_code == 200, r.text
@@ -56,16 +58,16 @@ async def test_schedule_read_back_and_formats(live: Live, user_wallet: Wallet) -
     links = [(a["slot"], a["message"], a["hash-chain"]) for a in page["assignments"]]
     assert verify_chain(links) is None
 
-    r = await ln.client.get("/~scheduler@1.0/schedule",
-                            params={"target": pid, "from": 2, "to": 4})
+    r = await ln.client.get("/~scheduler@1.0/schedule", params={"target": pid, "from": 2, "to": 4})
     assert [a["slot"] for a in r.json()["assignments"]] == [2, 3, 4]
     r = await ln.client.get(f"/{pid}/schedule", params={"from": 1, "limit": 2})
     body = r.json()
     assert [a["slot"] for a in body["assignments"]] == [1, 2]
     assert body["continues"] is True and body["next"] == 3
 
-    r = await ln.client.get("/~scheduler@1.0/schedule",
-                            params={"target": pid, "accept": "application/aos-2"})
+    r = await ln.client.get(
+        "/~scheduler@1.0/schedule", params={"target": pid, "accept": "application/aos-2"}
+    )
     aos = r.json()
     assert aos["page_info"]["process"] == pid and aos["page_info"]["has_next_page"] is False
     assert [e["cursor"] for e in aos["edges"]] == list(range(6))
@@ -98,10 +100,8 @@ async def test_spawn_via_process_device_and_repost(live: Live, user_wallet: Wall
     r = await ln.client.post("/~process@1.0/schedule", content=proc.item.raw, headers=ANS)
     assert r.status_code == 200 and r.json()["process"] == proc.id
     m = sign_message(user_wallet, proc.id)
-    first = (await ln.client.post(f"/{proc.id}/schedule", content=m.item.raw,
-                                  headers=ANS)).json()
-    again = (await ln.client.post(f"/{proc.id}/schedule", content=m.item.raw,
-                                  headers=ANS)).json()
+    first = (await ln.client.post(f"/{proc.id}/schedule", content=m.item.raw, headers=ANS)).json()
+    again = (await ln.client.post(f"/{proc.id}/schedule", content=m.item.raw, headers=ANS)).json()
     assert first["slot"] == again["slot"] == 1
     assert first["id"] == again["id"]
 
@@ -113,8 +113,7 @@ async def test_message_store_and_fetch(live: Live, user_wallet: Wallet) -> None:
     assert r.json() == {"id": m.id}
     r = await ln.client.get(f"/~message@1.0/{m.id}")
     assert r.json()["signature"] == b64url_encode(m.item.signature)
-    r = await ln.client.get(f"/~message@1.0/{m.id}",
-                            headers={"accept": "application/octet-stream"})
+    r = await ln.client.get(f"/~message@1.0/{m.id}", headers={"accept": "application/octet-stream"})
     assert r.content == b"module source"
     r = await ln.client.get(f"/~message@1.0/{b64url_encode(os.urandom(32))}")
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown-message"
@@ -146,70 +145,185 @@ async def test_bad_input_table(live: Live, user_wallet: Wallet, rsa_wallet: Wall
 
     cases: list[tuple[str, str, str, dict[str, Any], int, str]] = [
         # (name, method, path, request kwargs, status, error code)
-        ("truncated item", "POST", sched, {"content": raw[:100], "headers": ANS}, 400,
-         "invalid-message"),
-        ("truncated data", "POST", sched, {"content": raw[:-3], "headers": ANS}, 400,
-         "invalid-signature"),
-        ("bad signature", "POST", sched, {"content": _tamper(raw, 10), "headers": ANS}, 400,
-         "invalid-signature"),
-        ("tampered data", "POST", sched, {"content": _tamper(raw, len(raw) - 1),
-                                          "headers": ANS}, 400, "invalid-signature"),
-        ("unknown signature type", "POST", sched, {"content": unknown_sig, "headers": ANS},
-         400, "unsupported-signature-type"),
-        ("wrong content type", "POST", sched,
-         {"content": raw, "headers": {"content-type": "text/plain"}}, 415,
-         "unsupported-media-type"),
+        (
+            "truncated item",
+            "POST",
+            sched,
+            {"content": raw[:100], "headers": ANS},
+            400,
+            "invalid-message",
+        ),
+        (
+            "truncated data",
+            "POST",
+            sched,
+            {"content": raw[:-3], "headers": ANS},
+            400,
+            "invalid-signature",
+        ),
+        (
+            "bad signature",
+            "POST",
+            sched,
+            {"content": _tamper(raw, 10), "headers": ANS},
+            400,
+            "invalid-signature",
+        ),
+        (
+            "tampered data",
+            "POST",
+            sched,
+            {"content": _tamper(raw, len(raw) - 1), "headers": ANS},
+            400,
+            "invalid-signature",
+        ),
+        (
+            "unknown signature type",
+            "POST",
+            sched,
+            {"content": unknown_sig, "headers": ANS},
+            400,
+            "unsupported-signature-type",
+        ),
+        (
+            "wrong content type",
+            "POST",
+            sched,
+            {"content": raw, "headers": {"content-type": "text/plain"}},
+            415,
+            "unsupported-media-type",
+        ),
         ("no content type", "POST", sched, {"content": raw}, 415, "unsupported-media-type"),
-        ("form content type", "POST", sched,
-         {"content": b"a=b", "headers": {"content-type": "application/x-www-form-urlencoded"}},
-         415, "unsupported-media-type"),
-        ("JSON garbage", "POST", sched,
-         {"content": b"{not json", "headers": {"content-type": "application/json"}}, 400,
-         "invalid-json"),
-        ("JSON not an item", "POST", sched,
-         {"content": b'{"foo": 1}', "headers": {"content-type": "application/json"}}, 400,
-         "invalid-message"),
-        ("JSON array", "POST", sched,
-         {"content": b"[1,2]", "headers": {"content-type": "application/json"}}, 400,
-         "invalid-message"),
-        ("JSON tampered tag", "POST", sched,
-         {"content": orjson.dumps(bad_sig_json), "headers": {"content-type": "application/json"}},
-         400, "invalid-signature"),
-        ("JSON bad base64", "POST", sched,
-         {"content": orjson.dumps(dict(good_json, signature="***")),
-          "headers": {"content-type": "application/json"}}, 400, "invalid-message"),
-        ("oversized body", "POST", sched, {"content": b"\x01" * (65 * 1024), "headers": ANS},
-         413, "payload-too-large"),
+        (
+            "form content type",
+            "POST",
+            sched,
+            {"content": b"a=b", "headers": {"content-type": "application/x-www-form-urlencoded"}},
+            415,
+            "unsupported-media-type",
+        ),
+        (
+            "JSON garbage",
+            "POST",
+            sched,
+            {"content": b"{not json", "headers": {"content-type": "application/json"}},
+            400,
+            "invalid-json",
+        ),
+        (
+            "JSON not an item",
+            "POST",
+            sched,
+            {"content": b'{"foo": 1}', "headers": {"content-type": "application/json"}},
+            400,
+            "invalid-message",
+        ),
+        (
+            "JSON array",
+            "POST",
+            sched,
+            {"content": b"[1,2]", "headers": {"content-type": "application/json"}},
+            400,
+            "invalid-message",
+        ),
+        (
+            "JSON tampered tag",
+            "POST",
+            sched,
+            {
+                "content": orjson.dumps(bad_sig_json),
+                "headers": {"content-type": "application/json"},
+            },
+            400,
+            "invalid-signature",
+        ),
+        (
+            "JSON bad base64",
+            "POST",
+            sched,
+            {
+                "content": orjson.dumps(dict(good_json, signature="***")),
+                "headers": {"content-type": "application/json"},
+            },
+            400,
+            "invalid-message",
+        ),
+        (
+            "oversized body",
+            "POST",
+            sched,
+            {"content": b"\x01" * (65 * 1024), "headers": ANS},
+            413,
+            "payload-too-large",
+        ),
         ("empty body", "POST", sched, {"content": b"", "headers": ANS}, 400, "missing-body"),
-        ("missing target", "POST", "/~scheduler@1.0/schedule",
-         {"content": untargeted.raw, "headers": ANS}, 400, "missing-target"),
-        ("unknown process", "POST", "/~scheduler@1.0/schedule",
-         {"content": ghost.item.raw, "headers": ANS}, 404, "unknown-process"),
-        ("process naming another scheduler", "POST", "/~scheduler@1.0/schedule",
-         {"content": foreign.item.raw, "headers": ANS}, 409, "not-our-process"),
-        ("process naming no scheduler", "POST", "/~scheduler@1.0/schedule",
-         {"content": no_sched.raw, "headers": ANS}, 400, "missing-scheduler"),
+        (
+            "missing target",
+            "POST",
+            "/~scheduler@1.0/schedule",
+            {"content": untargeted.raw, "headers": ANS},
+            400,
+            "missing-target",
+        ),
+        (
+            "unknown process",
+            "POST",
+            "/~scheduler@1.0/schedule",
+            {"content": ghost.item.raw, "headers": ANS},
+            404,
+            "unknown-process",
+        ),
+        (
+            "process naming another scheduler",
+            "POST",
+            "/~scheduler@1.0/schedule",
+            {"content": foreign.item.raw, "headers": ANS},
+            409,
+            "not-our-process",
+        ),
+        (
+            "process naming no scheduler",
+            "POST",
+            "/~scheduler@1.0/schedule",
+            {"content": no_sched.raw, "headers": ANS},
+            400,
+            "missing-scheduler",
+        ),
         ("wrong method on schedule", "DELETE", sched, {}, 405, "method-not-allowed"),
-        ("wrong method on slot", "POST", f"/{pid}/slot", {"content": raw, "headers": ANS}, 405,
-         "method-not-allowed"),
-        ("wrong method on status", "PUT", "/~scheduler@1.0/status", {}, 405,
-         "method-not-allowed"),
+        (
+            "wrong method on slot",
+            "POST",
+            f"/{pid}/slot",
+            {"content": raw, "headers": ANS},
+            405,
+            "method-not-allowed",
+        ),
+        ("wrong method on status", "PUT", "/~scheduler@1.0/status", {}, 405, "method-not-allowed"),
         ("negative from", "GET", sched, {"params": {"from": "-1"}}, 400, "bad-parameter"),
         ("non-numeric from", "GET", sched, {"params": {"from": "abc"}}, 400, "bad-parameter"),
         ("non-numeric to", "GET", sched, {"params": {"to": "1.5"}}, 400, "bad-parameter"),
         ("negative to", "GET", sched, {"params": {"to": "-3"}}, 400, "bad-parameter"),
-        ("to below from", "GET", sched, {"params": {"from": "3", "to": "1"}}, 400,
-         "bad-parameter"),
+        ("to below from", "GET", sched, {"params": {"from": "3", "to": "1"}}, 400, "bad-parameter"),
         ("zero limit", "GET", sched, {"params": {"limit": "0"}}, 400, "bad-parameter"),
-        ("schedule without target", "GET", "/~scheduler@1.0/schedule", {}, 400,
-         "missing-target"),
-        ("schedule of unknown process", "GET", f"/{ghost.item.id}/schedule", {}, 404,
-         "unknown-process"),
-        ("slot of unknown process", "GET", f"/{ghost.item.id}/slot", {}, 404,
-         "unknown-process"),
+        ("schedule without target", "GET", "/~scheduler@1.0/schedule", {}, 400, "missing-target"),
+        (
+            "schedule of unknown process",
+            "GET",
+            f"/{ghost.item.id}/schedule",
+            {},
+            404,
+            "unknown-process",
+        ),
+        ("slot of unknown process", "GET", f"/{ghost.item.id}/slot", {}, 404, "unknown-process"),
         ("unknown route", "GET", "/nothing/here", {}, 404, "no-such-route"),
-        ("store garbage", "POST", "/~message@1.0/store",
-         {"content": b"\x01\x00garbage", "headers": ANS}, 400, "invalid-message"),
+        (
+            "store garbage",
+            "POST",
+            "/~message@1.0/store",
+            {"content": b"\x01\x00garbage", "headers": ANS},
+            400,
+            "invalid-message",
+        ),
     ]
     assert len(cases) >= 20
     before = (await ln.client.get(sched)).json()
@@ -235,8 +349,10 @@ async def test_declared_oversize_is_refused_before_reading(live: Live) -> None:
 
     host, port = ln.url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(b"POST /~scheduler@1.0/schedule HTTP/1.1\r\nHost: x\r\n"
-                 b"Content-Type: application/ans104\r\nContent-Length: 999999999\r\n\r\n")
+    writer.write(
+        b"POST /~scheduler@1.0/schedule HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/ans104\r\nContent-Length: 999999999\r\n\r\n"
+    )
     await writer.drain()
     head = await reader.readuntil(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413")

@@ -42,8 +42,19 @@ async def test_process_gets_slot_0_and_message_slot_1(
     )
     assert doc["body"]["signature"]  # the body is the signed message itself
     assert doc["message"] == msg.id and doc["process"] == proc.id
-    for key in ("type", "data-protocol", "variant", "epoch", "block-height", "block-hash",
-                "block-timestamp", "timestamp", "path", "commitments", "id"):
+    for key in (
+        "type",
+        "data-protocol",
+        "variant",
+        "epoch",
+        "block-height",
+        "block-hash",
+        "block-timestamp",
+        "timestamp",
+        "path",
+        "commitments",
+        "id",
+    ):
         assert key in doc
     assert doc["type"] == "Assignment" and doc["variant"] == "ao.N.1" and doc["epoch"] == "0"
 
@@ -54,8 +65,10 @@ async def test_five_messages_aggressive_get_sequential_slots(
     node = await make_node(mode=Mode.AGGRESSIVE)
     proc = sign_process(user_wallet, node.address)
     server = await node.registry.find_or_start(proc)
-    slots = [(await server.schedule(sign_message(user_wallet, proc.id, data=b"test"))).slot
-             for _ in range(5)]
+    slots = [
+        (await server.schedule(sign_message(user_wallet, proc.id, data=b"test"))).slot
+        for _ in range(5)
+    ]
     assert slots == [0, 1, 2, 3, 4]
 
 
@@ -119,8 +132,9 @@ async def test_resume_from_latest_after_restart(
     more = sign_message(user_wallet, proc.id, data=b"after")
     a = await again.schedule(more)
     assert a.slot == 5
-    assert a.header.hash_chain == b64url_encode(next_link(b64url_decode(chain_before),
-                                                          more.id_bytes))
+    assert a.header.hash_chain == b64url_encode(
+        next_link(b64url_decode(chain_before), more.id_bytes)
+    )
     page = await again.schedule_page(proc.id)
     links = [(x.slot, x.header.message, x.header.hash_chain) for x in page.assignments]
     assert verify_chain(links) is None
@@ -200,22 +214,35 @@ async def test_message_for_unknown_process_is_404(
         await node.schedule(sign_message(user_wallet, ghost.id))
 
 
-async def test_full_queue_answers_overloaded(tmp_path, ed_wallet: Wallet, user_wallet: Wallet
-                                             ) -> None:
+async def test_full_queue_answers_overloaded(
+    tmp_path, ed_wallet: Wallet, user_wallet: Wallet
+) -> None:
     store = SQLiteStore(tmp_path / "q.sqlite3")
     await store.open()
     proc = sign_process(user_wallet, ed_wallet.address)
-    server = SchedulerServer(proc, wallets=[ed_wallet], store=store, timestamps=OfflineSource(),
-                             options=ServerOptions(mode=Mode.LOCAL_CONFIRMATION, queue_size=2))
+    server = SchedulerServer(
+        proc,
+        wallets=[ed_wallet],
+        store=store,
+        timestamps=OfflineSource(),
+        options=ServerOptions(mode=Mode.LOCAL_CONFIRMATION, queue_size=2),
+    )
     await server.start()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 60
     # the actor has not run yet (no await since start), so the queue fills
-    futures = [server.submit(sign_message(user_wallet, proc.id, data=str(i).encode()),
-                             path="compute", deadline=deadline) for i in range(2)]
+    futures = [
+        server.submit(
+            sign_message(user_wallet, proc.id, data=str(i).encode()),
+            path="compute",
+            deadline=deadline,
+        )
+        for i in range(2)
+    ]
     with pytest.raises(Overloaded):
-        server.submit(sign_message(user_wallet, proc.id, data=b"x"), path="compute",
-                      deadline=deadline)
+        server.submit(
+            sign_message(user_wallet, proc.id, data=b"x"), path="compute", deadline=deadline
+        )
     assert [(await f).slot for f in futures] == [0, 1]
     await server.stop()
     await store.close()

@@ -39,8 +39,9 @@ class Response:
     headers: list[tuple[str, str]] = field(default_factory=list)
 
 
-def json_response(obj: Any, status: int = 200, headers: list[tuple[str, str]] | None = None
-                  ) -> Response:
+def json_response(
+    obj: Any, status: int = 200, headers: list[tuple[str, str]] | None = None
+) -> Response:
     return Response(status, orjson.dumps(obj), JSON, headers or [])
 
 
@@ -53,8 +54,7 @@ def error_response(error: AONodeError) -> Response:
         headers.append(("allow", ", ".join(error.allow)))
     if status == 503 and not headers:
         headers.append(("retry-after", "1"))
-    return json_response({"error": {"code": error.code, "message": error.message}}, status,
-                         headers)
+    return json_response({"error": {"code": error.code, "message": error.message}}, status, headers)
 
 
 def _int_param(request: Request, name: str) -> int | None:
@@ -98,11 +98,12 @@ class App:
                 {"error": {"code": "internal-error", "message": "the node failed; see its log"}},
                 500,
             )
-        headers = [(b"content-type", response.content_type.encode()),
-                   (b"content-length", str(len(response.body)).encode())]
+        headers = [
+            (b"content-type", response.content_type.encode()),
+            (b"content-length", str(len(response.body)).encode()),
+        ]
         headers += [(k.encode(), v.encode()) for k, v in response.headers]
-        await send({"type": "http.response.start", "status": response.status,
-                    "headers": headers})
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": response.body})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -163,8 +164,7 @@ class App:
         if rest == ["info", "address"]:
             return Response(200, self.node.address.encode(), "text/plain")
         if rest in (["info"], []):
-            return json_response({"address": self.node.address,
-                                  "addresses": self.node.addresses})
+            return json_response({"address": self.node.address, "addresses": self.node.addresses})
         raise NotFound(f"no route for {request.path}", code="no-such-route")
 
     # -- ~message@1.0 ----------------------------------------------------
@@ -193,13 +193,13 @@ class App:
         path = message.keys.get("path") or "compute"
         target = pid or request.param("target")
         assignment = await self.node.schedule(message, path=path, query_target=target)
-        return json_response(assignment.to_json(),
-                             headers=[("process", assignment.header.process)])
+        return json_response(assignment.to_json(), headers=[("process", assignment.header.process)])
 
     async def get_schedule(self, request: Request, pid: str | None) -> Response:
         if not pid:
-            raise BadParameter("which process? give /{pid}/schedule or ?target=PID",
-                               code="missing-target")
+            raise BadParameter(
+                "which process? give /{pid}/schedule or ?target=PID", code="missing-target"
+            )
         first = _int_param(request, "from") or 0
         last = _int_param(request, "to")
         limit = _int_param(request, "limit")
@@ -216,14 +216,16 @@ class App:
                 formats.aos2_page(pid, page.assignments, continues=page.continues, block=block)
             )
         return json_response(
-            formats.page_json(pid, page.assignments, continues=page.continues,
-                              next_slot=page.next, block=block)
+            formats.page_json(
+                pid, page.assignments, continues=page.continues, next_slot=page.next, block=block
+            )
         )
 
     async def get_slot(self, request: Request, pid: str | None, rest: list[str]) -> Response:
         if not pid:
-            raise BadParameter("which process? give /{pid}/slot or ?target=PID",
-                               code="missing-target")
+            raise BadParameter(
+                "which process? give /{pid}/slot or ?target=PID", code="missing-target"
+            )
         info = await self.node.slot_info(pid)
         if rest == ["current"]:
             return Response(200, str(info["current"]).encode(), "text/plain")

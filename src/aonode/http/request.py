@@ -94,8 +94,9 @@ async def read_message(request: Request, *, binary_default: bool = False) -> Mes
     """
     body = await request.body()
     if not body:
-        raise InvalidMessage("the request has no body; expected a signed message",
-                             code="missing-body")
+        raise InvalidMessage(
+            "the request has no body; expected a signed message", code="missing-body"
+        )
     ctype = request.content_type
     codec = request.headers.get("codec-device", "").lower()
     if ctype == "application/json" and not codec.startswith("ans104"):

@@ -29,8 +29,9 @@ def free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
-async def serve(node: Node, *, on_ready: Callable[[str], None] | None = None,
-                stop: asyncio.Event | None = None) -> None:
+async def serve(
+    node: Node, *, on_ready: Callable[[str], None] | None = None, stop: asyncio.Event | None = None
+) -> None:
     """Serve ``node`` until ``stop`` is set (default: SIGTERM/SIGINT), then drain and close."""
     config = node.config
     port = config.port or free_port(config.host)
@@ -59,7 +60,7 @@ async def serve(node: Node, *, on_ready: Callable[[str], None] | None = None,
         await asyncio.wait({serving, stopper}, return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
     finally:
-        server.stop()
+        server.stop()  # type: ignore[no-untyped-call]
         try:
             await serving
         except Exception:  # pragma: no cover

@@ -26,8 +26,7 @@ def verify_chain(links: Iterable[tuple[int, str, str]]) -> tuple[int, str] | Non
     first break, so ``aonode verify`` can name it.
     """
     previous = b""
-    expected_slot = 0
-    for slot, message_id, chain in links:
+    for expected_slot, (slot, message_id, chain) in enumerate(links):
         if slot != expected_slot:
             return slot, f"expected slot {expected_slot}, found slot {slot}"
         try:
@@ -37,5 +36,4 @@ def verify_chain(links: Iterable[tuple[int, str, str]]) -> tuple[int, str] | Non
         if b64url_encode(link) != chain:
             return slot, "hash-chain does not equal sha256(previous ‖ message id)"
         previous = link
-        expected_slot += 1
     return None

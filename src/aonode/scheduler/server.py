@@ -280,8 +280,9 @@ class SchedulerServer:
             del self._recent[key]
         await self._resume()
         self._broken = False
-        log.warning("scheduler for %s resumed at slot %d after a failed write", self.id,
-                    self.current)
+        log.warning(
+            "scheduler for %s resumed at slot %d after a failed write", self.id, self.current
+        )
 
     async def _resume(self) -> None:
         latest = await self._store.latest(self.id)

@@ -1,0 +1,472 @@
+"""ANS-104 data items: the signed envelope of every AO message and assignment.
+
+Wire form (integers little-endian)::
+
+    signature type   2 bytes        1 = Arweave RSA-4096 PSS, 2 = ed25519
+    signature        512 | 64
+    owner            512 | 32       RSA modulus n / ed25519 public key
+    target           1 presence byte (0/1) [+ 32 bytes]
+    anchor           1 presence byte (0/1) [+ 32 bytes]
+    number of tags   8 bytes
+    tag bytes        8 bytes
+    tags             Avro array of {name: bytes, value: bytes} records
+    data             the rest
+
+The signed message is Arweave's deep hash (SHA-384) of
+``["dataitem", "1", "<signature type>", owner, target, anchor, raw tag bytes,
+data]``; the id is ``sha256(signature)``.
+
+The parser is strict because its input comes straight from the network: every
+length, presence byte, Avro long and the block terminator is checked, and no
+byte may be left over inside the tags field.  It accepts every valid Avro
+array encoding (negative block counts with a size, several blocks), since the
+signature covers the raw tag bytes whatever their layout.  ``sign`` and
+``build`` always write the canonical layout that arbundles and HyperBEAM
+write: no tags is an empty field, otherwise one block and the terminator.
+
+Signing is on the node's hot path (every assignment is a data item signed by
+the node), so the deep hash of the fixed head of the list (the constants and
+the owner) is computed once per signer, not once per item.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import TYPE_CHECKING, TypeAlias
+
+from aonode.codec.b64 import b64url_encode
+from aonode.errors import InvalidMessage, InvalidSignature, UnsupportedSignature
+from aonode.wallet import address_of
+from aonode.wallet import verify as verify_signature
+
+if TYPE_CHECKING:
+    from aonode.wallet import Wallet
+
+__all__ = [
+    "MAX_TAGS",
+    "MAX_TAG_NAME_BYTES",
+    "MAX_TAG_VALUE_BYTES",
+    "SIGNATURE_LENGTHS",
+    "DataItem",
+    "build",
+    "deep_hash",
+    "encode_tags",
+    "parse",
+    "parse_verified",
+    "sign",
+]
+
+MAX_TAGS = 128
+MAX_TAG_NAME_BYTES = 1024
+MAX_TAG_VALUE_BYTES = 3072
+
+SIGNATURE_LENGTHS: dict[int, tuple[int, int]] = {1: (512, 512), 2: (64, 32)}
+"""Signature type -> (signature length, owner length), for the types we verify."""
+
+_OPTIONAL_LENGTH = 32
+_MAX_LONG_BYTES = 10  # a 64-bit Avro long never needs more
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class DataItem:
+    """A parsed or freshly signed data item.  Make it with :func:`parse` or :func:`sign`.
+
+    ``raw`` is the exact wire form and the only field equality looks at: the
+    other fields are views of it, and the signature covers it.
+    """
+
+    signature_type: int = field(compare=False)
+    signature: bytes = field(compare=False)
+    owner: bytes = field(compare=False)
+    target: bytes = field(compare=False)
+    anchor: bytes = field(compare=False)
+    tags: tuple[tuple[str, str], ...] = field(compare=False)
+    data: bytes = field(compare=False)
+    raw: bytes
+
+    @property
+    def id_bytes(self) -> bytes:
+        return hashlib.sha256(self.signature).digest()
+
+    @property
+    def id(self) -> str:
+        return b64url_encode(hashlib.sha256(self.signature).digest())
+
+    @property
+    def owner_address(self) -> str:
+        return address_of(self.owner)
+
+    def signature_data(self) -> bytes:
+        """The 48-byte deep hash the owner signed (over the raw tag bytes, as sent)."""
+        start = _tags_header_offset(self)
+        size = int.from_bytes(self.raw[start + 8 : start + 16], "little")
+        tag_bytes = self.raw[start + 16 : start + 16 + size]
+        return _signature_data(
+            self.signature_type, self.owner, self.target, self.anchor, tag_bytes, self.data
+        )
+
+    def verify(self) -> bool:
+        return verify_signature(
+            self.signature_type, self.owner, self.signature_data(), self.signature
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"DataItem(id={self.id!r}, signature_type={self.signature_type}, "
+            f"owner_address={self.owner_address!r}, tags={len(self.tags)}, "
+            f"data={len(self.data)} bytes)"
+        )
+
+
+def parse(raw: bytes) -> DataItem:
+    """Parse the binary form strictly; does not check the signature (see :func:`parse_verified`).
+
+    Raises ``UnsupportedSignature`` for a signature type other than 1 or 2 and
+    ``InvalidMessage`` for anything malformed.
+    """
+    raw = bytes(raw)
+    if len(raw) < 2:
+        raise InvalidMessage(f"data item is {len(raw)} bytes: too short for the signature type")
+    signature_type = int.from_bytes(raw[:2], "little")
+    lengths = SIGNATURE_LENGTHS.get(signature_type)
+    if lengths is None:
+        raise UnsupportedSignature(
+            f"signature type {signature_type} is not supported (1 = Arweave RSA-4096, 2 = ed25519)"
+        )
+    signature_length, owner_length = lengths
+    pos = 2
+    signature, pos = _take(raw, pos, signature_length, "signature")
+    owner, pos = _take(raw, pos, owner_length, "owner")
+    target, pos = _take_optional(raw, pos, "target")
+    anchor, pos = _take_optional(raw, pos, "anchor")
+    header, pos = _take(raw, pos, 16, "tag count and tag bytes length")
+    count = int.from_bytes(header[:8], "little")
+    size = int.from_bytes(header[8:], "little")
+    if count > MAX_TAGS:
+        raise InvalidMessage(f"data item declares {count} tags; at most {MAX_TAGS} are allowed")
+    if size > len(raw) - pos:
+        raise InvalidMessage(
+            f"tags field of {size} bytes at offset {pos} runs past the end of the "
+            f"data item ({len(raw) - pos} bytes left)"
+        )
+    tags = _decode_tags(raw[pos : pos + size], count)
+    return DataItem(
+        signature_type=signature_type,
+        signature=signature,
+        owner=owner,
+        target=target,
+        anchor=anchor,
+        tags=tags,
+        data=raw[pos + size :],
+        raw=raw,
+    )
+
+
+def parse_verified(raw: bytes) -> DataItem:
+    """Parse, then raise ``InvalidSignature`` unless the owner's signature verifies."""
+    item = parse(raw)
+    if not item.verify():
+        raise InvalidSignature(f"data item {item.id}: signature does not verify for its owner")
+    return item
+
+
+def sign(
+    wallet: Wallet,
+    *,
+    data: bytes = b"",
+    tags: Sequence[tuple[str, str]] = (),
+    target: bytes = b"",
+    anchor: bytes = b"",
+) -> DataItem:
+    """Build and sign a data item with ``wallet``.
+
+    Raises ``InvalidMessage`` for a target or anchor that is neither empty nor
+    32 bytes and for tags over the ANS-104 limits, so that nothing signed here
+    is refused by :func:`parse`.
+    """
+    _check_optional(target, "target")
+    _check_optional(anchor, "anchor")
+    tag_tuple = tuple((name, value) for name, value in tags)
+    tag_bytes = encode_tags(tag_tuple)
+    signature_type = wallet.signature_type
+    owner = wallet.owner
+    message = _signature_data(signature_type, owner, target, anchor, tag_bytes, data)
+    signature = wallet.sign(message)
+    raw = _assemble(
+        signature_type, signature, owner, target, anchor, len(tag_tuple), tag_bytes, data
+    )
+    return DataItem(
+        signature_type=signature_type,
+        signature=signature,
+        owner=owner,
+        target=target,
+        anchor=anchor,
+        tags=tag_tuple,
+        data=data,
+        raw=raw,
+    )
+
+
+def build(
+    signature_type: int,
+    signature: bytes,
+    owner: bytes,
+    target: bytes,
+    anchor: bytes,
+    tags: Sequence[tuple[str, str]],
+    data: bytes,
+) -> bytes:
+    """The canonical wire form of an (already signed) item given field by field.
+
+    Raises ``UnsupportedSignature`` or ``InvalidMessage`` for field lengths
+    the signature type does not allow.
+    """
+    lengths = SIGNATURE_LENGTHS.get(signature_type)
+    if lengths is None:
+        raise UnsupportedSignature(
+            f"signature type {signature_type} is not supported (1 = Arweave RSA-4096, 2 = ed25519)"
+        )
+    for name, value, expected in (
+        ("signature", signature, lengths[0]),
+        ("owner", owner, lengths[1]),
+    ):
+        if len(value) != expected:
+            raise InvalidMessage(
+                f"{name} must be {expected} bytes for signature type {signature_type}, "
+                f"not {len(value)}"
+            )
+    _check_optional(target, "target")
+    _check_optional(anchor, "anchor")
+    tag_list = list(tags)
+    tag_bytes = encode_tags(tag_list)
+    return _assemble(
+        signature_type, signature, owner, target, anchor, len(tag_list), tag_bytes, data
+    )
+
+
+def encode_tags(tags: Sequence[tuple[str, str]]) -> bytes:
+    """Canonical Avro encoding of the tags, as arbundles and HyperBEAM write it."""
+    if not tags:
+        return b""
+    if len(tags) > MAX_TAGS:
+        raise InvalidMessage(f"{len(tags)} tags; at most {MAX_TAGS} are allowed")
+    parts = [_ZIGZAG[len(tags)]]
+    append = parts.append
+    for index, (name, value) in enumerate(tags):
+        try:
+            name_bytes = name.encode("utf-8")
+            value_bytes = value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidMessage(f"tag {index} is not encodable as UTF-8: {exc}") from None
+        if len(name_bytes) > MAX_TAG_NAME_BYTES:
+            raise InvalidMessage(
+                f"tag {index} name is {len(name_bytes)} bytes; at most {MAX_TAG_NAME_BYTES}"
+            )
+        if len(value_bytes) > MAX_TAG_VALUE_BYTES:
+            raise InvalidMessage(
+                f"tag {index} value is {len(value_bytes)} bytes; at most {MAX_TAG_VALUE_BYTES}"
+            )
+        append(_ZIGZAG[len(name_bytes)])
+        append(name_bytes)
+        append(_ZIGZAG[len(value_bytes)])
+        append(value_bytes)
+    append(b"\x00")
+    return b"".join(parts)
+
+
+DeepHashChunk: TypeAlias = "bytes | Sequence[DeepHashChunk]"
+
+
+def deep_hash(chunk: DeepHashChunk) -> bytes:
+    """Arweave's deep hash (SHA-384) of a blob or a nested list of blobs."""
+    if isinstance(chunk, bytes | bytearray | memoryview):
+        return _blob_hash(bytes(chunk))
+    acc = _sha384(b"list%d" % len(chunk))
+    for item in chunk:
+        acc = _sha384(acc + deep_hash(item))
+    return acc
+
+
+# -- internals ---------------------------------------------------------------
+
+
+def _sha384(b: bytes) -> bytes:
+    return hashlib.sha384(b).digest()
+
+
+def _blob_hash(b: bytes) -> bytes:
+    return _sha384(_sha384(b"blob%d" % len(b)) + _sha384(b))
+
+
+def _encode_long(n: int) -> bytes:
+    z = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while True:
+        byte = z & 0x7F
+        z >>= 7
+        if z:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+# Every length encode_tags writes is at most MAX_TAG_VALUE_BYTES.
+_ZIGZAG = tuple(_encode_long(n) for n in range(MAX_TAG_VALUE_BYTES + 1))
+_EMPTY_BLOB = _blob_hash(b"")
+
+
+@lru_cache(maxsize=64)
+def _head_hash(signature_type: int, owner: bytes) -> bytes:
+    # Deep-hash accumulator after the first four of the eight list elements.
+    acc = _sha384(b"list8")
+    for chunk in (b"dataitem", b"1", str(signature_type).encode("ascii"), owner):
+        acc = _sha384(acc + _blob_hash(chunk))
+    return acc
+
+
+def _signature_data(
+    signature_type: int,
+    owner: bytes,
+    target: bytes,
+    anchor: bytes,
+    tag_bytes: bytes,
+    data: bytes,
+) -> bytes:
+    acc = _head_hash(signature_type, owner)
+    for chunk in (target, anchor, tag_bytes, data):
+        acc = _sha384(acc + (_blob_hash(chunk) if chunk else _EMPTY_BLOB))
+    return acc
+
+
+def _assemble(
+    signature_type: int,
+    signature: bytes,
+    owner: bytes,
+    target: bytes,
+    anchor: bytes,
+    tag_count: int,
+    tag_bytes: bytes,
+    data: bytes,
+) -> bytes:
+    return b"".join(
+        (
+            signature_type.to_bytes(2, "little"),
+            signature,
+            owner,
+            b"\x01" + target if target else b"\x00",
+            b"\x01" + anchor if anchor else b"\x00",
+            tag_count.to_bytes(8, "little"),
+            len(tag_bytes).to_bytes(8, "little"),
+            tag_bytes,
+            data,
+        )
+    )
+
+
+def _tags_header_offset(item: DataItem) -> int:
+    return 4 + len(item.signature) + len(item.owner) + len(item.target) + len(item.anchor)
+
+
+def _check_optional(value: bytes, name: str) -> None:
+    if len(value) not in (0, _OPTIONAL_LENGTH):
+        raise InvalidMessage(f"{name} must be empty or 32 bytes, not {len(value)}")
+
+
+def _take(raw: bytes, pos: int, length: int, what: str) -> tuple[bytes, int]:
+    end = pos + length
+    if end > len(raw):
+        raise InvalidMessage(
+            f"data item is truncated: {what} needs {length} bytes at offset {pos}, "
+            f"only {len(raw) - pos} left"
+        )
+    return raw[pos:end], end
+
+
+def _take_optional(raw: bytes, pos: int, what: str) -> tuple[bytes, int]:
+    presence, pos = _take(raw, pos, 1, f"{what} presence byte")
+    if presence == b"\x00":
+        return b"", pos
+    if presence != b"\x01":
+        raise InvalidMessage(
+            f"{what} presence byte at offset {pos - 1} is {presence[0]}; it must be 0 or 1"
+        )
+    return _take(raw, pos, _OPTIONAL_LENGTH, what)
+
+
+def _decode_tags(region: bytes, count: int) -> tuple[tuple[str, str], ...]:
+    if not region:
+        if count:
+            raise InvalidMessage(f"data item declares {count} tags but its tags field is empty")
+        return ()
+    tags: list[tuple[str, str]] = []
+    pos = 0
+    while True:
+        block, pos = _read_long(region, pos, "tag block count")
+        if block == 0:
+            break
+        block_size = None
+        if block < 0:
+            block = -block
+            block_size, pos = _read_long(region, pos, "tag block size")
+            if block_size < 0:
+                raise InvalidMessage(f"tag block size is negative ({block_size})")
+        if len(tags) + block > count:
+            raise InvalidMessage(
+                f"tags field holds more tags than the {count} the data item declares"
+            )
+        block_start = pos
+        for _ in range(block):
+            index = len(tags)
+            name, pos = _read_string(region, pos, index, "name", MAX_TAG_NAME_BYTES)
+            value, pos = _read_string(region, pos, index, "value", MAX_TAG_VALUE_BYTES)
+            tags.append((name, value))
+        if block_size is not None and pos - block_start != block_size:
+            raise InvalidMessage(
+                f"tag block declares {block_size} bytes but holds {pos - block_start}"
+            )
+    if pos != len(region):
+        raise InvalidMessage(
+            f"tags field has {len(region) - pos} bytes after the Avro array terminator"
+        )
+    if len(tags) != count:
+        raise InvalidMessage(
+            f"data item declares {count} tags but its tags field holds {len(tags)}"
+        )
+    return tuple(tags)
+
+
+def _read_long(region: bytes, pos: int, what: str) -> tuple[int, int]:
+    z = 0
+    shift = 0
+    for i in range(_MAX_LONG_BYTES):
+        if pos + i >= len(region):
+            raise InvalidMessage(f"tags field is truncated inside the {what} (Avro long)")
+        byte = region[pos + i]
+        z |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            if z >= 1 << 64:
+                break
+            return (z >> 1) ^ -(z & 1), pos + i + 1
+    raise InvalidMessage(f"{what} in the tags field is not a valid 64-bit Avro long")
+
+
+def _read_string(region: bytes, pos: int, index: int, part: str, limit: int) -> tuple[str, int]:
+    length, pos = _read_long(region, pos, f"tag {index} {part} length")
+    if length < 0:
+        raise InvalidMessage(f"tag {index} {part} has a negative length ({length})")
+    if length > limit:
+        raise InvalidMessage(f"tag {index} {part} is {length} bytes; at most {limit}")
+    end = pos + length
+    if end > len(region):
+        raise InvalidMessage(
+            f"tag {index} {part} of {length} bytes runs past the end of the tags field"
+        )
+    try:
+        return region[pos:end].decode("utf-8"), end
+    except UnicodeDecodeError:
+        raise InvalidMessage(f"tag {index} {part} is not valid UTF-8") from None
