@@ -96,8 +96,14 @@ class LoadResult:
 class _Run:
     """State shared by the connections of one run: the next body to send, and the tallies."""
 
-    def __init__(self, requests: list[bytes], keep_bodies: bool, head_only: bool) -> None:
+    def __init__(
+        self, requests: list[bytes], keep_bodies: bool, head_only: bool, rate: float | None = None
+    ) -> None:
         self.requests = requests
+        # Open-loop pacing: request i is due at t0 + i / rate, and its latency counts from
+        # when it was due (no coordinated omission); ``None`` sends as fast as answers come.
+        self.interval = 1.0 / rate if rate else 0.0
+        self.t0 = 0.0
         self.head_only = head_only  # a HEAD response announces a length but sends no body
         self.next = 0
         self.statuses: dict[int, int] = {}
@@ -165,6 +171,11 @@ async def _connection(
                 stream = await asyncio.open_connection(host, port)
             reader, writer = stream
             sent_at = perf_counter()
+            if run.interval:
+                due = run.t0 + i * run.interval
+                if due > sent_at:
+                    await asyncio.sleep(due - sent_at)
+                sent_at = due
             writer.write(requests[i])
             if writer.transport.get_write_buffer_size() > 65536:
                 await writer.drain()
@@ -219,6 +230,7 @@ async def run_load(
     method: str = "POST",
     keep_bodies: bool = False,
     give_up_after: float | None = None,
+    rate: float | None = None,
 ) -> LoadResult:
     """Send each body once over ``concurrency`` keep-alive connections; time the whole run.
 
@@ -228,12 +240,12 @@ async def run_load(
     errors.
     """
     host, port, requests = build_requests(url, bodies, headers, method)
-    run = _Run(requests, keep_bodies, head_only=method == "HEAD")
+    run = _Run(requests, keep_bodies, head_only=method == "HEAD", rate=rate)
     streams = [
         await asyncio.open_connection(host, port) for _ in range(min(concurrency, len(requests)))
     ]
     cpu0 = _cpu_seconds()
-    t0 = time.perf_counter()
+    t0 = run.t0 = time.perf_counter()
     workers = [asyncio.ensure_future(_connection(run, host, port, s)) for s in streams]
     if workers:
         _, pending = await asyncio.wait(workers, timeout=give_up_after)
@@ -290,6 +302,7 @@ async def run_load_in_subprocess(
     method: str = "POST",
     keep_bodies: bool = False,
     cpu: int | None = None,
+    rate: float | None = None,
 ) -> LoadResult:
     """``run_load`` in a child process, so the measured server keeps its loop and GIL.
 
@@ -298,6 +311,8 @@ async def run_load_in_subprocess(
     """
     with tempfile.TemporaryDirectory(prefix="loadgen-") as tmp:
         args = _child_args(tmp, url, bodies, concurrency, headers, method, keep_bodies, cpu)
+        if rate:
+            args += ["--rate", str(rate)]
         proc = await asyncio.create_subprocess_exec(*args, stdout=subprocess.DEVNULL)
         rc = await proc.wait()
         return _child_result(tmp, rc)
@@ -312,10 +327,13 @@ def run_load_in_subprocess_sync(
     method: str = "POST",
     keep_bodies: bool = False,
     cpu: int | None = None,
+    rate: float | None = None,
 ) -> LoadResult:
     """Blocking twin of :func:`run_load_in_subprocess`, for callers without an event loop."""
     with tempfile.TemporaryDirectory(prefix="loadgen-") as tmp:
         args = _child_args(tmp, url, bodies, concurrency, headers, method, keep_bodies, cpu)
+        if rate:
+            args += ["--rate", str(rate)]
         rc = subprocess.run(args, stdout=subprocess.DEVNULL, check=False).returncode
         return _child_result(tmp, rc)
 
@@ -421,6 +439,7 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--keep-bodies", action="store_true")
     p.add_argument("--result-file", help="write the result (a pickled dict) here")
     p.add_argument("--cpu", type=int, help="pin this process to one CPU")
+    p.add_argument("--rate", type=float, help="open loop: this many requests per second")
     p.add_argument("--timeout", type=float, help="give up after this many seconds")
     p.add_argument("--serve-trivial", type=int, metavar="PORT", help="run the trivial server")
     return p.parse_args(argv)
@@ -457,6 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             method=args.method,
             keep_bodies=args.keep_bodies,
             give_up_after=args.timeout,
+            rate=args.rate,
         )
     )
     if args.result_file:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -111,9 +112,19 @@ def serve(
         print(f"aonode listening on {url} address={node.address}", flush=True)
 
     try:
-        asyncio.run(run(node, on_ready=ready))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(run(node, on_ready=ready))
     except OSError as exc:
         raise _fail(f"cannot listen on {config.host}:{config.port}: {exc}", 2) from None
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed: cheaper cross-thread wake-ups for granian and the store."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return None
+    return uvloop.new_event_loop
 
 
 @wallet_app.command("new")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from aonode.scheduler.registry import Registry
 from aonode.scheduler.server import SchedulerServer, ServerOptions
 from aonode.scheduler.timestamp import TimestampSource, make_source
 from aonode.store import Store, open_store
+from aonode.verifier import Verifier
 from aonode.wallet import Wallet
 
 log = logging.getLogger("aonode.node")
@@ -72,6 +74,7 @@ class Node:
         self.timestamps = timestamps if timestamps is not None else make_source(config.gateway)
         self._signer = ThreadPoolExecutor(config.sign_threads, thread_name_prefix="aonode-sign")
         self.registry = Registry(self._make_server)
+        self.verifier = Verifier(threads=max(1, (os.cpu_count() or 2) - 1))
         self.started_at = time.time()
 
     @property
@@ -85,10 +88,12 @@ class Node:
     async def start(self) -> None:
         await self.store.open()
         await self.timestamps.start()
+        self.verifier.start()
 
     async def stop(self) -> None:
         """Drain every scheduler queue, then close the store."""
         await self.registry.stop_all()
+        await self.verifier.stop()
         await self.timestamps.stop()
         await self.store.close()
         self._signer.shutdown(wait=True)
@@ -143,6 +148,9 @@ class Node:
                 "and no target query parameter was given",
                 code="missing-target",
             )
+        server = self.registry.find(pid)
+        if server is not None:  # fast path: a running server already vetted its process
+            return await self._submit(server, message, pid, path)
         if message.is_process:
             if not message.schedulers():
                 raise InvalidMessage(
@@ -160,10 +168,14 @@ class Node:
                 f"process {pid} names scheduler(s) {', '.join(process.schedulers())}, "
                 f"none of which this node holds ({', '.join(self.addresses)})"
             )
+        return await self._submit(await self.registry.find_or_start(process), message, pid, path)
+
+    async def _submit(
+        self, server: SchedulerServer, message: Message, pid: str, path: str
+    ) -> Assignment:
         stored = await self.store.by_message(pid, message.id)
-        if stored is not None:
+        if stored is not None:  # a re-post: its existing slot, never a second one
             return Assignment.from_stored(stored)
-        server = await self.registry.find_or_start(process)
         deadline = asyncio.get_running_loop().time() + self.config.abort_seconds
         return await server.submit(message, path=path, deadline=deadline)
 

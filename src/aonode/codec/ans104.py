@@ -86,14 +86,22 @@ class DataItem:
     tags: tuple[tuple[str, str], ...] = field(compare=False)
     data: bytes = field(compare=False)
     raw: bytes
+    # The id is read many times per request (routing, dedupe, chain, formats): hash once.
+    _id_bytes: bytes = field(init=False, repr=False, compare=False)
+    _id: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        digest = hashlib.sha256(self.signature).digest()
+        object.__setattr__(self, "_id_bytes", digest)
+        object.__setattr__(self, "_id", b64url_encode(digest))
 
     @property
     def id_bytes(self) -> bytes:
-        return hashlib.sha256(self.signature).digest()
+        return self._id_bytes
 
     @property
     def id(self) -> str:
-        return b64url_encode(hashlib.sha256(self.signature).digest())
+        return self._id
 
     @property
     def owner_address(self) -> str:

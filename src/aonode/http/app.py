@@ -172,7 +172,7 @@ class App:
     async def messages(self, request: Request, rest: list[str]) -> Response:
         if rest == ["store"]:
             _allow(request, "POST")
-            message = await read_message(request)
+            message = await read_message(request, self.node.verifier)
             await self.node.store.put_message(message.record())
             return json_response({"id": message.id})
         if len(rest) == 1 and ID_RE.match(rest[0]):
@@ -189,11 +189,13 @@ class App:
     # -- ~scheduler@1.0 --------------------------------------------------
 
     async def post_schedule(self, request: Request, pid: str | None) -> Response:
-        message = await read_message(request)
+        message = await read_message(request, self.node.verifier)
         path = message.keys.get("path") or "compute"
         target = pid or request.param("target")
         assignment = await self.node.schedule(message, path=path, query_target=target)
-        return json_response(assignment.to_json(), headers=[("process", assignment.header.process)])
+        return Response(
+            200, assignment.json_bytes(), JSON, [("process", assignment.header.process)]
+        )
 
     async def get_schedule(self, request: Request, pid: str | None) -> Response:
         if not pid:

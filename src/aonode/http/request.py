@@ -15,8 +15,9 @@ from urllib.parse import parse_qsl, unquote
 import orjson
 
 from aonode.codec import ans104, jsonform
-from aonode.errors import InvalidMessage, InvalidSignature, PayloadTooLarge, UnsupportedMediaType
+from aonode.errors import InvalidMessage, PayloadTooLarge, UnsupportedMediaType
 from aonode.message import Message
+from aonode.verifier import Verifier
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -84,7 +85,9 @@ class Request:
         return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
-async def read_message(request: Request, *, binary_default: bool = False) -> Message:
+async def read_message(
+    request: Request, verifier: Verifier, *, binary_default: bool = False
+) -> Message:
     """Decode and verify the signed message in the request body.
 
     Accepts a binary ANS-104 item (``application/ans104``, header
@@ -105,13 +108,12 @@ async def read_message(request: Request, *, binary_default: bool = False) -> Mes
         except orjson.JSONDecodeError as exc:
             raise InvalidMessage(f"body is not valid JSON: {exc}", code="invalid-json") from None
         item = jsonform.from_json(obj)
-        if not item.verify():
-            raise InvalidSignature("the data item's signature does not verify")
     elif codec.startswith("ans104") or ctype in BINARY_TYPES or binary_default:
-        item = ans104.parse_verified(body)
+        item = ans104.parse(body)
     else:
         raise UnsupportedMediaType(
             f"content type {ctype or '(none)'!r} is not accepted here; send "
             "application/ans104 (binary ANS-104) or application/json (JSON data item)"
         )
+    await verifier.check(item)
     return Message.from_item(item)

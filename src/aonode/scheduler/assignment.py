@@ -11,7 +11,7 @@ aonode.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -138,11 +138,21 @@ def check_commitment(header: Header, commitment: Commitment) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Assignment:
-    """A complete, signed assignment with its body message."""
+    """A complete, signed assignment with its body message.
+
+    ``document`` (the JSON of every key but ``body``) is serialised once, when
+    the assignment is made — in the signing thread for RSA — and reused for
+    the store row and every reply.
+    """
 
     header: Header
     commitments: tuple[Commitment, ...]
     body: Message
+    document: bytes = field(default=b"", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.document:
+            object.__setattr__(self, "document", orjson.dumps(self.head_json()))
 
     @property
     def id(self) -> str:
@@ -159,9 +169,15 @@ class Assignment:
         return doc
 
     def to_json(self) -> dict[str, Any]:
-        doc = self.head_json()
+        doc: dict[str, Any] = orjson.loads(self.document)
         doc["body"] = jsonform.to_json(self.body.item)
         return doc
+
+    def json_bytes(self) -> bytes:
+        """The full assignment JSON, spliced from the cached document."""
+        return b"".join(
+            (self.document[:-1], b',"body":', orjson.dumps(jsonform.to_json(self.body.item)), b"}")
+        )
 
     def record(self) -> AssignmentRecord:
         return AssignmentRecord(
@@ -169,7 +185,7 @@ class Assignment:
             slot=self.header.slot,
             message=self.header.message,
             hash_chain=self.header.hash_chain,
-            document=orjson.dumps(self.head_json()),
+            document=self.document,
         )
 
     @classmethod
@@ -186,4 +202,9 @@ class Assignment:
                 f"stored assignment {stored.assignment.process}/{stored.assignment.slot} "
                 f"is unreadable: {exc}"
             ) from exc
-        return cls(header=header, commitments=commitments, body=Message.from_record(stored.body))
+        return cls(
+            header=header,
+            commitments=commitments,
+            body=Message.from_record(stored.body),
+            document=stored.assignment.document,
+        )
