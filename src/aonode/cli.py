@@ -36,45 +36,45 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 @app.command()
 def serve(
     host: Annotated[
-        str | None, typer.Option(help="Address to listen on [env AONODE_HOST; default 127.0.0.1]")
+        str | None, typer.Option(help="Address to listen on (env AONODE_HOST; default 127.0.0.1)")
     ] = None,
     port: Annotated[
-        int | None, typer.Option(help="Port (0: any free port) [env AONODE_PORT; default 8734]")
+        int | None, typer.Option(help="Port (0: any free port) (env AONODE_PORT; default 8734)")
     ] = None,
     data_dir: Annotated[
         Path | None,
         typer.Option(
-            help="Holds the store and wallet.json [env AONODE_DATA_DIR; default ./.aonode]"
+            help="Holds the store and wallet.json (env AONODE_DATA_DIR; default ./.aonode)"
         ),
     ] = None,
     wallet: Annotated[
         list[Path] | None,
-        typer.Option(help="Extra scheduler wallet (JWK); repeatable [env AONODE_WALLET]"),
+        typer.Option(help="Extra scheduler wallet (JWK); repeatable (env AONODE_WALLET)"),
     ] = None,
     mode: Annotated[
         str | None,
         typer.Option(
-            help="aggressive | local_confirmation | remote_confirmation [env AONODE_MODE]"
+            help="aggressive | local_confirmation | remote_confirmation (env AONODE_MODE)"
         ),
     ] = None,
     max_body: Annotated[
-        str | None, typer.Option(help="Request body limit, e.g. 10MiB [env AONODE_MAX_BODY]")
+        str | None, typer.Option(help="Request body limit, e.g. 10MiB (env AONODE_MAX_BODY)")
     ] = None,
     store: Annotated[
         str | None,
-        typer.Option(help="sqlite:///path (default: in the data dir) [env AONODE_STORE]"),
+        typer.Option(help="sqlite:///path (default: in the data dir) (env AONODE_STORE)"),
     ] = None,
     gateway: Annotated[
         str | None,
         typer.Option(
-            help="Arweave gateway URL for block info; none = offline [env AONODE_GATEWAY]"
+            help="Arweave gateway URL for block info; none = offline (env AONODE_GATEWAY)"
         ),
     ] = None,
     abort_seconds: Annotated[
         float | None,
-        typer.Option(help="A request not assigned within this time is dropped [default 10]"),
+        typer.Option(help="A request not assigned within this time is dropped (env AONODE_ABORT_SECONDS; default 10)"),
     ] = None,
-    log_level: Annotated[str, typer.Option(help="Log level (quiet by default)")] = "warning",
+    log_level: Annotated[str, typer.Option(help="Log level: debug, info, warning (default), error")] = "warning",
 ) -> None:
     """Run a node until SIGTERM/SIGINT; prints one ready line with URL and address."""
     from aonode.http.server import serve as run
@@ -242,7 +242,7 @@ def verify(
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     try:
-        app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
+        rc = app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code)
     except SystemExit as exc:  # pragma: no cover - click usage errors
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return exc.exit_code
         raise
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
