@@ -19,8 +19,12 @@ Live = Callable[..., Awaitable[LiveNode]]
 
 async def aonode(*args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "aonode.cli", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "aonode.cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await proc.communicate()
     assert proc.returncode is not None
@@ -61,8 +65,18 @@ async def test_schedule_and_verify_against_a_live_node(tmp_path: Path, live: Liv
     pid = spawned["process"]
     assert spawned["slot"] == 0
     for i in range(3):
-        rc, out = await aonode("schedule", pid, "--wallet", str(me), "--url", ln.url,
-                               "--data", f"X = {i}", "--tag", "Action=Eval")
+        rc, out = await aonode(
+            "schedule",
+            pid,
+            "--wallet",
+            str(me),
+            "--url",
+            ln.url,
+            "--data",
+            f"X = {i}",
+            "--tag",
+            "Action=Eval",
+        )
         assert rc == 0, out
         body = orjson.loads(out)
         assert body["slot"] == i + 1
@@ -88,20 +102,23 @@ async def test_verify_names_the_first_broken_slot(tmp_path: Path, live: Live) ->
     assert rc == 0 and "ok: 5 assignments verified" in out, out
 
     db = sqlite3.connect(data_dir / "aonode.sqlite3")
-    (doc,) = db.execute("SELECT document FROM assignments WHERE process=? AND slot=3",
-                        (pid,)).fetchone()
+    (doc,) = db.execute(
+        "SELECT document FROM assignments WHERE process=? AND slot=3", (pid,)
+    ).fetchone()
     forged = orjson.loads(doc)
     forged["timestamp"] += 1  # a changed key the commitment signed
-    db.execute("UPDATE assignments SET document=? WHERE process=? AND slot=3",
-               (orjson.dumps(forged), pid))
+    db.execute(
+        "UPDATE assignments SET document=? WHERE process=? AND slot=3", (orjson.dumps(forged), pid)
+    )
     db.commit()
     rc, out = await aonode("verify", str(data_dir), pid)
     assert rc == 1 and "slot 3" in out and "commitment" in out, out
 
     forged["timestamp"] -= 1
     forged["hash-chain"] = forged["hash-chain"][::-1]
-    db.execute("UPDATE assignments SET document=? WHERE process=? AND slot=3",
-               (orjson.dumps(forged), pid))
+    db.execute(
+        "UPDATE assignments SET document=? WHERE process=? AND slot=3", (orjson.dumps(forged), pid)
+    )
     db.commit()
     db.close()
     rc, out = await aonode("verify", str(data_dir), pid)

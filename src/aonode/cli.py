@@ -70,11 +70,21 @@ def serve(
             help="Arweave gateway URL for block info; none = offline (env AONODE_GATEWAY)"
         ),
     ] = None,
+    advertise_url: Annotated[
+        str | None,
+        typer.Option(
+            help="The URL other nodes should use for this one, signed into its location record (env AONODE_ADVERTISE_URL; default http://HOST:PORT)"
+        ),
+    ] = None,
     abort_seconds: Annotated[
         float | None,
-        typer.Option(help="A request not assigned within this time is dropped (env AONODE_ABORT_SECONDS; default 10)"),
+        typer.Option(
+            help="A request not assigned within this time is dropped (env AONODE_ABORT_SECONDS; default 10)"
+        ),
     ] = None,
-    log_level: Annotated[str, typer.Option(help="Log level: debug, info, warning (default), error")] = "warning",
+    log_level: Annotated[
+        str, typer.Option(help="Log level: debug, info, warning (default), error")
+    ] = "warning",
 ) -> None:
     """Run a node until SIGTERM/SIGINT; prints one ready line with URL and address."""
     from aonode.http.server import serve as run
@@ -93,6 +103,7 @@ def serve(
             ("data_dir", data_dir),
             ("store", store),
             ("gateway", gateway),
+            ("advertise_url", advertise_url),
             ("abort_seconds", abort_seconds),
         ):
             if value is not None:

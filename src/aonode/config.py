@@ -38,6 +38,7 @@ class NodeConfig:
     max_body: int = DEFAULT_MAX_BODY
     store: str | None = None
     gateway: str | None = None
+    advertise_url: str | None = None
     abort_seconds: float = 10.0
     queue_size: int = 1024
     sign_threads: int = 2
@@ -130,6 +131,8 @@ def from_env(base: NodeConfig, environ: Mapping[str, str] | None = None) -> Node
         changes["store"] = v
     if v := env.get("AONODE_GATEWAY"):
         changes["gateway"] = v
+    if v := env.get("AONODE_ADVERTISE_URL"):
+        changes["advertise_url"] = v
     if v := env.get("AONODE_ABORT_SECONDS"):
         changes["abort_seconds"] = _float("AONODE_ABORT_SECONDS", v)
     if v := env.get("AONODE_QUEUE_SIZE"):

@@ -372,3 +372,49 @@ async def test_info_routes(live: Live, path: str) -> None:
     ln = await live()
     r = await ln.client.get(path)
     assert r.status_code == 200 and r.json()["address"] == ln.node.address
+
+
+async def test_scheduler_location_records(live: Live, user_wallet: Wallet) -> None:
+    from aonode.codec import ans104
+
+    ln = await live()
+    # the node registered itself on start
+    own = (await ln.client.get("/~scheduler@1.0/location")).json()
+    assert own["address"] == ln.node.address and own["url"] == ln.url and own["nonce"] == 0
+
+    def record(url: str, nonce: int | None = None, kind: str = "Scheduler-Location") -> bytes:
+        tags = [("Type", kind), ("Url", url), ("Time-To-Live", "60000")]
+        if nonce is not None:
+            tags.append(("Nonce", str(nonce)))
+        return ans104.sign(user_wallet, tags=tags, anchor=os.urandom(32)).raw
+
+    r = await ln.client.post(
+        "/~scheduler@1.0/location", content=record("http://a.example:1", 3), headers=ANS
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["address"] == user_wallet.address and r.json()["nonce"] == 3
+    r = await ln.client.post(
+        "/~scheduler@1.0/location", content=record("http://old:1", 2), headers=ANS
+    )
+    assert r.status_code == 400 and r.json()["error"]["code"] == "stale-location"
+    r = await ln.client.post(
+        "/~scheduler@1.0/location", content=record("http://next:1"), headers=ANS
+    )
+    assert r.status_code == 200 and r.json()["nonce"] == 4
+    got = (
+        await ln.client.get("/~scheduler@1.0/location", params={"address": user_wallet.address})
+    ).json()
+    assert got["url"] == "http://next:1" and got["time-to-live"] == 60000
+    for bad, code in (
+        (record("ftp://x"), "invalid-location"),
+        (record("http://x:1", kind="Message"), "invalid-location"),
+    ):
+        r = await ln.client.post("/~scheduler@1.0/location", content=bad, headers=ANS)
+        assert r.status_code == 400 and r.json()["error"]["code"] == code
+    r = await ln.client.get(
+        "/~scheduler@1.0/location", params={"address": b64url_encode(os.urandom(32))}
+    )
+    assert r.status_code == 404 and r.json()["error"]["code"] == "unknown-location"
+    assert (
+        await ln.client.get("/~scheduler@1.0/location", params={"address": user_wallet.address})
+    ).json()["nonce"] == 4

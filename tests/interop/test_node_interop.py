@@ -34,10 +34,16 @@ async def test_arbundles_client_schedules_and_verifies_commitments(
     # the node commits with both an RSA and an ed25519 wallet
     ln = await live(wallets=[rsa_wallet, ed_wallet])
     schedulers = f"{rsa_wallet.address},{ed_wallet.address}"
-    proc_tags = [("Data-Protocol", "ao"), ("Variant", "ao.N.1"), ("Type", "Process"),
-                 ("Scheduler", schedulers)]
-    spawned = run_node("arbundles_sign.js", {"signer": {"kind": f"{kind}-new"},
-                                             "items": [_item("1984", proc_tags)]})
+    proc_tags = [
+        ("Data-Protocol", "ao"),
+        ("Variant", "ao.N.1"),
+        ("Type", "Process"),
+        ("Scheduler", schedulers),
+    ]
+    spawned = run_node(
+        "arbundles_sign.js",
+        {"signer": {"kind": f"{kind}-new"}, "items": [_item("1984", proc_tags)]},
+    )
     proc_raw = b64url_decode(spawned["items"][0]["raw"])
     pid = spawned["items"][0]["id"]
     r = await ln.client.post("/~scheduler@1.0/schedule", content=proc_raw, headers=ANS)
@@ -48,10 +54,13 @@ async def test_arbundles_client_schedules_and_verifies_commitments(
     jwk_path = ln.node.config.data_dir / f"client-{kind}.json"
     jwk_path.write_text(json.dumps(spawned["jwk"]))
     msg_tags = [("Data-Protocol", "ao"), ("Type", "Message"), ("Action", "Eval")]
-    made = run_node("arbundles_sign.js", {
-        "signer": {"kind": f"{kind}-jwk", "jwk_path": str(jwk_path)},
-        "items": [_item(f"X = {i}", msg_tags, target=pid) for i in range(3)],
-    })
+    made = run_node(
+        "arbundles_sign.js",
+        {
+            "signer": {"kind": f"{kind}-jwk", "jwk_path": str(jwk_path)},
+            "items": [_item(f"X = {i}", msg_tags, target=pid) for i in range(3)],
+        },
+    )
     assignments = []
     for item in made["items"]:
         raw = b64url_decode(item["raw"])
@@ -73,14 +82,19 @@ async def test_arbundles_client_schedules_and_verifies_commitments(
     commitments = [c for a in page["assignments"] for c in a["commitments"]]
     assert {c["committer"] for c in commitments} == {rsa_wallet.address, ed_wallet.address}
     checked = run_node("arbundles_verify.js", {"items": [c["raw"] for c in commitments]})
-    for c, result, a in zip(commitments, checked["results"],
-                            [a for a in page["assignments"] for _ in a["commitments"]],
-                            strict=True):
+    owners = [a for a in page["assignments"] for _ in a["commitments"]]
+    for c, result, owner in zip(
+        commitments,
+        checked["results"],
+        owners,
+        strict=True,
+    ):
         assert result["valid"] is True, result
         assert result["id"] == c["id"]
         tags = {t["name"]: t["value"] for t in result["tags"]}
-        assert tags["Slot"] == str(a["slot"]) and tags["Process"] == pid
-        assert tags["Message"] == a["message"] and tags["Hash-Chain"] == a["hash-chain"]
+        assert tags["Slot"] == str(owner["slot"]) and tags["Process"] == pid
+        assert tags["Message"] == owner["message"]
+        assert tags["Hash-Chain"] == owner["hash-chain"]
     # a commitment with a flipped byte does not verify in arbundles
     forged = bytearray(b64url_decode(commitments[0]["raw"]))
     forged[-3] ^= 0x01

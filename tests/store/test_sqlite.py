@@ -41,7 +41,11 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
 
 async def test_wal_and_full_synchronous_are_in_force(store: SQLiteStore) -> None:
     # synchronous is per connection: this is the writer's own, read back from SQLite.
-    assert store.pragmas == {"journal_mode": "wal", "synchronous": 2, "user_version": 1}
+    assert store.pragmas == {
+        "journal_mode": "wal",
+        "synchronous": 2,
+        "user_version": SCHEMA_VERSION,
+    }
     # journal_mode=WAL and the schema version are properties of the file itself.
     path = Path(store.url.removeprefix("sqlite://"))
     with sqlite3.connect(path) as conn:

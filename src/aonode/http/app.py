@@ -22,7 +22,7 @@ from aonode.errors import AONodeError, BadParameter, MethodNotAllowed, NotFound,
 from aonode.http.errors import status_of
 from aonode.http.request import Receive, Request, Scope, read_message
 from aonode.node import Node
-from aonode.scheduler import formats
+from aonode.scheduler import formats, location
 
 log = logging.getLogger("aonode.http")
 
@@ -152,6 +152,13 @@ class App:
             if key == "slot":
                 _allow(request, "GET")
                 return await self.get_slot(request, pid or request.param("target"), rest[1:])
+            if key == "location" and pid is None:
+                if request.method == "POST":
+                    message = await read_message(request, self.node.verifier)
+                    return json_response(await location.accept(self.node.store, message))
+                _allow(request, "GET", "POST")
+                address = request.param("address") or self.node.address
+                return json_response(await location.lookup(self.node.store, address))
             if key == "status" and pid is None:
                 _allow(request, "GET")
                 return json_response(await self.node.status())

@@ -18,6 +18,7 @@ from granian.server.embed import Server
 
 from aonode.http.app import App
 from aonode.node import Node
+from aonode.scheduler import location
 
 log = logging.getLogger("aonode.http")
 
@@ -54,6 +55,8 @@ async def serve(
         if not await _wait_listening(config.host, port, serving):
             await serving  # re-raises the bind error
             return
+        url = config.advertise_url or f"http://{config.host}:{port}"
+        await location.register_own(node.store, node.wallets[0], url)
         if on_ready is not None:
             on_ready(f"http://{config.host}:{port}")
         stopper = asyncio.create_task(stop.wait())

@@ -10,9 +10,16 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from aonode.errors import ConfigError
-from aonode.store.base import AssignmentRecord, MessageRecord, Store, StoredSlot
+from aonode.store.base import AssignmentRecord, LocationRecord, MessageRecord, Store, StoredSlot
 
-__all__ = ["AssignmentRecord", "MessageRecord", "Store", "StoredSlot", "open_store"]
+__all__ = [
+    "AssignmentRecord",
+    "LocationRecord",
+    "MessageRecord",
+    "Store",
+    "StoredSlot",
+    "open_store",
+]
 
 _ACCEPTED = "sqlite:///absolute/path, sqlite:relative/path (or postgresql://… later)"
 

@@ -50,6 +50,16 @@ class AssignmentRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class LocationRecord:
+    """Where scheduler ``address`` can be reached: its newest signed
+    ``Scheduler-Location`` message (``message``), ordered by ``nonce``."""
+
+    address: str
+    nonce: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class StoredSlot:
     """An assignment together with the body message it assigns."""
 
@@ -100,4 +110,16 @@ class Store(Protocol):
 
     async def processes(self) -> list[str]:
         """Every process id that has at least slot 0 stored, oldest first."""
+        ...
+
+    async def put_location(self, location: LocationRecord, message: MessageRecord) -> bool:
+        """Durably record ``message`` as ``location.address``'s location.
+
+        Only a nonce higher than the stored one replaces it; returns whether
+        it did (``False``: an equal or newer record is already stored).
+        """
+        ...
+
+    async def get_location(self, address: str) -> tuple[LocationRecord, MessageRecord] | None:
+        """The newest location record of ``address``, if any."""
         ...

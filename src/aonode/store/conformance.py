@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aonode.errors import IntegrityError, StoreError
-from aonode.store.base import AssignmentRecord, MessageRecord, Store, StoredSlot
+from aonode.store.base import AssignmentRecord, LocationRecord, MessageRecord, Store, StoredSlot
 
 StoreFactory = Callable[[str], Store]
 """``factory(name)``: a new, unopened store for location ``name``.  Within one
@@ -271,6 +271,38 @@ class StoreConformance:
         stored = await append(store, "p", 0, "m1")
         assert await store.by_message("p", "m1") == stored
         assert await store.get_message("m1") == message("m1")
+
+    # -- scheduler locations -----------------------------------------------------------
+
+    async def test_locations_keep_the_highest_nonce(self, store_factory: StoreFactory) -> None:
+        store = store_factory("locations")
+        await store.open()
+        assert await store.get_location("A") is None
+        assert await store.put_location(LocationRecord("A", 1, "loc1"), message("loc1"))
+        assert not await store.put_location(LocationRecord("A", 1, "loc1b"), message("loc1b"))
+        assert not await store.put_location(LocationRecord("A", 0, "loc0"), message("loc0"))
+        assert await store.put_location(LocationRecord("B", 0, "locb"), message("locb"))
+        assert await store.get_location("A") == (LocationRecord("A", 1, "loc1"), message("loc1"))
+        results = await settle(
+            [
+                store.put_location(LocationRecord("A", n, f"l{n}"), message(f"l{n}"))
+                for n in (5, 3, 4)
+            ]
+        )
+        assert all(r is None for r in results)
+        await store.close()
+        again = store_factory("locations")
+        await again.open()
+        try:
+            assert await again.get_location("A") == (LocationRecord("A", 5, "l5"), message("l5"))
+            assert (await again.get_location("B")) == (
+                LocationRecord("B", 0, "locb"),
+                message("locb"),
+            )
+            with pytest.raises(IntegrityError):
+                await again.put_location(LocationRecord("A", 9, "x"), message("y"))
+        finally:
+            await again.close()
 
     async def test_processes_in_order_of_first_storing(self, store: Store) -> None:
         await append(store, "zeta", 0)

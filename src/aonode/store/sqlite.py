@@ -44,11 +44,11 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from aonode.errors import IntegrityError, StoreError
-from aonode.store.base import AssignmentRecord, MessageRecord, StoredSlot
+from aonode.store.base import AssignmentRecord, LocationRecord, MessageRecord, StoredSlot
 
 T = TypeVar("T")
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 """``PRAGMA user_version`` written by the last migration below."""
 
 # _MIGRATIONS[n] moves a database from user_version n to n + 1.
@@ -62,6 +62,10 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         # processes() must list processes in order of first storing; seq is that order.
         "CREATE TABLE processes (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE)",
     ),
+    (
+        "CREATE TABLE locations (address TEXT PRIMARY KEY, nonce INTEGER NOT NULL,"
+        " message TEXT NOT NULL)",
+    ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
@@ -70,6 +74,15 @@ _INSERT_ASSIGNMENT: Final = (
 )
 _INSERT_MESSAGE: Final = "INSERT OR IGNORE INTO messages (id, codec, raw) VALUES (?, ?, ?)"
 _INSERT_PROCESS: Final = "INSERT INTO processes (id) VALUES (?)"
+_UPSERT_LOCATION: Final = (
+    "INSERT INTO locations (address, nonce, message) VALUES (?, ?, ?)"
+    " ON CONFLICT (address) DO UPDATE SET nonce = excluded.nonce, message = excluded.message"
+    " WHERE excluded.nonce > locations.nonce"
+)
+_LOCATION: Final = (
+    "SELECT l.address, l.nonce, l.message, m.raw, m.codec FROM locations AS l"
+    " JOIN messages AS m ON m.id = l.message WHERE l.address = ?"
+)
 _NEXT_SLOT: Final = "SELECT max(slot) FROM assignments WHERE process = ?"
 _LATEST: Final = (
     "SELECT process, slot, message, hash_chain, document FROM assignments"
@@ -89,8 +102,8 @@ _BUSY_TIMEOUT_MS: Final = 10_000  # another process holding the write lock (e.g.
 _NEXT_CACHE_SIZE: Final = 65_536  # processes whose next slot the writer remembers
 
 _Future = asyncio.Future[None]
-# (assignment or None for put_message, message, future of the caller)
-_Item = tuple[AssignmentRecord | None, MessageRecord, _Future]
+# (assignment, or a location, or None for put_message; message; future of the caller)
+_Item = tuple[AssignmentRecord | LocationRecord | None, MessageRecord, _Future]
 _Outcome = BaseException | None
 # Errors that concern one item's values (binding), not the connection or the disk.
 _ITEM_ERRORS: Final = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError)
@@ -194,7 +207,23 @@ class SQLiteStore:
     async def put_message(self, message: MessageRecord) -> None:
         await self._enqueue(None, message)
 
-    def _enqueue(self, assignment: AssignmentRecord | None, body: MessageRecord) -> _Future:
+    async def put_location(self, location: LocationRecord, message: MessageRecord) -> bool:
+        if location.message != message.id:
+            raise IntegrityError(f"location of {location.address} names another message")
+        await self._enqueue(location, message)
+        stored = await self.get_location(location.address)
+        return stored is not None and stored[0].message == message.id
+
+    async def get_location(self, address: str) -> tuple[LocationRecord, MessageRecord] | None:
+        rows = self._query(_LOCATION, (address,))
+        if not rows:
+            return None
+        a, nonce, mid, raw, codec = rows[0]
+        return LocationRecord(a, nonce, mid), MessageRecord(mid, raw, codec)
+
+    def _enqueue(
+        self, assignment: AssignmentRecord | LocationRecord | None, body: MessageRecord
+    ) -> _Future:
         # Synchronous on purpose: the item is queued before the caller's first await.
         if self._state != "open":
             raise StoreError(f"{self.url}: store is {self._state}; cannot write")
@@ -356,7 +385,9 @@ class SQLiteStore:
             del self._next[next(iter(self._next))]
         self._commits += 1
         self._appends += sum(
-            1 for (a, _, _), out in zip(batch, outcomes, strict=True) if a and out is None
+            1
+            for (a, _, _), out in zip(batch, outcomes, strict=True)
+            if isinstance(a, AssignmentRecord) and out is None
         )
         return outcomes
 
@@ -368,9 +399,13 @@ class SQLiteStore:
         assignments: list[tuple[str, int, str, str, bytes]] = []
         new_processes: list[tuple[str]] = []
         messages: list[tuple[str, str, bytes]] = []
+        locations: list[tuple[str, int, str]] = []
         for a, m, _ in batch:
             messages.append((m.id, m.codec, m.raw))
             if a is None:
+                continue
+            if isinstance(a, LocationRecord):
+                locations.append((a.address, a.nonce, a.message))
                 continue
             expected = staged.get(a.process)
             if expected is None:
@@ -387,6 +422,7 @@ class SQLiteStore:
             conn.executemany(_INSERT_ASSIGNMENT, assignments)
             conn.executemany(_INSERT_PROCESS, new_processes)
             conn.executemany(_INSERT_MESSAGE, messages)
+            conn.executemany(_UPSERT_LOCATION, locations)
         except _ITEM_ERRORS:
             return None  # e.g. a (process, message) duplicate: find it item by item
         return [None] * len(batch), staged
@@ -398,9 +434,11 @@ class SQLiteStore:
         staged: dict[str, int] = {}
         outcomes: list[_Outcome] = []
         for a, m, _ in batch:
-            if a is None:
+            if a is None or isinstance(a, LocationRecord):
                 try:
                     conn.execute(_INSERT_MESSAGE, (m.id, m.codec, m.raw))
+                    if a is not None:
+                        conn.execute(_UPSERT_LOCATION, (a.address, a.nonce, a.message))
                 except _ITEM_ERRORS as exc:
                     outcomes.append(StoreError(f"message {m.id!r} cannot be stored: {exc}"))
                 else:
