@@ -1,12 +1,13 @@
-"""Signature checks of incoming messages, off the event loop.
+"""Signature checks of incoming messages.
 
-Verifying a client's signature (ed25519 ~60 µs, RSA ~60 µs, plus hashing the
-data) is the largest single cost of a scheduling request, and OpenSSL does it
-without the GIL.  So the event loop only parses; a small pool of verifier
-threads checks signatures in batches and wakes the loop once per batch, not
-once per message.  With one core the pool costs a little; with two or more
-it takes verification off the loop's core entirely (and grows with cores:
-one thread per spare core).
+Small items are verified inline on the event loop.  That was measured
+(BENCHMARKS.md, "verifier placement"): for a ~300-byte item the signature
+check is ~60 µs and handing it to a thread costs more in GIL hand-offs than it
+saves: a batched verifier thread gave 8.1k rejected-signature requests/s
+against 9.0k/s inline, and no gain on scheduling.  Large items are different:
+hashing their data (1 MiB ≈ 1 ms) releases the GIL, so they go to verifier
+threads in batches, which keeps the loop responsive for everyone else; the
+pool has one thread per spare core.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from aonode.errors import InvalidSignature
 
 _Job = tuple[DataItem, asyncio.Future[bool]]
 _BATCH = 256
+INLINE_LIMIT = 64 * 1024  # data bytes up to which verifying inline is cheaper
 
 
 class Verifier:
@@ -52,7 +54,7 @@ class Verifier:
 
     async def check(self, item: DataItem) -> None:
         """Return when ``item``'s signature verifies; raise ``InvalidSignature`` if not."""
-        if not self._threads or self._loop is None:  # not started: verify inline
+        if len(item.data) <= INLINE_LIMIT or not self._threads or self._loop is None:
             ok = item.verify()
         else:
             fut: asyncio.Future[bool] = self._loop.create_future()

@@ -261,28 +261,35 @@ def encode_tags(tags: Sequence[tuple[str, str]]) -> bytes:
         return b""
     if len(tags) > MAX_TAGS:
         raise InvalidMessage(f"{len(tags)} tags; at most {MAX_TAGS} are allowed")
-    parts = [_ZIGZAG[len(tags)]]
-    append = parts.append
-    for index, (name, value) in enumerate(tags):
-        try:
-            name_bytes = name.encode("utf-8")
-            value_bytes = value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise InvalidMessage(f"tag {index} is not encodable as UTF-8: {exc}") from None
-        if len(name_bytes) > MAX_TAG_NAME_BYTES:
-            raise InvalidMessage(
-                f"tag {index} name is {len(name_bytes)} bytes; at most {MAX_TAG_NAME_BYTES}"
-            )
-        if len(value_bytes) > MAX_TAG_VALUE_BYTES:
-            raise InvalidMessage(
-                f"tag {index} value is {len(value_bytes)} bytes; at most {MAX_TAG_VALUE_BYTES}"
-            )
-        append(_ZIGZAG[len(name_bytes)])
-        append(name_bytes)
-        append(_ZIGZAG[len(value_bytes)])
-        append(value_bytes)
-    append(b"\x00")
-    return b"".join(parts)
+    return b"".join((_ZIGZAG[len(tags)], *map(_encode_tag, tags), b"\x00"))
+
+
+def _encode_tag(tag: tuple[str, str]) -> bytes:
+    name, value = tag
+    if (cached := _TAG_CACHE.get(tag)) is not None:
+        return cached
+    try:
+        name_bytes = name.encode("utf-8")
+        value_bytes = value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidMessage(f"tag {name!r} is not encodable as UTF-8: {exc}") from None
+    if len(name_bytes) > MAX_TAG_NAME_BYTES:
+        raise InvalidMessage(f"tag name is {len(name_bytes)} bytes; at most {MAX_TAG_NAME_BYTES}")
+    if len(value_bytes) > MAX_TAG_VALUE_BYTES:
+        raise InvalidMessage(
+            f"tag value is {len(value_bytes)} bytes; at most {MAX_TAG_VALUE_BYTES}"
+        )
+    encoded = b"".join(
+        (_ZIGZAG[len(name_bytes)], name_bytes, _ZIGZAG[len(value_bytes)], value_bytes)
+    )
+    if len(value_bytes) <= 16:  # the recurring ones (Type, Variant, …): keep a few hundred
+        if len(_TAG_CACHE) >= 512:
+            _TAG_CACHE.clear()
+        _TAG_CACHE[tag] = encoded
+    return encoded
+
+
+_TAG_CACHE: dict[tuple[str, str], bytes] = {}
 
 
 DeepHashChunk: TypeAlias = "bytes | Sequence[DeepHashChunk]"
