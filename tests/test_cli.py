@@ -86,6 +86,9 @@ async def test_schedule_and_verify_against_a_live_node(tmp_path: Path, live: Liv
     assert rc == 2 and "K=V" in out
     rc, out = await aonode("verify", ln.url, pid)
     assert rc == 0 and "ok: 4 assignments verified" in out, out
+    # the same command twice makes two messages (fresh anchors), not one re-post
+    rc, again = await aonode("schedule", "--spawn", "--wallet", str(me), "--url", ln.url)
+    assert rc == 0 and orjson.loads(again)["process"] != pid
 
 
 async def test_verify_names_the_first_broken_slot(tmp_path: Path, live: Live) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -123,10 +124,22 @@ def serve(
         print(f"aonode listening on {url} address={node.address}", flush=True)
 
     try:
+        _tune_gc()
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(run(node, on_ready=ready))
     except OSError as exc:
         raise _fail(f"cannot listen on {config.host}:{config.port}: {exc}", 2) from None
+
+
+def _tune_gc() -> None:
+    """Fewer full collections: with the default thresholds a full pass over the
+    heap ran every few hundred requests and set p99 latency (24 ms against 6 ms
+    at half load, bench/schedule.py); nothing here relies on prompt cycle
+    collection."""
+    import gc
+
+    gc.set_threshold(10_000, 10, 100)
+    gc.freeze()  # start-up objects (modules, wallets) never need scanning again
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -219,7 +232,10 @@ def schedule(
             names = {n.lower() for n, _ in tags}
             base = [("Data-Protocol", "ao"), ("Variant", "ao.N.1"), ("Type", "Message")]
             tags = [t for t in base if t[0].lower() not in names] + tags
-        item = ans104.sign(w, data=data.encode(), tags=tags, target=target)
+        # A fresh text anchor (as aoconnect sets one) makes every call a new message:
+        # ed25519 signatures are deterministic, and a re-post keeps its first slot.
+        anchor = secrets.token_urlsafe(24).encode()
+        item = ans104.sign(w, data=data.encode(), tags=tags, target=target, anchor=anchor)
         path = "/~scheduler@1.0/schedule"
         response = client.post(
             path, content=item.raw, headers={"content-type": "application/ans104"}
