@@ -77,6 +77,12 @@ def serve(
             help="The URL other nodes should use for this one, signed into its location record (env AONODE_ADVERTISE_URL; default http://HOST:PORT)"
         ),
     ] = None,
+    sign_threads: Annotated[
+        int | None,
+        typer.Option(
+            help="Threads that make RSA signatures; one per core (env AONODE_SIGN_THREADS; default 2)"
+        ),
+    ] = None,
     abort_seconds: Annotated[
         float | None,
         typer.Option(
@@ -106,6 +112,7 @@ def serve(
             ("gateway", gateway),
             ("advertise_url", advertise_url),
             ("abort_seconds", abort_seconds),
+            ("sign_threads", sign_threads),
         ):
             if value is not None:
                 changes[name] = value
