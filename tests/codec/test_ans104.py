@@ -22,22 +22,6 @@ from aonode.wallet import Wallet
 # -- fixtures and spec-derived helpers ----------------------------------------
 
 
-@pytest.fixture(scope="session")
-def rsa_signer() -> Wallet:
-    return wallet_mod.generate("rsa")
-
-
-@pytest.fixture(scope="session")
-def ed_signer() -> Wallet:
-    return wallet_mod.generate("ed25519")
-
-
-@pytest.fixture(params=["rsa_signer", "ed_signer"])
-def signer(request: pytest.FixtureRequest) -> Wallet:
-    w: Wallet = request.getfixturevalue(request.param)
-    return w
-
-
 def ref_deep_hash(chunk: bytes | list[object]) -> bytes:
     """Arweave deep hash exactly as the ANS-104 / arweave-js description gives it."""
 

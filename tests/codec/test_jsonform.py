@@ -10,27 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aonode import wallet as wallet_mod
 from aonode.codec import ans104, jsonform
 from aonode.codec.b64 import b64url_decode, b64url_encode
 from aonode.errors import InvalidMessage, UnsupportedSignature
 from aonode.wallet import Wallet
-
-
-@pytest.fixture(scope="session")
-def rsa_signer() -> Wallet:
-    return wallet_mod.generate("rsa")
-
-
-@pytest.fixture(scope="session")
-def ed_signer() -> Wallet:
-    return wallet_mod.generate("ed25519")
-
-
-@pytest.fixture(params=["rsa_signer", "ed_signer"])
-def signer(request: pytest.FixtureRequest) -> Wallet:
-    w: Wallet = request.getfixturevalue(request.param)
-    return w
 
 
 def b64(b: bytes) -> str:

@@ -21,6 +21,14 @@ from aonode.scheduler.timestamp import BlockInfo
 AOS2 = "application/aos-2"
 
 
+def _page_time(assignments: list[Assignment], block: BlockInfo) -> tuple[int, int, str]:
+    """A page's time fields: its last assignment's (HyperBEAM's rule), else now."""
+    if assignments:
+        last = assignments[-1].header
+        return last.timestamp, last.block_height, last.block_hash
+    return time.time_ns() // 1_000_000, block.height, block.hash
+
+
 def page_json(
     process: str,
     assignments: list[Assignment],
@@ -29,11 +37,7 @@ def page_json(
     next_slot: int | None,
     block: BlockInfo,
 ) -> dict[str, Any]:
-    if assignments:
-        last = assignments[-1].header
-        ts, height, bhash = last.timestamp, last.block_height, last.block_hash
-    else:
-        ts, height, bhash = time.time_ns() // 1_000_000, block.height, block.hash
+    ts, height, bhash = _page_time(assignments, block)
     return {
         "type": "schedule",
         "process": process,
@@ -88,11 +92,7 @@ def aos2_edge(assignment: Assignment) -> dict[str, Any]:
 def aos2_page(
     process: str, assignments: list[Assignment], *, continues: bool, block: BlockInfo
 ) -> dict[str, Any]:
-    if assignments:
-        last = assignments[-1].header
-        ts, height, bhash = last.timestamp, last.block_height, last.block_hash
-    else:
-        ts, height, bhash = time.time_ns() // 1_000_000, block.height, block.hash
+    ts, height, bhash = _page_time(assignments, block)
     return {
         "page_info": {
             "process": process,
