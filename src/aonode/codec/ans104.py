@@ -37,6 +37,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, TypeAlias
 
+from aonode.codec.avro_tags import (
+    MAX_TAG_NAME_BYTES,
+    MAX_TAG_VALUE_BYTES,
+    MAX_TAGS,
+    decode_tags,
+    encode_tags,
+)
 from aonode.codec.b64 import b64url_encode
 from aonode.errors import InvalidMessage, InvalidSignature, UnsupportedSignature
 from aonode.wallet import address_of
@@ -59,15 +66,11 @@ __all__ = [
     "sign",
 ]
 
-MAX_TAGS = 128
-MAX_TAG_NAME_BYTES = 1024
-MAX_TAG_VALUE_BYTES = 3072
 
 SIGNATURE_LENGTHS: dict[int, tuple[int, int]] = {1: (512, 512), 2: (64, 32)}
 """Signature type -> (signature length, owner length), for the types we verify."""
 
 _OPTIONAL_LENGTH = 32
-_MAX_LONG_BYTES = 10  # a 64-bit Avro long never needs more
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -160,7 +163,7 @@ def parse(raw: bytes) -> DataItem:
             f"tags field of {size} bytes at offset {pos} runs past the end of the "
             f"data item ({len(raw) - pos} bytes left)"
         )
-    tags = _decode_tags(raw[pos : pos + size], count)
+    tags = decode_tags(raw[pos : pos + size], count)
     return DataItem(
         signature_type=signature_type,
         signature=signature,
@@ -255,43 +258,6 @@ def build(
     )
 
 
-def encode_tags(tags: Sequence[tuple[str, str]]) -> bytes:
-    """Canonical Avro encoding of the tags, as arbundles and HyperBEAM write it."""
-    if not tags:
-        return b""
-    if len(tags) > MAX_TAGS:
-        raise InvalidMessage(f"{len(tags)} tags; at most {MAX_TAGS} are allowed")
-    return b"".join((_ZIGZAG[len(tags)], *map(_encode_tag, tags), b"\x00"))
-
-
-def _encode_tag(tag: tuple[str, str]) -> bytes:
-    name, value = tag
-    if (cached := _TAG_CACHE.get(tag)) is not None:
-        return cached
-    try:
-        name_bytes = name.encode("utf-8")
-        value_bytes = value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidMessage(f"tag {name!r} is not encodable as UTF-8: {exc}") from None
-    if len(name_bytes) > MAX_TAG_NAME_BYTES:
-        raise InvalidMessage(f"tag name is {len(name_bytes)} bytes; at most {MAX_TAG_NAME_BYTES}")
-    if len(value_bytes) > MAX_TAG_VALUE_BYTES:
-        raise InvalidMessage(
-            f"tag value is {len(value_bytes)} bytes; at most {MAX_TAG_VALUE_BYTES}"
-        )
-    encoded = b"".join(
-        (_ZIGZAG[len(name_bytes)], name_bytes, _ZIGZAG[len(value_bytes)], value_bytes)
-    )
-    if len(value_bytes) <= 16:  # the recurring ones (Type, Variant, …): keep a few hundred
-        if len(_TAG_CACHE) >= 512:
-            _TAG_CACHE.clear()
-        _TAG_CACHE[tag] = encoded
-    return encoded
-
-
-_TAG_CACHE: dict[tuple[str, str], bytes] = {}
-
-
 DeepHashChunk: TypeAlias = "bytes | Sequence[DeepHashChunk]"
 
 
@@ -316,21 +282,6 @@ def _blob_hash(b: bytes) -> bytes:
     return _sha384(_sha384(b"blob%d" % len(b)) + _sha384(b))
 
 
-def _encode_long(n: int) -> bytes:
-    z = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while True:
-        byte = z & 0x7F
-        z >>= 7
-        if z:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-# Every length encode_tags writes is at most MAX_TAG_VALUE_BYTES.
-_ZIGZAG = tuple(_encode_long(n) for n in range(MAX_TAG_VALUE_BYTES + 1))
 _EMPTY_BLOB = _blob_hash(b"")
 
 
@@ -410,78 +361,3 @@ def _take_optional(raw: bytes, pos: int, what: str) -> tuple[bytes, int]:
             f"{what} presence byte at offset {pos - 1} is {presence[0]}; it must be 0 or 1"
         )
     return _take(raw, pos, _OPTIONAL_LENGTH, what)
-
-
-def _decode_tags(region: bytes, count: int) -> tuple[tuple[str, str], ...]:
-    if not region:
-        if count:
-            raise InvalidMessage(f"data item declares {count} tags but its tags field is empty")
-        return ()
-    tags: list[tuple[str, str]] = []
-    pos = 0
-    while True:
-        block, pos = _read_long(region, pos, "tag block count")
-        if block == 0:
-            break
-        block_size = None
-        if block < 0:
-            block = -block
-            block_size, pos = _read_long(region, pos, "tag block size")
-            if block_size < 0:
-                raise InvalidMessage(f"tag block size is negative ({block_size})")
-        if len(tags) + block > count:
-            raise InvalidMessage(
-                f"tags field holds more tags than the {count} the data item declares"
-            )
-        block_start = pos
-        for _ in range(block):
-            index = len(tags)
-            name, pos = _read_string(region, pos, index, "name", MAX_TAG_NAME_BYTES)
-            value, pos = _read_string(region, pos, index, "value", MAX_TAG_VALUE_BYTES)
-            tags.append((name, value))
-        if block_size is not None and pos - block_start != block_size:
-            raise InvalidMessage(
-                f"tag block declares {block_size} bytes but holds {pos - block_start}"
-            )
-    if pos != len(region):
-        raise InvalidMessage(
-            f"tags field has {len(region) - pos} bytes after the Avro array terminator"
-        )
-    if len(tags) != count:
-        raise InvalidMessage(
-            f"data item declares {count} tags but its tags field holds {len(tags)}"
-        )
-    return tuple(tags)
-
-
-def _read_long(region: bytes, pos: int, what: str) -> tuple[int, int]:
-    z = 0
-    shift = 0
-    for i in range(_MAX_LONG_BYTES):
-        if pos + i >= len(region):
-            raise InvalidMessage(f"tags field is truncated inside the {what} (Avro long)")
-        byte = region[pos + i]
-        z |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            if z >= 1 << 64:
-                break
-            return (z >> 1) ^ -(z & 1), pos + i + 1
-    raise InvalidMessage(f"{what} in the tags field is not a valid 64-bit Avro long")
-
-
-def _read_string(region: bytes, pos: int, index: int, part: str, limit: int) -> tuple[str, int]:
-    length, pos = _read_long(region, pos, f"tag {index} {part} length")
-    if length < 0:
-        raise InvalidMessage(f"tag {index} {part} has a negative length ({length})")
-    if length > limit:
-        raise InvalidMessage(f"tag {index} {part} is {length} bytes; at most {limit}")
-    end = pos + length
-    if end > len(region):
-        raise InvalidMessage(
-            f"tag {index} {part} of {length} bytes runs past the end of the tags field"
-        )
-    try:
-        return region[pos:end].decode("utf-8"), end
-    except UnicodeDecodeError:
-        raise InvalidMessage(f"tag {index} {part} is not valid UTF-8") from None
