@@ -262,3 +262,54 @@ async def test_local_confirmation_replies_only_when_durable(
         assert stored is not None and stored.assignment.slot == a.slot
     finally:
         await other.close()
+
+
+class FlakyStore(SQLiteStore):
+    """A real SQLite store whose append fails once for one chosen message."""
+
+    poison: str | None = None
+
+    async def append(self, assignment, body):  # type: ignore[no-untyped-def]
+        if body.id == self.poison:
+            self.poison = None
+            from aonode.errors import StoreError
+
+            raise StoreError("injected write failure")
+        await super().append(assignment, body)
+
+
+async def test_failed_write_is_reported_and_the_schedule_stays_gap_free(
+    tmp_path, ed_wallet: Wallet, user_wallet: Wallet
+) -> None:
+    from aonode.config import NodeConfig
+    from aonode.errors import StoreError
+    from aonode.node import Node
+
+    store = FlakyStore(tmp_path / "flaky.sqlite3")
+    node = Node(
+        NodeConfig(data_dir=tmp_path), wallets=[ed_wallet], store=store, timestamps=OfflineSource()
+    )
+    await node.start()
+    try:
+        proc = sign_process(user_wallet, node.address)
+        await node.schedule(proc)
+        msgs = [sign_message(user_wallet, proc.id, data=str(i).encode()) for i in range(12)]
+        store.poison = msgs[3].id
+        results = await asyncio.gather(*(node.schedule(m) for m in msgs), return_exceptions=True)
+        failed = [m for m, r in zip(msgs, results, strict=True) if isinstance(r, BaseException)]
+        assert msgs[3] in failed
+        assert all(isinstance(r, StoreError) for r in results if isinstance(r, BaseException))
+        # the server keeps serving, from the last durable slot, without a gap
+        for m in failed:
+            await node.schedule(m)
+        later = await node.schedule(sign_message(user_wallet, proc.id, data=b"later"))
+        page = await node.schedule_page(proc.id)
+        assert [a.slot for a in page.assignments] == list(range(len(page.assignments)))
+        assert later.slot == len(page.assignments) - 1 == 13
+        assert (
+            verify_chain((a.slot, a.header.message, a.header.hash_chain) for a in page.assignments)
+            is None
+        )
+        assert {a.header.message for a in page.assignments} >= {m.id for m in msgs}
+    finally:
+        await node.stop()
