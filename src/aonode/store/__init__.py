@@ -10,12 +10,20 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from aonode.errors import ConfigError
-from aonode.store.base import AssignmentRecord, LocationRecord, MessageRecord, Store, StoredSlot
+from aonode.store.base import (
+    AssignmentRecord,
+    LocationRecord,
+    MessageRecord,
+    ResultRecord,
+    Store,
+    StoredSlot,
+)
 
 __all__ = [
     "AssignmentRecord",
     "LocationRecord",
     "MessageRecord",
+    "ResultRecord",
     "Store",
     "StoredSlot",
     "open_store",

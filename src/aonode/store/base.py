@@ -60,6 +60,21 @@ class LocationRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ResultRecord:
+    """What computing one slot of a process produced (derived data: recomputable).
+
+    ``results`` is the serialised results of the slot; ``snapshot``, when
+    present, is the process state after the slot, to resume from.
+    """
+
+    process: str
+    slot: int
+    message: str
+    results: bytes
+    snapshot: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StoredSlot:
     """An assignment together with the body message it assigns."""
 
@@ -122,4 +137,20 @@ class Store(Protocol):
 
     async def get_location(self, address: str) -> tuple[LocationRecord, MessageRecord] | None:
         """The newest location record of ``address``, if any."""
+        ...
+
+    async def put_result(self, result: ResultRecord) -> None:
+        """Store a computed slot; the first write of a (process, slot) wins."""
+        ...
+
+    async def get_result(self, process: str, slot: int) -> ResultRecord | None:
+        """The computed results of one slot (without its snapshot)."""
+        ...
+
+    async def result_by_message(self, process: str, message: str) -> ResultRecord | None:
+        """The computed results of the slot that assigned ``message``."""
+        ...
+
+    async def latest_snapshot(self, process: str, at_most: int) -> ResultRecord | None:
+        """The highest computed slot ``<= at_most`` that carries a snapshot."""
         ...

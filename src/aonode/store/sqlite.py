@@ -44,11 +44,17 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from aonode.errors import IntegrityError, StoreError
-from aonode.store.base import AssignmentRecord, LocationRecord, MessageRecord, StoredSlot
+from aonode.store.base import (
+    AssignmentRecord,
+    LocationRecord,
+    MessageRecord,
+    ResultRecord,
+    StoredSlot,
+)
 
 T = TypeVar("T")
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """``PRAGMA user_version`` written by the last migration below."""
 
 # _MIGRATIONS[n] moves a database from user_version n to n + 1.
@@ -66,6 +72,13 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE TABLE locations (address TEXT PRIMARY KEY, nonce INTEGER NOT NULL,"
         " message TEXT NOT NULL)",
     ),
+    (
+        "CREATE TABLE computed (process TEXT NOT NULL, slot INTEGER NOT NULL,"
+        " message TEXT NOT NULL, results BLOB NOT NULL, snapshot BLOB,"
+        " PRIMARY KEY (process, slot))",
+        "CREATE INDEX computed_message ON computed (process, message)",
+        "CREATE INDEX computed_snapshots ON computed (process, slot) WHERE snapshot IS NOT NULL",
+    ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
@@ -82,6 +95,20 @@ _UPSERT_LOCATION: Final = (
 _LOCATION: Final = (
     "SELECT l.address, l.nonce, l.message, m.raw, m.codec FROM locations AS l"
     " JOIN messages AS m ON m.id = l.message WHERE l.address = ?"
+)
+_INSERT_RESULT: Final = (
+    "INSERT OR IGNORE INTO computed (process, slot, message, results, snapshot)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+_RESULT: Final = (
+    "SELECT process, slot, message, results FROM computed WHERE process = ? AND slot = ?"
+)
+_RESULT_BY_MESSAGE: Final = (
+    "SELECT process, slot, message, results FROM computed WHERE process = ? AND message = ?"
+)
+_LATEST_SNAPSHOT: Final = (
+    "SELECT process, slot, message, results, snapshot FROM computed"
+    " WHERE process = ? AND slot <= ? AND snapshot IS NOT NULL ORDER BY slot DESC LIMIT 1"
 )
 _NEXT_SLOT: Final = "SELECT max(slot) FROM assignments WHERE process = ?"
 _LATEST: Final = (
@@ -103,7 +130,9 @@ _NEXT_CACHE_SIZE: Final = 65_536  # processes whose next slot the writer remembe
 
 _Future = asyncio.Future[None]
 # (assignment, or a location, or None for put_message; message; future of the caller)
-_Item = tuple[AssignmentRecord | LocationRecord | None, MessageRecord, _Future]
+_Item = tuple[
+    AssignmentRecord | LocationRecord | ResultRecord | None, MessageRecord | None, _Future
+]
 _Outcome = BaseException | None
 # Errors that concern one item's values (binding), not the connection or the disk.
 _ITEM_ERRORS: Final = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError)
@@ -221,8 +250,25 @@ class SQLiteStore:
         a, nonce, mid, raw, codec = rows[0]
         return LocationRecord(a, nonce, mid), MessageRecord(mid, raw, codec)
 
+    async def put_result(self, result: ResultRecord) -> None:
+        await self._enqueue(result, None)
+
+    async def get_result(self, process: str, slot: int) -> ResultRecord | None:
+        rows = self._query(_RESULT, (process, slot))
+        return ResultRecord(*rows[0]) if rows else None
+
+    async def result_by_message(self, process: str, message: str) -> ResultRecord | None:
+        rows = self._query(_RESULT_BY_MESSAGE, (process, message))
+        return ResultRecord(*rows[0]) if rows else None
+
+    async def latest_snapshot(self, process: str, at_most: int) -> ResultRecord | None:
+        rows = await self._in_read_pool(_LATEST_SNAPSHOT, (process, min(at_most, _MAX_SLOT)))
+        return ResultRecord(*rows[0]) if rows else None
+
     def _enqueue(
-        self, assignment: AssignmentRecord | LocationRecord | None, body: MessageRecord
+        self,
+        assignment: AssignmentRecord | LocationRecord | ResultRecord | None,
+        body: MessageRecord | None,
     ) -> _Future:
         # Synchronous on purpose: the item is queued before the caller's first await.
         if self._state != "open":
@@ -400,7 +446,12 @@ class SQLiteStore:
         new_processes: list[tuple[str]] = []
         messages: list[tuple[str, str, bytes]] = []
         locations: list[tuple[str, int, str]] = []
+        results: list[tuple[str, int, str, bytes, bytes | None]] = []
         for a, m, _ in batch:
+            if isinstance(a, ResultRecord):
+                results.append((a.process, a.slot, a.message, a.results, a.snapshot))
+                continue
+            assert m is not None
             messages.append((m.id, m.codec, m.raw))
             if a is None:
                 continue
@@ -423,6 +474,7 @@ class SQLiteStore:
             conn.executemany(_INSERT_PROCESS, new_processes)
             conn.executemany(_INSERT_MESSAGE, messages)
             conn.executemany(_UPSERT_LOCATION, locations)
+            conn.executemany(_INSERT_RESULT, results)
         except _ITEM_ERRORS:
             return None  # e.g. a (process, message) duplicate: find it item by item
         return [None] * len(batch), staged
@@ -434,6 +486,17 @@ class SQLiteStore:
         staged: dict[str, int] = {}
         outcomes: list[_Outcome] = []
         for a, m, _ in batch:
+            if isinstance(a, ResultRecord):
+                try:
+                    conn.execute(
+                        _INSERT_RESULT, (a.process, a.slot, a.message, a.results, a.snapshot)
+                    )
+                except _ITEM_ERRORS as exc:
+                    outcomes.append(StoreError(f"result {a.process}/{a.slot}: {exc}"))
+                else:
+                    outcomes.append(None)
+                continue
+            assert m is not None
             if a is None or isinstance(a, LocationRecord):
                 try:
                     conn.execute(_INSERT_MESSAGE, (m.id, m.codec, m.raw))
