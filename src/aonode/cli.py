@@ -185,13 +185,76 @@ def wallet_show(path: Annotated[Path, typer.Argument(help="A JWK wallet file")])
     typer.echo(orjson.dumps({"address": w.address, "kind": kind}).decode())
 
 
+def _sign_and_post(
+    client: httpx.Client,
+    wallet: Path,
+    *,
+    process: str | None,
+    data: str,
+    tags: list[tuple[str, str]],
+    scheduler: str | None = None,
+    spawn_tags: list[tuple[str, str]] | None = None,
+) -> httpx.Response:
+    """Sign a message (or, with ``process=None``, a process) and post it to be scheduled."""
+    from aonode.codec import ans104
+    from aonode.codec.b64 import b64url_decode
+
+    try:
+        w = wallet_mod.load(wallet)
+    except (AONodeError, OSError) as exc:
+        raise _fail(str(exc), 2) from None
+    target = b""
+    if process is None:
+        sched = scheduler or client.get("/~meta@1.0/info/address").text.strip()
+        base = [
+            ("Data-Protocol", "ao"),
+            ("Variant", "ao.N.1"),
+            ("Type", "Process"),
+            ("Device", "process@1.0"),
+            ("Scheduler-Device", "scheduler@1.0"),
+            ("Scheduler", sched),
+            *(spawn_tags or []),
+        ]
+    else:
+        try:
+            target = b64url_decode(process)
+        except ValueError:
+            raise _fail(f"{process!r} is not a process id", 2) from None
+        base = [("Data-Protocol", "ao"), ("Variant", "ao.N.1"), ("Type", "Message")]
+    names = {n.lower() for n, _ in tags}
+    tags = [t for t in base if t[0].lower() not in names] + tags
+    # A fresh text anchor (as aoconnect sets one) makes every call a new message:
+    # ed25519 signatures are deterministic, and a re-post keeps its first slot.
+    anchor = secrets.token_urlsafe(24).encode()
+    item = ans104.sign(w, data=data.encode(), tags=tags, target=target, anchor=anchor)
+    return client.post(
+        "/~scheduler@1.0/schedule",
+        content=item.raw,
+        headers={"content-type": "application/ans104"},
+    )
+
+
+def _parse_tags(tag: list[str] | None) -> list[tuple[str, str]]:
+    tags: list[tuple[str, str]] = []
+    for t in tag or []:
+        name, sep, value = t.partition("=")
+        if not sep or not name:
+            raise _fail(f"tag {t!r} is not K=V", 2)
+        tags.append((name, value))
+    return tags
+
+
+WalletOpt = Annotated[Path, typer.Option(help="Wallet that signs the message")]
+UrlOpt = Annotated[str, typer.Option(help="Node URL")]
+DEFAULT_WALLET = Path(".aonode/wallet.json")
+DEFAULT_URL = "http://127.0.0.1:8734"
+
+
 @app.command()
 def schedule(
     process: Annotated[str | None, typer.Argument(help="Process id (omit with --spawn)")] = None,
-    wallet: Annotated[Path, typer.Option(help="Wallet that signs the message")] = Path(
-        ".aonode/wallet.json"
-    ),
-    url: Annotated[str, typer.Option(help="Node URL")] = "http://127.0.0.1:8734",
+    wallet: WalletOpt = DEFAULT_WALLET,
+    url: UrlOpt = DEFAULT_URL,
     data: Annotated[str, typer.Option(help="Message data")] = "",
     tag: Annotated[list[str] | None, typer.Option(help="Tag K=V; repeatable")] = None,
     spawn: Annotated[
@@ -202,53 +265,83 @@ def schedule(
     ] = None,
 ) -> None:
     """Sign a message with a wallet and post it to a node's schedule."""
-    from aonode.codec import ans104
-    from aonode.codec.b64 import b64url_decode
-
-    try:
-        w = wallet_mod.load(wallet)
-    except (AONodeError, OSError) as exc:
-        raise _fail(str(exc), 2) from None
-    tags: list[tuple[str, str]] = []
-    for t in tag or []:
-        name, sep, value = t.partition("=")
-        if not sep or not name:
-            raise _fail(f"tag {t!r} is not K=V", 2)
-        tags.append((name, value))
+    tags = _parse_tags(tag)
+    if not spawn and not process:
+        raise _fail("give a process id, or --spawn", 2)
     with httpx.Client(base_url=url, timeout=30) as client:
-        target = b""
-        if spawn:
-            sched = scheduler or client.get("/~meta@1.0/info/address").text.strip()
-            base = [
-                ("Data-Protocol", "ao"),
-                ("Variant", "ao.N.1"),
-                ("Type", "Process"),
-                ("Device", "process@1.0"),
-                ("Scheduler-Device", "scheduler@1.0"),
-                ("Scheduler", sched),
-            ]
-            names = {n.lower() for n, _ in tags}
-            tags = [t for t in base if t[0].lower() not in names] + tags
-        else:
-            if not process:
-                raise _fail("give a process id, or --spawn", 2)
-            try:
-                target = b64url_decode(process)
-            except ValueError:
-                raise _fail(f"{process!r} is not a process id", 2) from None
-            names = {n.lower() for n, _ in tags}
-            base = [("Data-Protocol", "ao"), ("Variant", "ao.N.1"), ("Type", "Message")]
-            tags = [t for t in base if t[0].lower() not in names] + tags
-        # A fresh text anchor (as aoconnect sets one) makes every call a new message:
-        # ed25519 signatures are deterministic, and a re-post keeps its first slot.
-        anchor = secrets.token_urlsafe(24).encode()
-        item = ans104.sign(w, data=data.encode(), tags=tags, target=target, anchor=anchor)
-        path = "/~scheduler@1.0/schedule"
-        response = client.post(
-            path, content=item.raw, headers={"content-type": "application/ans104"}
+        response = _sign_and_post(
+            client,
+            wallet,
+            process=None if spawn else process,
+            data=data,
+            tags=tags,
+            scheduler=scheduler,
         )
     typer.echo(response.text)
     if response.status_code >= 400:
+        raise typer.Exit(1)
+
+
+@app.command()
+def spawn(
+    wallet: WalletOpt = DEFAULT_WALLET,
+    url: UrlOpt = DEFAULT_URL,
+    module: Annotated[
+        str | None,
+        typer.Option(help="Lua module message id(s), comma-separated (default: built-in aos)"),
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Extra tag K=V; repeatable")] = None,
+) -> None:
+    """Spawn an aos process (lua@5.3a) on the node and print its id."""
+    extra = [("Execution-Device", "lua@5.3a")]
+    if module:
+        extra.append(("Module", module))
+    with httpx.Client(base_url=url, timeout=30) as client:
+        r = _sign_and_post(
+            client, wallet, process=None, data="", tags=_parse_tags(tag), spawn_tags=extra
+        )
+    if r.status_code >= 400:
+        raise _fail(r.text, 1)
+    typer.echo(r.json()["process"])
+
+
+@app.command("eval")
+def eval_(
+    process: Annotated[str, typer.Argument(help="Process id")],
+    code: Annotated[str, typer.Argument(help="Lua code to evaluate in the process")],
+    wallet: WalletOpt = DEFAULT_WALLET,
+    url: UrlOpt = DEFAULT_URL,
+) -> None:
+    """Schedule an Eval message, compute its slot and print the result."""
+    with httpx.Client(base_url=url, timeout=120) as client:
+        r = _sign_and_post(client, wallet, process=process, data=code, tags=[("Action", "Eval")])
+        if r.status_code >= 400:
+            raise _fail(r.text, 1)
+        slot = r.json()["slot"]
+        c = client.get(f"/{process}~process@1.0/compute", params={"slot": slot})
+    if c.status_code >= 400:
+        raise _fail(c.text, 1)
+    results = c.json()["results"]
+    if results.get("output"):
+        typer.echo(results["output"], nl=not str(results["output"]).endswith("\n"))
+    if results.get("error"):
+        raise _fail(str(results["error"]), 1)
+    if results.get("data") is not None:
+        typer.echo(results["data"])
+
+
+@app.command()
+def compute(
+    process: Annotated[str, typer.Argument(help="Process id")],
+    slot: Annotated[int | None, typer.Option(help="Slot (default: the current one)")] = None,
+    url: UrlOpt = DEFAULT_URL,
+) -> None:
+    """Compute a process up to a slot and print that slot's results as JSON."""
+    path = f"/{process}~process@1.0/" + ("now" if slot is None else "compute")
+    with httpx.Client(base_url=url, timeout=120) as client:
+        r = client.get(path, params={} if slot is None else {"slot": slot})
+    typer.echo(r.text)
+    if r.status_code >= 400:
         raise typer.Exit(1)
 
 

@@ -43,6 +43,7 @@ class NodeConfig:
     queue_size: int = 1024
     sign_threads: int = 2
     page_limit: int = 1000
+    snapshot_slots: int = 100
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property

@@ -18,6 +18,7 @@ from aonode import wallet as wallet_mod
 from aonode.config import NodeConfig
 from aonode.errors import BadParameter, InvalidMessage, NotFound, NotOurProcess
 from aonode.message import Message
+from aonode.process.device import ProcessDevice, check_spawn
 from aonode.scheduler.assignment import Assignment
 from aonode.scheduler.registry import Registry
 from aonode.scheduler.server import SchedulerServer, ServerOptions
@@ -74,6 +75,7 @@ class Node:
         self.timestamps = timestamps if timestamps is not None else make_source(config.gateway)
         self._signer = ThreadPoolExecutor(config.sign_threads, thread_name_prefix="aonode-sign")
         self.registry = Registry(self._make_server)
+        self.processes = ProcessDevice(self.store, snapshot_slots=config.snapshot_slots)
         self.verifier = Verifier(threads=max(1, (os.cpu_count() or 2) - 1))
         self.started_at = time.time()
 
@@ -93,6 +95,7 @@ class Node:
     async def stop(self) -> None:
         """Drain every scheduler queue, then close the store."""
         await self.registry.stop_all()
+        await self.processes.close()
         await self.verifier.stop()
         await self.timestamps.stop()
         await self.store.close()
@@ -152,6 +155,7 @@ class Node:
         if server is not None:  # fast path: a running server already vetted its process
             return await self._submit(server, message, pid, path)
         if message.is_process:
+            check_spawn(message)
             if not message.schedulers():
                 raise InvalidMessage(
                     "the process names no scheduler (tag Scheduler or Scheduler-Location)",

@@ -9,6 +9,7 @@ client error never produces a 5xx and never changes state.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -18,7 +19,9 @@ from typing import Any
 import orjson
 
 from aonode.codec import ans104, jsonform
+from aonode.codec.b64 import b64url_encode
 from aonode.errors import AONodeError, BadParameter, MethodNotAllowed, NotFound, Overloaded
+from aonode.http import process_routes
 from aonode.http.errors import status_of
 from aonode.http.request import Receive, Request, Scope, read_message
 from aonode.node import Node
@@ -55,6 +58,13 @@ def error_response(error: AONodeError) -> Response:
     if status == 503 and not headers:
         headers.append(("retry-after", "1"))
     return json_response({"error": {"code": error.code, "message": error.message}}, status, headers)
+
+
+def _value(value: Any) -> Response:
+    """A sub-path's value: text as text, anything else as JSON."""
+    if isinstance(value, str):
+        return Response(200, value.encode(), "text/plain; charset=utf-8")
+    return json_response(value)
 
 
 def _int_param(request: Request, name: str) -> int | None:
@@ -143,6 +153,11 @@ class App:
             return await self.meta(request, rest)
         if device == "message@1.0":
             return await self.messages(request, rest)
+        if device == "process@1.0" and pid is not None:
+            keys, params = process_routes.parse_segments(rest)
+            keys = [k for k in keys if k != "as"]
+            if keys and keys[0] in process_routes.KEYS:
+                return await self.process(request, pid, keys, {**request.query, **params})
         if device in ("scheduler@1.0", "process@1.0"):
             if key == "schedule":
                 if request.method == "POST":
@@ -163,6 +178,50 @@ class App:
                 _allow(request, "GET")
                 return json_response(await self.node.status())
         raise NotFound(f"no route for {request.path}", code="no-such-route")
+
+    # -- ~process@1.0 ----------------------------------------------------
+
+    async def process(
+        self, request: Request, pid: str, keys: list[str], params: dict[str, str]
+    ) -> Response:
+        node = self.node
+        process = await node.require_process(pid)
+        worker = await node.processes.worker(process)
+        key, sub = keys[0], keys[1:]
+        if key == "snapshot":
+            _allow(request, "GET")
+            slot, state = await worker.snapshot()
+            return json_response(
+                {
+                    "process": pid,
+                    "slot": slot,
+                    "state": b64url_encode(state),
+                    "hash": b64url_encode(hashlib.sha256(state).digest()),
+                }
+            )
+        if key == "now":
+            _allow(request, "GET")
+            slot, results = await worker.now()
+            return _value(process_routes.envelope(pid, slot, results, sub))
+        _allow(request, "GET", "POST")
+        wanted = process_routes._slot(
+            params.get("slot") or params.get("compute") or params.get("results")
+        )
+        if request.method == "POST" and "results" in params and wanted is not None:
+            results = await worker.compute(wanted)  # aoconnect's result(s)
+            return json_response({"raw": process_routes.aos_raw(results), "slot": wanted})
+        if request.method == "POST":
+            msg = await process_routes.dryrun_message(request, params, pid)
+            at, results = await worker.dryrun(msg)
+            doc = process_routes.envelope(pid, at, results, sub)
+            if isinstance(doc, dict):
+                doc["raw"] = process_routes.aos_raw(results)
+            return _value(doc)
+        if wanted is None:
+            slot, results = await worker.now()
+        else:
+            slot, results = wanted, await worker.compute(wanted)
+        return _value(process_routes.envelope(pid, slot, results, sub))
 
     # -- ~meta@1.0 -------------------------------------------------------
 

@@ -1,0 +1,138 @@
+"""``/{pid}~process@1.0/...``: compute, now, dry run, snapshot (API.md, Process).
+
+Paths use HyperBEAM's segment syntax: ``compute?slot=N``, ``compute=N``,
+``compute&slot=N``, sub-paths into the result (``now/results/data``), and the
+forms aoconnect's mainnet mode sends (``compute/results=N`` for a result,
+``as=execution/compute&Tag=Value`` for a dry run).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+
+from aonode.codec import ans104, jsonform
+from aonode.errors import BadParameter, InvalidMessage, NotFound
+from aonode.http.request import Request
+from aonode.message import Message
+from aonode.process import aosmsg
+from aonode.process.device import results_doc
+from aonode.process.runtime.base import Json, Results
+
+KEYS = ("compute", "now", "snapshot")
+
+
+def parse_segments(rest: list[str]) -> tuple[list[str], dict[str, str]]:
+    """``["compute&slot=3", "results"]`` → ``(["compute", "results"], {"slot": "3"})``."""
+    keys: list[str] = []
+    params: dict[str, str] = {}
+    for segment in rest:
+        head, *extra = segment.split("&")
+        name, eq, value = head.partition("=")
+        if eq:
+            params[name.lower()] = value
+        keys.append(name)
+        for pair in extra:
+            k, _, v = pair.partition("=")
+            if k:
+                params[k.lower()] = v
+    return keys, params
+
+
+def _slot(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        slot = int(value)
+    except ValueError:
+        raise BadParameter(f"slot must be an integer, got {value!r}") from None
+    if slot < 0:
+        raise BadParameter(f"slot must not be negative, got {slot}")
+    return slot
+
+
+def aos_raw(results: Results) -> Json:
+    """The result shape aoconnect reads (``raw.Output``, ``raw.Messages``, …)."""
+    return {
+        "Output": {"data": results.output, "print": True} if results.output else "",
+        "Messages": list(results.outbox),
+        "Spawns": list(results.spawns),
+        "Assignments": list(results.assignments),
+        "Error": results.error,
+        "Data": results.data,
+    }
+
+
+def sub_value(doc: Any, path: list[str]) -> Any:
+    for key in path:
+        if isinstance(doc, dict) and key in doc:
+            doc = doc[key]
+        elif isinstance(doc, list) and key.isdigit() and 0 < int(key) <= len(doc):
+            doc = doc[int(key) - 1]  # outbox/1 is the first message, as in HyperBEAM
+        else:
+            raise NotFound(f"no value at {'/'.join(path)}", code="no-such-key")
+    return doc
+
+
+async def dryrun_message(request: Request, params: dict[str, str], pid: str) -> Json:
+    """The message of a dry run: a (not necessarily signed) item, plus ``Tag=Value`` params."""
+    body = await request.body()
+    tags: list[tuple[str, str]] = []
+    data = ""
+    owner = ""
+    if body:
+        ctype = request.content_type
+        if ctype == "application/json":
+            try:
+                obj = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidMessage(f"body is not JSON: {exc}", code="invalid-json") from None
+            if isinstance(obj, dict) and "signature_type" in obj:
+                item = jsonform.from_json(obj)
+                m = Message.from_item(item)
+                tags, data, owner = list(item.tags), item.data.decode("utf-8", "replace"), m.signer
+            elif isinstance(obj, dict):
+                raw_tags = obj.get("Tags", obj.get("tags", []))
+                if not isinstance(raw_tags, list):
+                    raise InvalidMessage("Tags must be a list of {name, value}")
+                for t in raw_tags:
+                    if not isinstance(t, dict) or "name" not in t or "value" not in t:
+                        raise InvalidMessage("each tag needs a name and a value")
+                    tags.append((str(t["name"]), str(t["value"])))
+                data = str(obj.get("Data", obj.get("data", "")))
+                owner = str(obj.get("Owner", obj.get("From", "")))
+            else:
+                raise InvalidMessage("a dry-run body must be a JSON object or a data item")
+        else:
+            item = ans104.parse(body)  # need not be signed: nothing is stored
+            m = Message.from_item(item)
+            tags, data, owner = list(item.tags), item.data.decode("utf-8", "replace"), m.signer
+    skip = {"slot", "as", "compute", "results", "target", "accept", "require-codec"}
+    for k, v in params.items():
+        if k not in skip and all(k != name.lower() for name, _ in tags):
+            tags.append((k[:1].upper() + k[1:], v))
+    doc: Json = {
+        "Id": base64.urlsafe_b64encode(b"dryrun".ljust(32, b"\0")).decode().rstrip("="),
+        "Owner": owner,
+        "From": owner,
+        "Target": pid,
+        "Anchor": "",
+        "Data": data,
+        "Tags": [{"name": n, "value": v} for n, v in tags],
+        "Timestamp": 0,
+        "Block-Height": 0,
+        "Epoch": 0,
+        "Nonce": -1,
+        "Cron": False,
+    }
+    for name, value in tags:
+        doc.setdefault(name, value)
+    _ = aosmsg  # the scheduled path builds messages there; a dry run has no assignment
+    return doc
+
+
+def envelope(pid: str, slot: int, results: Results, sub: list[str]) -> Any:
+    doc = results_doc(pid, slot, results)
+    return sub_value(doc, sub) if sub else doc

@@ -1,0 +1,588 @@
+"""The hyper-aos Lua module under HyperBEAM's ``lua@5.3a`` contract, on lupa.
+
+Mainnet aos processes on HyperBEAM run ``dev_lua`` with the hyper-aos module: a
+Lua program that defines a global ``compute(base, req, opts)``.  ``base`` is
+the process state message (its ``process`` key is the signed process message),
+``req`` is the assignment (``slot``, ``timestamp``, ``block-timestamp`` …, and
+``body``: the scheduled message with lowercase keys and ``commitments``).  The
+module returns ``base`` with ``results = {outbox = {"1" = msg, …}, output =
+{data, prompt}}``.  This runtime builds those shapes from our aos-shaped
+``msg``/``env`` and maps the results back (see ``docs/hyper-aos.md``).
+
+Why the odd parts:
+
+* ``dev_lua_lib:install`` runs *after* the modules load and replaces the global
+  ``ao`` with a decoded-and-re-encoded copy of it (data copied, functions shared)
+  plus ``ao.event/get/set/resolve``.  hyper-aos behaves differently with and
+  without that copy (e.g. Eval parse errors land in the copy), so we copy too.
+* HyperBEAM's Lua state is immutable: when ``compute`` raises, the state before
+  the message survives.  A lupa state cannot be copied, so we keep the inputs of
+  every committed message and rebuild by replay after a raise or a dryrun.
+  Replay is exact only because the VM is deterministic: sorted ``pairs``,
+  ``os.time`` = block timestamp, a seeded per-VM ``math.random``, counters in
+  place of addresses in ``tostring``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import lupa.lua53 as lua  # type: ignore[import-untyped]  # lupa ships no stubs
+
+from aonode.process.runtime.base import Json, Limits, Results
+
+_HOOK_STEP = 1000
+
+# Runs first in a fresh state: the sandbox and the determinism shims.  Returns
+# the harness functions that Python calls.
+_PRELUDE = r"""
+local rawnext, rawget, rawset, type, error, select = next, rawget, rawset, type, error, select
+local getmt, sethook, traceback = debug.getmetatable, debug.sethook, debug.traceback
+local real_load, real_tostring, real_gc, sort = load, tostring, collectgarbage, table.sort
+local real_pcall, real_xpcall, real_resume = pcall, xpcall, coroutine.resume
+local real_create = coroutine.create
+local real_setmt = setmetatable
+local pack, unpack = table.pack, table.unpack
+local os_date, difftime, format, tointeger = os.date, os.difftime, string.format, math.tointeger
+
+io, dofile, loadfile, python, string.dump = nil, nil, nil, nil, nil
+debug = {traceback = traceback}
+print = function() end
+package.path, package.cpath, package.loadlib, package.searchpath = "", "", nil, nil
+package.searchers = {package.searchers[1]}
+load = function(chunk, name, mode, ...)
+  if select("#", ...) > 0 then return real_load(chunk, name, "t", ...) end
+  return real_load(chunk, name, "t")
+end
+collectgarbage = function(opt)
+  if opt == nil or opt == "collect" then real_gc("collect") end
+  if opt == "isrunning" then return true end
+  return 0
+end
+
+-- A finalizer would run user code whenever the collector decides.
+setmetatable = function(t, mt)
+  if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+    error("aonode: __gc metamethods are not allowed (not deterministic)", 2)
+  end
+  return real_setmt(t, mt)
+end
+
+-- The instruction budget: a count hook.  debug.sethook keys the Lua hook by
+-- thread, so every coroutine gets it set explicitly; once the budget is spent
+-- no pcall or resume may swallow the error.
+local budget = 0
+local function hook()
+  budget = budget - HOOK_STEP
+  if budget < 0 then error("aonode: instruction budget exhausted", 0) end
+end
+local function rethrow(r)
+  if not r[1] and budget < 0 then error(r[2], 0) end
+  return unpack(r, 1, r.n)
+end
+pcall = function(...) return rethrow(pack(real_pcall(...))) end
+xpcall = function(...) return rethrow(pack(real_xpcall(...))) end
+coroutine.resume = function(...) return rethrow(pack(real_resume(...))) end
+coroutine.create = function(f)
+  local co = real_create(f)
+  sethook(co, hook, "", HOOK_STEP)
+  return co
+end
+coroutine.wrap = function(f)
+  local co = coroutine.create(f)
+  return function(...)
+    local r = pack(real_resume(co, ...))
+    if not r[1] then error(r[2], 0) end
+    return unpack(r, 2, r.n)
+  end
+end
+
+local RANK = {number = 1, boolean = 2, string = 3}
+local function before(a, b)
+  local ta, tb = type(a), type(b)
+  if ta ~= tb then return (RANK[ta] or 4) < (RANK[tb] or 4) end
+  if ta == "number" or ta == "string" then return a < b end
+  if ta == "boolean" then return b and not a end
+  return false
+end
+function pairs(t)
+  local mt = getmt(t)
+  local mp = mt and rawget(mt, "__pairs")
+  if mp then return mp(t) end
+  if type(t) ~= "table" then
+    error("bad argument #1 to 'pairs' (table expected, got " .. type(t) .. ")", 2)
+  end
+  local keys, n, i = {}, 0, 0
+  for k in rawnext, t do n = n + 1; keys[n] = k end
+  sort(keys, before)
+  return function()
+    while i < n do
+      i = i + 1
+      local k = keys[i]
+      local v = rawget(t, k)
+      if v ~= nil then return k, v end
+    end
+  end, t, nil
+end
+
+local ids, last_id = setmetatable({}, {__mode = "k"}), 0
+local ADDRESSED = {table = true, ["function"] = true, thread = true, userdata = true}
+tostring = function(v)
+  if ADDRESSED[type(v)] then
+    local mt = getmt(v)
+    if not (mt and rawget(mt, "__tostring")) then
+      local id = ids[v]
+      if not id then last_id = last_id + 1; id = last_id; ids[v] = id end
+      return format("%s: 0x%08x", type(v), id)
+    end
+  end
+  return real_tostring(v)
+end
+
+local rng = 1
+local function step()
+  local x = rng
+  x = x ~ (x << 13); x = x ~ (x >> 7); x = x ~ (x << 17)
+  rng = x
+  return x
+end
+local function seed(s)
+  s = tointeger(s) or string.unpack("<i8", string.pack("<d", s))
+  rng = (s ~= 0) and s or 0x2545F4914F6CDD1D
+  step()
+end
+math.randomseed = function(s) seed(tonumber(s) or 0) end
+math.random = function(m, n)
+  local r = step()
+  if m == nil then return (r >> 11) * (1.0 / 9007199254740992.0) end
+  local lo, hi = 1, tointeger(m)
+  if n ~= nil then lo, hi = hi, tointeger(n) end
+  if lo == nil or hi == nil then
+    error("bad argument to 'random' (number has no integer representation)", 2)
+  end
+  if lo > hi then error("bad argument to 'random' (interval is empty)", 2) end
+  local span = hi - lo + 1
+  if span <= 0 then return r end
+  return lo + (r >> 1) % span
+end
+
+local now = 0
+local function days(y, m, d)
+  y = (m <= 2) and (y - 1) or y
+  local era = (y >= 0 and y or y - 399) // 400
+  local yoe = y - era * 400
+  local doy = (153 * ((m + 9) % 12) + 2) // 5 + d - 1
+  return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+end
+os = {
+  time = function(t)
+    if t == nil then return now end
+    local secs = (t.hour or 12) * 3600 + (t.min or 0) * 60 + (t.sec or 0)
+    return days(t.year, t.month, t.day) * 86400 + secs
+  end,
+  date = function(fmt, t)
+    fmt = fmt or "%c"
+    if fmt:sub(1, 1) ~= "!" then fmt = "!" .. fmt end
+    return os_date(fmt, t or now)
+  end,
+  clock = function() return 0.0 end,
+  difftime = difftime,
+  getenv = function() return nil end,
+}
+
+local H, last_handle, trace = {}, nil, nil
+
+function H.load_module(src, name, instructions)
+  local chunk, err = real_load(src, "=" .. name, "t", _G)
+  if not chunk then error(err, 0) end
+  budget = instructions
+  sethook(hook, "", HOOK_STEP)
+  local ok, e = real_pcall(chunk)
+  sethook()
+  if not ok then error(e, 0) end
+end
+
+local function copy(v, seen)
+  if type(v) ~= "table" then return v end
+  if seen[v] then error("recursive table in the ao table", 0) end
+  seen[v] = true
+  local out = {}
+  for k, x in rawnext, v do out[copy(k, seen)] = copy(x, seen) end
+  seen[v] = nil
+  return out
+end
+
+-- dev_lua_lib:install, then a hook that remembers what hyper-aos's handle returned.
+function H.install()
+  local existing = rawget(_G, "ao")
+  local ao = type(existing) == "table" and copy(existing, {}) or {}
+  ao.event = function() return "ok" end
+  ao.resolve = function() return "error", "ao.resolve: no AO-Core resolver in aonode" end
+  ao.get = function(key, base)
+    for part in tostring(key):gmatch("[^/]+") do
+      if type(base) ~= "table" then return "not_found" end
+      base = base[part]
+    end
+    if base == nil then return "not_found" end
+    return base
+  end
+  ao.set = function(base, key, value)
+    local out = {}
+    for k, v in rawnext, base do out[k] = v end
+    if type(key) ~= "table" then key = {[key] = value} end
+    for k, v in rawnext, key do out[k] = v end
+    return out
+  end
+  rawset(_G, "ao", ao)
+  local proc = package.loaded[".process"]
+  if type(proc) == "table" and type(rawget(proc, "handle")) == "function" then
+    local inner = proc.handle
+    proc.handle = function(...)
+      local r = pack(inner(...))
+      last_handle = r[1]
+      return unpack(r, 1, r.n)
+    end
+  end
+end
+
+local function ao_outbox()
+  local ao = rawget(_G, "ao")
+  local ob = type(ao) == "table" and rawget(ao, "outbox")
+  return type(ob) == "table" and ob or nil
+end
+
+local function on_error(e)
+  trace = traceback(real_tostring(e), 2)
+  return e
+end
+
+-- One compute call, as dev_lua makes it.  Returns status, result, and the
+-- hyper-aos error texts this harness could see (Eval parse error, handle's Error).
+function H.run(base, req, s, t, instructions)
+  seed(s); now = t
+  last_handle, trace = nil, nil
+  local ob = ao_outbox()
+  if ob then rawset(ob, "Error", nil) end
+  local body = req.body
+  local fname = (type(body) == "table" and body["function"]) or req["function"]
+    or base["function"] or "compute"
+  local f = _G[fname]
+  if type(f) ~= "function" then error("no Lua function '" .. tostring(fname) .. "' to call", 0) end
+  budget = instructions
+  sethook(hook, "", HOOK_STEP)
+  local ok, a, b = real_xpcall(f, on_error, base, req, {})
+  sethook()
+  local handled = type(last_handle) == "table" and rawget(last_handle, "Error") or nil
+  if not ok then return "raised", a, handled, trace end
+  if a == nil and b == nil then return "raised", "compute returned nothing", handled, nil end
+  local status, result = "ok", a
+  if b ~= nil then status, result = a, b end
+  ob = status == "ok" and ao_outbox()
+  return status, result, ob and rawget(ob, "Error") or handled, nil
+end
+
+return H
+""".replace("HOOK_STEP", str(_HOOK_STEP))
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """Everything one compute call needs; replaying these rebuilds the state."""
+
+    base: Json
+    req: Json
+    seed: int
+    now: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    raised: bool
+    result: Any = None
+    error: str | None = None  # hyper-aos's own error text when it has one
+    lua_error: str | None = None  # what compute raised (dev_lua's 500 body)
+    trace: str | None = None
+
+
+class _VM:
+    """One lupa Lua 5.3 state with the prelude, the modules and the library."""
+
+    def __init__(self, sources: Sequence[str], limits: Limits) -> None:
+        self._limits = limits
+        self._rt: Any = lua.LuaRuntime(
+            encoding=None,
+            max_memory=limits.memory,
+            register_eval=False,
+            register_builtins=False,
+            unpack_returned_tuples=True,
+        )
+        self._h: Any = self._rt.execute(_PRELUDE.encode())
+        for i, src in enumerate(sources):
+            name = "hyper-aos" if i == 0 else f"module-{i}"
+            try:
+                self._h.load_module(src.encode(), name.encode(), limits.instructions)
+            except lua.LuaError as exc:
+                raise ValueError(f"Lua module {name} failed to load: {exc}") from None
+        self._h.install()
+
+    def run(self, call: _Call) -> _Outcome:
+        try:
+            base, req = _to_lua(self._rt, call.base), _to_lua(self._rt, call.req)
+            status, result, handled, trace = self._h.run(
+                base, req, call.seed, call.now, self._limits.instructions
+            )
+            if _text(status) != "ok":
+                raw = _text(result)
+                best = _text(handled) if handled is not None else raw
+                return _Outcome(True, None, best, raw, _opt_text(trace))
+            results = result[b"results"] if lua.lua_type(result) == "table" else None
+            value = {"results": _from_lua(results)} if results is not None else _from_lua(result)
+            return _Outcome(False, value, _opt_text(handled))
+        except lua.LuaMemoryError:
+            return _Outcome(True, error="aonode: Lua memory limit exceeded")
+        except (lua.LuaError, ValueError, RecursionError) as exc:
+            return _Outcome(True, error=f"aonode: {exc}")
+
+
+class HyperAOSRuntime:
+    """A process running ``module_sources`` (hyper-aos first) as ``lua@5.3a`` would."""
+
+    def __init__(self, module_sources: Sequence[str], *, limits: Limits | None = None) -> None:
+        if not module_sources:
+            raise ValueError("HyperAOSRuntime needs at least one Lua module source")
+        self._sources = tuple(module_sources)
+        self._limits = limits or Limits()
+        self._vm: _VM | None = None
+        self._log: list[_Call] = []
+        self._dirty = False
+        self._process: Json = {}
+        self._pid = ""
+
+    def boot(self, process_msg: Json, env: Json) -> Results:
+        if self._vm is not None or self._log:
+            raise RuntimeError("process already booted")
+        self._process = _body(process_msg)
+        self._pid = str(process_msg.get("Id") or "")
+        self._vm = _VM(self._sources, self._limits)
+        return self._step(process_msg, commit=True)
+
+    def apply(self, msg: Json, env: Json) -> Results:
+        return self._step(msg, commit=True)
+
+    def dryrun(self, msg: Json, env: Json) -> Results:
+        return self._step(msg, commit=False)
+
+    def snapshot(self) -> bytes:
+        raise NotImplementedError("hyper-aos state snapshots are not implemented yet")
+
+    def close(self) -> None:
+        self._vm = None
+        self._log.clear()
+
+    def _step(self, msg: Mapping[str, Any], *, commit: bool) -> Results:
+        vm = self._clean_vm()
+        call = self._call(msg)
+        out = vm.run(call)
+        if out.raised or not commit:
+            self._dirty = True  # the live state moved; rebuild before the next use
+        else:
+            self._log.append(call)
+        if out.raised:
+            extra = {"lua_error": out.lua_error, "trace": out.trace}
+            return Results(error=out.error or "compute failed", extra=extra)
+        return _results(out, patch_split="patch-from" in call.base)
+
+    def _clean_vm(self) -> _VM:
+        if self._vm is None:
+            raise RuntimeError("process not booted (or closed)")
+        if self._dirty:
+            vm = _VM(self._sources, self._limits)
+            for call in self._log:
+                if vm.run(call).raised:
+                    raise RuntimeError("replay diverged: the runtime is not deterministic")
+            self._vm, self._dirty = vm, False
+        return self._vm
+
+    def _call(self, msg: Mapping[str, Any]) -> _Call:
+        last = self._log[-1].req if self._log else {}
+        slot = _int(msg.get("Nonce"), last.get("slot", -1) + 1)
+        ts = _int(msg.get("Timestamp"), last.get("timestamp", 0))
+        pid = self._pid
+        base: Json = {k: v for k, v in self._process.items() if k != "commitments"}
+        base.update({"process": self._process, "at-slot": slot - 1})
+        req: Json = {
+            "path": "compute",
+            "data-protocol": "ao",
+            "variant": "ao.N.1",
+            "process": pid,
+            "slot": slot,
+            "epoch": _int(msg.get("Epoch"), 0),
+            "timestamp": ts,
+            "block-height": _int(msg.get("Block-Height"), 0),
+            "block-timestamp": ts // 1000,
+            "body": _body(msg),
+        }
+        if msg.get("Hash-Chain"):
+            req["hash-chain"] = str(msg["Hash-Chain"])
+        digest = hashlib.sha256(f"{pid}\x00{slot}".encode()).digest()
+        return _Call(base, req, int.from_bytes(digest[:8], "little", signed=True), ts // 1000)
+
+
+def _int(value: Any, default: int) -> int:
+    return default if value is None or value == "" else int(value)
+
+
+def _body(msg: Mapping[str, Any]) -> Json:
+    """The aos message as HyperBEAM hands it to Lua: lowercase keys, commitments.
+
+    We do not keep the original signature, so every signed message appears as
+    an httpsig RSA commitment by its Owner (``alg`` and ``type`` both set, the
+    two spellings hyper-aos versions read).
+    """
+    body: Json = {}
+    for tag in msg.get("Tags") or ():
+        body.setdefault(str(tag["name"]).lower(), tag["value"])
+    for field in ("Target", "Anchor", "Data"):
+        if msg.get(field):
+            body[field.lower()] = msg[field]
+    owner, sender, mid = msg.get("Owner"), msg.get("From"), msg.get("Id")
+    if sender and owner and sender != owner:
+        body.setdefault("from-process", sender)
+    commitments: Json = {}
+    if owner:
+        commitments[str(mid or "")] = {
+            "commitment-device": "httpsig@1.0",
+            "alg": "rsa-pss-sha512",
+            "type": "rsa-pss-sha512",
+            "committer": owner,
+        }
+    body["commitments"] = commitments
+    return body
+
+
+def _results(out: _Outcome, *, patch_split: bool) -> Results:
+    result = out.result
+    results = result.get("results") if isinstance(result, dict) else None
+    if not isinstance(results, dict):
+        return Results(error=out.error, extra={"result": result})
+    output = results.get("output")
+    text = output.get("data") if isinstance(output, dict) else output
+    outbox: list[Json] = []
+    patches: list[Json] = []
+    for msg in _ordered(results.get("outbox")):
+        if patch_split and _is_patch(msg):
+            patches.append(msg)
+        else:
+            outbox.append(_aos_message(msg))
+    data = _text(text) if text is not None else ""
+    prompt = output.get("prompt") if isinstance(output, dict) else None
+    return Results(
+        data=(data or None) if out.error is None else None,
+        output=data,
+        outbox=tuple(outbox),
+        patches=tuple(patches),
+        error=out.error,
+        extra={"prompt": prompt, "results": results},
+    )
+
+
+def _ordered(box: Any) -> list[Json]:
+    if isinstance(box, list):
+        return [m for m in box if isinstance(m, dict)]
+    if not isinstance(box, dict):
+        return []
+    keys = sorted(box, key=lambda k: (0, int(k), "") if k.isdigit() else (1, 0, k))
+    return [box[k] for k in keys if isinstance(box[k], dict)]
+
+
+def _is_patch(msg: Json) -> bool:
+    low = {k.lower(): v for k, v in msg.items()}
+    return low.get("method") == "PATCH" or low.get("device") == "patch@1.0"
+
+
+def _aos_message(msg: Json) -> Json:
+    """A hyper-aos outbox entry in aos shape; keys keep the case Lua gave them."""
+    special: dict[str, str] = {}
+    tags: list[Json] = []
+    for key, value in msg.items():
+        low = key.lower()
+        if low in ("target", "data", "anchor"):
+            special.setdefault(low, _value_text(value))
+        elif low == "tags" and isinstance(value, (dict, list)):
+            pairs = value.items() if isinstance(value, dict) else _tag_list(value)
+            tags.extend({"name": str(n), "value": _value_text(v)} for n, v in pairs)
+        elif value is not None:
+            tags.append({"name": key, "value": _value_text(value)})
+    out: Json = {"Target": special.get("target"), "Data": special.get("data", ""), "Tags": tags}
+    if "anchor" in special:
+        out["Anchor"] = special["anchor"]
+    for tag in tags:
+        out.setdefault(tag["name"], tag["value"])
+    return out
+
+
+def _tag_list(items: list[Any]) -> list[tuple[Any, Any]]:
+    return [(t.get("name"), t.get("value")) for t in items if isinstance(t, dict)]
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return _text(value)
+
+
+def _text(value: Any) -> str:
+    """Lua's ``tostring`` for the values that cross the boundary."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+        s = format(value, ".14g")
+        return s if any(c in s for c in ".en") else s + ".0"
+    if value is None:
+        return "nil"
+    return str(value)
+
+
+def _opt_text(value: Any) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _to_lua(rt: Any, obj: Any) -> Any:
+    if isinstance(obj, str):
+        return obj.encode()
+    if isinstance(obj, Mapping):
+        table = rt.table()
+        for key, value in obj.items():
+            table[_to_lua(rt, key)] = _to_lua(rt, value)
+        return table
+    if isinstance(obj, (list, tuple)):
+        table = rt.table()
+        for i, value in enumerate(obj, 1):
+            table[i] = _to_lua(rt, value)
+        return table
+    return obj
+
+
+def _from_lua(value: Any, depth: int = 0) -> Any:
+    """Lua value → JSON-able Python; arrays 1..n become lists, keys are sorted."""
+    if depth > 64:
+        raise ValueError("result nested too deeply (or recursive)")
+    kind = lua.lua_type(value)
+    if kind is None:
+        return _text(value) if isinstance(value, bytes) else value
+    if kind != "table":
+        return None
+    items = [(k, _from_lua(v, depth + 1)) for k, v in value.items()]
+    keys = [k for k, _ in items]
+    if items and all(type(k) is int for k in keys) and sorted(keys) == [*range(1, len(keys) + 1)]:
+        return [v for _, v in sorted(items, key=lambda kv: kv[0])]
+    return {_text(k): v for k, v in sorted(items, key=lambda kv: _text(kv[0])) if v is not None}

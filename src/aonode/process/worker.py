@@ -1,0 +1,201 @@
+"""One worker per process: the live runtime, advanced slot by slot.
+
+Requests for one process are serialised through its worker's lock, so each
+assignment is applied exactly once and in order (invariant 7).  Many callers
+waiting for the same slot share one computation: the first takes the lock and
+computes; the others find the slot cached when they get it.  Lua runs on a
+shared thread pool so the event loop keeps serving the scheduler meanwhile.
+
+Every computed slot's results are cached (``/computed/{pid}/slot/{N}`` and by
+message id); every ``snapshot_slots`` slots the runtime's state is stored with
+them, and a worker that starts (after a restart, or after it was unloaded)
+resumes from the newest snapshot at or below the slot asked for instead of
+replaying from slot 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import TypeVar
+
+import orjson
+
+from aonode.errors import NotFound
+from aonode.message import Message
+from aonode.process import aosmsg
+from aonode.process.runtime.base import Json, Results, Runtime
+from aonode.scheduler.assignment import Assignment
+from aonode.store.base import ResultRecord, Store
+
+log = logging.getLogger("aonode.process")
+
+T = TypeVar("T")
+RuntimeFactory = Callable[[bytes | None], Runtime]  # snapshot (None: fresh) → runtime
+
+
+class ProcessWorker:
+    def __init__(
+        self,
+        process: Message,
+        *,
+        store: Store,
+        factory: RuntimeFactory,
+        executor: Executor,
+        snapshot_slots: int = 100,
+    ) -> None:
+        self.process = process
+        self.id = process.id
+        self._store = store
+        self._factory = factory
+        self._executor = executor
+        self._snapshot_slots = max(1, snapshot_slots)
+        self._lock = asyncio.Lock()
+        self._runtime: Runtime | None = None
+        self.at_slot = -1
+        self.replayed = 0  # slots applied by this worker (resumes show in it)
+        self.resumed_from: int | None = None
+        self.last_used = time.monotonic()
+        self._writes: set[asyncio.Task[None]] = set()
+        # Results computed but maybe not yet in the store (writes are asynchronous).
+        self._fresh: dict[int, Results] = {}
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def compute(self, slot: int) -> Results:
+        """Results of ``slot``, computing every slot up to it once, in order."""
+        self.last_used = time.monotonic()
+        if (fresh := self._fresh.get(slot)) is not None:
+            return fresh
+        cached = await self._store.get_result(self.id, slot)
+        if cached is not None:
+            return _results(cached.results)
+        latest = await self._store.latest(self.id)
+        if latest is None or slot > latest.slot:
+            current = latest.slot if latest else -1
+            raise NotFound(
+                f"slot {slot} of {self.id} is not assigned yet (current {current})",
+                code="slot-not-assigned",
+            )
+        async with self._lock:
+            if (fresh := self._fresh.get(slot)) is not None:
+                return fresh
+            cached = await self._store.get_result(self.id, slot)
+            if cached is not None:
+                return _results(cached.results)
+            if self._runtime is None or self.at_slot >= slot:
+                await self._load(slot)
+            results = Results()
+            while self.at_slot < slot:
+                rows = await self._store.slots(self.id, self.at_slot + 1, slot, 256)
+                if not rows:
+                    raise NotFound(
+                        f"slot {self.at_slot + 1} of {self.id} is missing", code="slot-not-assigned"
+                    )
+                for row in rows:
+                    results = await self._apply(Assignment.from_stored(row))
+            return results
+
+    async def now(self) -> tuple[int, Results]:
+        latest = await self._store.latest(self.id)
+        if latest is None:
+            raise NotFound(f"process {self.id} has no schedule", code="unknown-process")
+        return latest.slot, await self.compute(latest.slot)
+
+    async def dryrun(self, msg: Json) -> tuple[int, Results]:
+        """Evaluate ``msg`` on the latest state; nothing is stored or changed."""
+        slot, _ = await self.now()
+        async with self._lock:
+            if self._runtime is None or self.at_slot != slot:
+                await self._load(slot)
+                while self.at_slot < slot:
+                    rows = await self._store.slots(self.id, self.at_slot + 1, slot, 256)
+                    for row in rows:
+                        await self._apply(Assignment.from_stored(row))
+            runtime = self._runtime
+            assert runtime is not None
+            env = aosmsg.process_env(self.process)
+            return slot, await self._call(lambda: runtime.dryrun(msg, env))
+
+    async def snapshot(self) -> tuple[int, bytes]:
+        slot, _ = await self.now()
+        async with self._lock:
+            if self._runtime is None or self.at_slot != slot:
+                await self._load(slot)
+                while self.at_slot < slot:
+                    rows = await self._store.slots(self.id, self.at_slot + 1, slot, 256)
+                    for row in rows:
+                        await self._apply(Assignment.from_stored(row))
+            runtime = self._runtime
+            assert runtime is not None
+            return self.at_slot, await self._call(runtime.snapshot)
+
+    async def _load(self, slot: int) -> None:
+        """A runtime at the newest snapshot ``<= slot``, else a fresh one."""
+        if self._runtime is not None:
+            runtime = self._runtime
+            await self._call(runtime.close)
+            self._runtime = None
+        snap = await self._store.latest_snapshot(self.id, slot)
+        if snap is not None and snap.snapshot is not None:
+            data = snap.snapshot
+            self._runtime = await self._call(lambda: self._factory(data))
+            self.at_slot = snap.slot
+            self.resumed_from = snap.slot
+            log.info("process %s resumed from the snapshot at slot %d", self.id, snap.slot)
+        else:
+            self._runtime = await self._call(lambda: self._factory(None))
+            self.at_slot = -1
+
+    async def _apply(self, assignment: Assignment) -> Results:
+        runtime = self._runtime
+        assert runtime is not None
+        slot = assignment.slot
+        assert slot == self.at_slot + 1, f"applying slot {slot} after {self.at_slot}"
+        env = aosmsg.process_env(self.process)
+        msg = aosmsg.from_assignment(assignment, self.process)
+        take_snapshot = slot % self._snapshot_slots == 0
+
+        def run() -> tuple[Results, bytes | None]:
+            results = runtime.boot(msg, env) if slot == 0 else runtime.apply(msg, env)
+            snap = None
+            if take_snapshot:
+                try:
+                    snap = runtime.snapshot()
+                except NotImplementedError:
+                    snap = None
+            return results, snap
+
+        results, snap = await self._call(run)
+        self.at_slot = slot
+        self.replayed += 1
+        doc = orjson.dumps({"process": self.id, "slot": slot, "results": results.to_json()})
+        record = ResultRecord(self.id, slot, assignment.header.message, doc, snap)
+        self._fresh[slot] = results
+        task = asyncio.create_task(self._store.put_result(record))
+        self._writes.add(task)
+
+        def written(t: asyncio.Task[None]) -> None:
+            self._writes.discard(t)
+            if not t.cancelled() and t.exception() is None:
+                self._fresh.pop(slot, None)
+
+        task.add_done_callback(written)
+        return results
+
+    async def close(self) -> None:
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+        async with self._lock:
+            if self._runtime is not None:
+                runtime = self._runtime
+                self._runtime = None
+                await self._call(runtime.close)
+
+
+def _results(doc: bytes) -> Results:
+    return Results.from_json(orjson.loads(doc)["results"])

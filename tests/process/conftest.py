@@ -1,0 +1,129 @@
+"""A process driven on a runtime directly: what a worker does, without store or HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import pytest
+
+from aonode.process.runtime.base import Json, Limits, Results
+from aonode.process.runtime.lua import LuaRuntime
+
+OWNER = "OwnerWallet000000000000000000000000000000000"
+OTHER = "SomeoneElse00000000000000000000000000000000"
+PID = "ProcessId0000000000000000000000000000000000"
+START = 1_700_000_000_000  # ms: the timestamp of slot 0
+
+# Small enough that runaway code fails fast, large enough for real handlers.
+TEST_LIMITS = Limits(instructions=2_000_000, memory=64 * 1024 * 1024)
+
+
+class Proc:
+    """One process: assigns slots and timestamps like the scheduler, applies like a worker."""
+
+    def __init__(
+        self, runtime: LuaRuntime, *, pid: str = PID, tags: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        self.rt = runtime
+        self.pid = pid
+        self.slot = -1
+        ptags = [("Type", "Process"), ("Module", "ModuleId"), *tags]
+        self.env: Json = {
+            "Process": {
+                "Id": pid,
+                "Owner": OWNER,
+                "Tags": [{"name": n, "value": v} for n, v in ptags],
+                "Module": "ModuleId",
+                **{n: v for n, v in reversed(ptags)},
+            }
+        }
+        self.process_tags = ptags
+
+    def message(
+        self,
+        data: str | bytes = "",
+        *,
+        tags: Sequence[tuple[str, str]] = (),
+        frm: str = OWNER,
+        owner: str | None = None,
+        slot: int | None = None,
+        timestamp: int | None = None,
+    ) -> Json:
+        slot = self.slot + 1 if slot is None else slot
+        msg: Json = {
+            "Id": self.pid if slot == 0 else f"Message{slot:040d}",
+            "Owner": owner or frm,
+            "From": frm,
+            "Target": self.pid,
+            "Anchor": "",
+            "Data": data,
+            "Tags": [{"name": n, "value": v} for n, v in tags],
+            "Timestamp": START + slot * 1000 if timestamp is None else timestamp,
+            "Block-Height": 1_000 + slot,
+            "Epoch": 0,
+            "Nonce": slot,
+            "Hash-Chain": f"chain-{slot}",
+            "Cron": False,
+            "Module": "ModuleId",
+        }
+        for n, v in tags:
+            msg.setdefault(n, v)
+        return msg
+
+    def boot(self, data: str = "") -> Results:
+        self.slot = 0
+        return self.rt.boot(self.message(data, tags=self.process_tags, slot=0), self.env)
+
+    def send(self, data: str | bytes = "", **kw: Any) -> Results:
+        msg = self.message(data, **kw)
+        self.slot = msg["Nonce"]
+        return self.rt.apply(msg, self.env)
+
+    def eval(self, code: str, **kw: Any) -> Results:
+        kw["tags"] = [("Action", "Eval"), *kw.get("tags", ())]
+        return self.send(code, **kw)
+
+    def dryrun(self, code: str, **kw: Any) -> Results:
+        kw["tags"] = [("Action", "Eval"), *kw.get("tags", ())]
+        return self.rt.dryrun(self.message(code, **kw), self.env)
+
+    def value(self, expr: str) -> str | None:
+        """Evaluate an expression as the owner; fail the test on an error."""
+        res = self.eval(f"return {expr}")
+        assert res.error is None, res.error
+        return res.data
+
+
+ProcFactory = Callable[..., Proc]
+
+
+@pytest.fixture
+def make_proc() -> Iterator[ProcFactory]:
+    """Booted processes on fresh runtimes, closed afterwards."""
+    made: list[Proc] = []
+
+    def make(
+        module_sources: Sequence[str] | None = None,
+        *,
+        limits: Limits = TEST_LIMITS,
+        boot: bool = True,
+        **kw: Any,
+    ) -> Proc:
+        checkpoint_every = kw.pop("checkpoint_every", 1000)
+        rt = LuaRuntime(module_sources, limits=limits, checkpoint_every=checkpoint_every)
+        proc = Proc(rt, **kw)
+        made.append(proc)
+        if boot:
+            res = proc.boot()
+            assert res.error is None, res.error
+        return proc
+
+    yield make
+    for proc in made:
+        proc.rt.close()
+
+
+@pytest.fixture
+def proc(make_proc: ProcFactory) -> Proc:
+    return make_proc()
