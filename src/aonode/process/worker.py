@@ -74,13 +74,6 @@ class ProcessWorker:
         cached = await self._store.get_result(self.id, slot)
         if cached is not None:
             return _results(cached.results)
-        latest = await self._store.latest(self.id)
-        if latest is None or slot > latest.slot:
-            current = latest.slot if latest else -1
-            raise NotFound(
-                f"slot {slot} of {self.id} is not assigned yet (current {current})",
-                code="slot-not-assigned",
-            )
         async with self._lock:
             if (fresh := self._fresh.get(slot)) is not None:
                 return fresh
@@ -89,16 +82,22 @@ class ProcessWorker:
                 return _results(cached.results)
             if self._runtime is None or self.at_slot >= slot:
                 await self._load(slot)
-            results = Results()
-            while self.at_slot < slot:
-                rows = await self._store.slots(self.id, self.at_slot + 1, slot, 256)
-                if not rows:
-                    raise NotFound(
-                        f"slot {self.at_slot + 1} of {self.id} is missing", code="slot-not-assigned"
-                    )
-                for row in rows:
-                    results = await self._apply(Assignment.from_stored(row))
-            return results
+            return await self._advance(slot)
+
+    async def _advance(self, slot: int) -> Results:
+        """Apply the assignments after ``at_slot`` up to ``slot`` (lock held)."""
+        results = Results()
+        while self.at_slot < slot:
+            rows = await self._store.slots(self.id, self.at_slot + 1, slot, 256)
+            if not rows or rows[0].assignment.slot != self.at_slot + 1:
+                latest = await self._store.latest(self.id)
+                current = latest.slot if latest else -1
+                raise NotFound(
+                    f"slot {slot} of {self.id} is not assigned yet (current {current})",
+                    code="slot-not-assigned",
+                )
+            results = await self._apply([Assignment.from_stored(r) for r in rows])
+        return results
 
     async def now(self) -> tuple[int, Results]:
         latest = await self._store.latest(self.id)
@@ -110,12 +109,9 @@ class ProcessWorker:
         """Evaluate ``msg`` on the latest state; nothing is stored or changed."""
         slot, _ = await self.now()
         async with self._lock:
-            if self._runtime is None or self.at_slot != slot:
+            if self._runtime is None or self.at_slot > slot:
                 await self._load(slot)
-                while self.at_slot < slot:
-                    rows = await self._store.slots(self.id, self.at_slot + 1, slot, 256)
-                    for row in rows:
-                        await self._apply(Assignment.from_stored(row))
+            await self._advance(slot)
             runtime = self._runtime
             assert runtime is not None
             env = aosmsg.process_env(self.process)
@@ -124,12 +120,9 @@ class ProcessWorker:
     async def snapshot(self) -> tuple[int, bytes]:
         slot, _ = await self.now()
         async with self._lock:
-            if self._runtime is None or self.at_slot != slot:
+            if self._runtime is None or self.at_slot > slot:
                 await self._load(slot)
-                while self.at_slot < slot:
-                    rows = await self._store.slots(self.id, self.at_slot + 1, slot, 256)
-                    for row in rows:
-                        await self._apply(Assignment.from_stored(row))
+            await self._advance(slot)
             runtime = self._runtime
             assert runtime is not None
             return self.at_slot, await self._call(runtime.snapshot)
@@ -151,28 +144,38 @@ class ProcessWorker:
             self._runtime = await self._call(lambda: self._factory(None))
             self.at_slot = -1
 
-    async def _apply(self, assignment: Assignment) -> Results:
+    async def _apply(self, assignments: list[Assignment]) -> Results:
+        """Apply consecutive assignments in one trip to the compute thread."""
         runtime = self._runtime
         assert runtime is not None
-        slot = assignment.slot
-        assert slot == self.at_slot + 1, f"applying slot {slot} after {self.at_slot}"
+        first = assignments[0].slot
+        assert first == self.at_slot + 1, f"applying slot {first} after {self.at_slot}"
         env = aosmsg.process_env(self.process)
-        msg = aosmsg.from_assignment(assignment, self.process)
-        take_snapshot = slot % self._snapshot_slots == 0
+        msgs = [aosmsg.from_assignment(a, self.process) for a in assignments]
+        every = self._snapshot_slots
 
-        def run() -> tuple[Results, bytes | None]:
-            results = runtime.boot(msg, env) if slot == 0 else runtime.apply(msg, env)
-            snap = None
-            if take_snapshot:
-                try:
-                    snap = runtime.snapshot()
-                except NotImplementedError:
-                    snap = None
-            return results, snap
+        def run() -> list[tuple[Results, bytes | None]]:
+            out = []
+            for a, msg in zip(assignments, msgs, strict=True):
+                results = runtime.boot(msg, env) if a.slot == 0 else runtime.apply(msg, env)
+                snap = None
+                if a.slot % every == 0:
+                    try:
+                        snap = runtime.snapshot()
+                    except NotImplementedError:
+                        snap = None
+                out.append((results, snap))
+            return out
 
-        results, snap = await self._call(run)
-        self.at_slot = slot
-        self.replayed += 1
+        done = await self._call(run)
+        for a, (results, snap) in zip(assignments, done, strict=True):
+            self._record(a, results, snap)
+        self.at_slot = assignments[-1].slot
+        self.replayed += len(assignments)
+        return done[-1][0]
+
+    def _record(self, assignment: Assignment, results: Results, snap: bytes | None) -> None:
+        slot = assignment.slot
         doc = orjson.dumps({"process": self.id, "slot": slot, "results": results.to_json()})
         record = ResultRecord(self.id, slot, assignment.header.message, doc, snap)
         self._fresh[slot] = results
@@ -185,7 +188,6 @@ class ProcessWorker:
                 self._fresh.pop(slot, None)
 
         task.add_done_callback(written)
-        return results
 
     async def close(self) -> None:
         if self._writes:
