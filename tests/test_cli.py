@@ -126,3 +126,22 @@ async def test_verify_names_the_first_broken_slot(tmp_path: Path, live: Live) ->
     db.close()
     rc, out = await aonode("verify", str(data_dir), pid)
     assert rc == 1 and "slot 3" in out and "hash-chain" in out, out
+
+
+async def test_spawn_eval_compute(tmp_path: Path, live: Live) -> None:
+    ln = await live()
+    me = tmp_path / "me.json"
+    await aonode("wallet", "new", str(me), "--kind", "ed25519")
+    rc, pid = await aonode("spawn", "--wallet", str(me), "--url", ln.url)
+    assert rc == 0, pid
+    pid = pid.strip()
+    rc, out = await aonode("eval", pid, "X = 21", "--wallet", str(me), "--url", ln.url)
+    assert rc == 0, out
+    rc, out = await aonode("eval", pid, "return X * 2", "--wallet", str(me), "--url", ln.url)
+    assert rc == 0 and out.strip() == "42", out
+    rc, out = await aonode("eval", pid, "error('boom')", "--wallet", str(me), "--url", ln.url)
+    assert rc == 1 and "boom" in out
+    rc, out = await aonode("compute", pid, "--slot", "2", "--url", ln.url)
+    assert rc == 0 and orjson.loads(out)["results"]["data"] == "42"
+    rc, out = await aonode("compute", pid, "--slot", "99", "--url", ln.url)
+    assert rc == 1 and "slot-not-assigned" in out
