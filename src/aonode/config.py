@@ -44,6 +44,8 @@ class NodeConfig:
     sign_threads: int = 2
     page_limit: int = 1000
     snapshot_slots: int = 100
+    snapshot_seconds: float = 60.0
+    worker_max_idle: float = 300.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property

@@ -7,6 +7,7 @@ same behaviour is reachable (and tested) without HTTP.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -75,7 +76,13 @@ class Node:
         self.timestamps = timestamps if timestamps is not None else make_source(config.gateway)
         self._signer = ThreadPoolExecutor(config.sign_threads, thread_name_prefix="aonode-sign")
         self.registry = Registry(self._make_server)
-        self.processes = ProcessDevice(self.store, snapshot_slots=config.snapshot_slots)
+        self.processes = ProcessDevice(
+            self.store,
+            snapshot_slots=config.snapshot_slots,
+            snapshot_seconds=config.snapshot_seconds,
+            max_idle=config.worker_max_idle,
+        )
+        self._unloader: asyncio.Task[None] | None = None
         self.verifier = Verifier(threads=max(1, (os.cpu_count() or 2) - 1))
         self.started_at = time.time()
 
@@ -91,10 +98,15 @@ class Node:
         await self.store.open()
         await self.timestamps.start()
         self.verifier.start()
+        self._unloader = asyncio.create_task(self.processes.run_unloader(), name="unloader")
 
     async def stop(self) -> None:
         """Drain every scheduler queue, then close the store."""
         await self.registry.stop_all()
+        if self._unloader is not None:
+            self._unloader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._unloader
         await self.processes.close()
         await self.verifier.stop()
         await self.timestamps.stop()

@@ -179,3 +179,29 @@ async def test_two_nodes_make_byte_identical_snapshots(
             await n.stop()
     assert snapshots[0] == snapshots[1]
     assert len(set(snapshots[0].values())) == 11  # the state really changed along the way
+
+
+async def test_idle_worker_unloads_to_a_snapshot_and_comes_back(
+    tmp_path: Path, ed_wallet: Wallet, user_wallet: Wallet
+) -> None:
+    import time
+
+    node = await _node(tmp_path, ed_wallet, snapshot_slots=10_000, worker_max_idle=300.0)
+    try:
+        pid = await _schedule_mixed(node, user_wallet, 50)
+        process = await node.require_process(pid)
+        worker = await node.processes.worker(process)
+        await worker.now()
+        assert await node.processes.unload_idle(now=time.monotonic()) == []  # not idle yet
+        assert await node.processes.unload_idle(now=time.monotonic() + 301) == [pid]
+        snap = await node.store.latest_snapshot(pid, 10_000)
+        assert snap is not None and snap.slot == 50
+        await node.schedule(sign_message(user_wallet, pid, data=b"return Totals.a", action="Eval"))
+        again = await node.processes.worker(process)
+        assert again is not worker
+        slot, results = await again.now()
+        assert slot == 51 and again.resumed_from == 50 and again.replayed == 1
+        expected = sum(i % 13 for i in range(1, 50) if i % 2 == 0 and i % 7 != 0)
+        assert results.data == str(expected)
+    finally:
+        await node.stop()

@@ -11,6 +11,8 @@ process with none is a schedule only, and computing it is refused.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,6 +21,8 @@ from aonode.message import Message
 from aonode.process.runtime.base import Limits, Results, Runtime
 from aonode.process.worker import ProcessWorker
 from aonode.store.base import Store
+
+log = logging.getLogger("aonode.process")
 
 LUA = "lua@5.3a"
 SUPPORTED = {LUA}
@@ -64,6 +68,8 @@ class ProcessDevice:
         store: Store,
         *,
         snapshot_slots: int = 100,
+        snapshot_seconds: float = 60.0,
+        max_idle: float = 300.0,
         limits: Limits | None = None,
         threads: int = 2,
     ) -> None:
@@ -72,6 +78,8 @@ class ProcessDevice:
         self._starting: dict[str, asyncio.Lock] = {}
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="aonode-compute")
         self._snapshot_slots = snapshot_slots
+        self._snapshot_seconds = snapshot_seconds
+        self.max_idle = max_idle
         self._limits = limits or Limits()
 
     async def module_sources(self, process: Message) -> list[str] | None:
@@ -114,9 +122,29 @@ class ProcessDevice:
                 factory=factory,
                 executor=self._executor,
                 snapshot_slots=self._snapshot_slots,
+                snapshot_seconds=self._snapshot_seconds,
             )
             self._workers[pid] = w
             return w
+
+    async def unload_idle(self, now: float | None = None) -> list[str]:
+        """Unload workers unused for ``max_idle`` seconds; they come back from a snapshot."""
+        now = time.monotonic() if now is None else now
+        unloaded = []
+        for pid, w in list(self._workers.items()):
+            if now - w.last_used >= self.max_idle and await w.unload() is not None:
+                del self._workers[pid]
+                unloaded.append(pid)
+        return unloaded
+
+    async def run_unloader(self, every: float = 30.0) -> None:
+        """Background loop (owned by the node) that unloads idle workers."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.unload_idle()
+            except Exception:  # keep the loop alive; the next round retries
+                log.exception("unloading idle workers failed")
 
     def info(self) -> dict[str, Any]:
         return {

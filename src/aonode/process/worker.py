@@ -46,6 +46,7 @@ class ProcessWorker:
         factory: RuntimeFactory,
         executor: Executor,
         snapshot_slots: int = 100,
+        snapshot_seconds: float = 60.0,
     ) -> None:
         self.process = process
         self.id = process.id
@@ -53,6 +54,10 @@ class ProcessWorker:
         self._factory = factory
         self._executor = executor
         self._snapshot_slots = max(1, snapshot_slots)
+        # Also snapshot when this long has passed since the last one (work done, not
+        # state, depends on it: the bytes of a snapshot at a slot never do).
+        self._snapshot_seconds = snapshot_seconds
+        self._last_snapshot = time.monotonic()
         self._lock = asyncio.Lock()
         self._runtime: Runtime | None = None
         self.at_slot = -1
@@ -153,13 +158,15 @@ class ProcessWorker:
         env = aosmsg.process_env(self.process)
         msgs = [aosmsg.from_assignment(a, self.process) for a in assignments]
         every = self._snapshot_slots
+        last_slot = assignments[-1].slot
+        overdue = time.monotonic() - self._last_snapshot >= self._snapshot_seconds
 
         def run() -> list[tuple[Results, bytes | None]]:
             out = []
             for a, msg in zip(assignments, msgs, strict=True):
                 results = runtime.boot(msg, env) if a.slot == 0 else runtime.apply(msg, env)
                 snap = None
-                if a.slot % every == 0:
+                if a.slot % every == 0 or (overdue and a.slot == last_slot):
                     try:
                         snap = runtime.snapshot()
                     except NotImplementedError:
@@ -170,6 +177,8 @@ class ProcessWorker:
         done = await self._call(run)
         for a, (results, snap) in zip(assignments, done, strict=True):
             self._record(a, results, snap)
+            if snap is not None:
+                self._last_snapshot = time.monotonic()
         self.at_slot = assignments[-1].slot
         self.replayed += len(assignments)
         return done[-1][0]
@@ -188,6 +197,32 @@ class ProcessWorker:
                 self._fresh.pop(slot, None)
 
         task.add_done_callback(written)
+
+    async def unload(self) -> int | None:
+        """Store a snapshot of the live state, then drop it (idle workers free memory).
+
+        Returns the slot of the snapshot, or ``None`` when there was nothing live
+        or the state cannot be snapshotted (then it stays loaded).
+        """
+        async with self._lock:
+            runtime = self._runtime
+            if runtime is None or self.at_slot < 0:
+                return None
+            try:
+                snap = await self._call(runtime.snapshot)
+            except NotImplementedError:
+                return None
+            slot = self.at_slot
+            cached = self._fresh.get(slot)
+            doc = orjson.dumps(
+                {"process": self.id, "slot": slot, "results": (cached or Results()).to_json()}
+            )
+            latest = await self._store.slots(self.id, slot, slot, 1)
+            message = latest[0].assignment.message if latest else ""
+            await self._store.put_result(ResultRecord(self.id, slot, message, doc, snap))
+            self._runtime = None
+            await self._call(runtime.close)
+            return slot
 
     async def close(self) -> None:
         if self._writes:

@@ -140,7 +140,8 @@ class Store(Protocol):
         ...
 
     async def put_result(self, result: ResultRecord) -> None:
-        """Store a computed slot; the first write of a (process, slot) wins."""
+        """Store a computed slot; the first results of a (process, slot) win, and a
+        snapshot can be added later to a slot stored without one."""
         ...
 
     async def get_result(self, process: str, slot: int) -> ResultRecord | None:

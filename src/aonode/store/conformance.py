@@ -327,6 +327,7 @@ class StoreConformance:
             ]
         )
         await store.put_result(ResultRecord("p", 2, "other", b"second write", None))
+        await store.put_result(ResultRecord("p", 7, "m7", b"again", b"s7-late"))
         await store.close()
         again = store_factory("results")
         await again.open()
@@ -339,7 +340,9 @@ class StoreConformance:
             snap = await again.latest_snapshot("p", 5)
             assert snap is not None and (snap.slot, snap.snapshot) == (3, b"s3")
             snap = await again.latest_snapshot("p", 100)
-            assert snap is not None and snap.slot == 6
+            assert snap is not None and (snap.slot, snap.snapshot) == (7, b"s7-late")
+            late = await again.get_result("p", 7)
+            assert late is not None and late.results == b"r7"  # results stay the first
             assert await again.latest_snapshot("p", -1) is None
             assert await again.latest_snapshot("q", 100) is None
         finally:

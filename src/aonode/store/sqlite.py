@@ -97,8 +97,9 @@ _LOCATION: Final = (
     " JOIN messages AS m ON m.id = l.message WHERE l.address = ?"
 )
 _INSERT_RESULT: Final = (
-    "INSERT OR IGNORE INTO computed (process, slot, message, results, snapshot)"
-    " VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO computed (process, slot, message, results, snapshot) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (process, slot) DO UPDATE SET snapshot = excluded.snapshot"
+    " WHERE excluded.snapshot IS NOT NULL AND computed.snapshot IS NULL"
 )
 _RESULT: Final = (
     "SELECT process, slot, message, results FROM computed WHERE process = ? AND slot = ?"
