@@ -46,6 +46,8 @@ class NodeConfig:
     snapshot_slots: int = 100
     snapshot_seconds: float = 60.0
     worker_max_idle: float = 300.0
+    push_max_depth: int = 32
+    push_max_messages: int = 1000
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property

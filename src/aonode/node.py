@@ -20,6 +20,7 @@ from aonode.config import NodeConfig
 from aonode.errors import BadParameter, InvalidMessage, NotFound, NotOurProcess
 from aonode.message import Message
 from aonode.process.device import ProcessDevice, check_spawn
+from aonode.push import PushLimits
 from aonode.scheduler.assignment import Assignment
 from aonode.scheduler.registry import Registry
 from aonode.scheduler.server import SchedulerServer, ServerOptions
@@ -83,6 +84,8 @@ class Node:
             max_idle=config.worker_max_idle,
         )
         self._unloader: asyncio.Task[None] | None = None
+        self._pushes: set[asyncio.Task[object]] = set()
+        self.push_limits = PushLimits(config.push_max_depth, config.push_max_messages)
         self.verifier = Verifier(threads=max(1, (os.cpu_count() or 2) - 1))
         self.started_at = time.time()
 
@@ -102,6 +105,8 @@ class Node:
 
     async def stop(self) -> None:
         """Drain every scheduler queue, then close the store."""
+        if self._pushes:
+            await asyncio.gather(*self._pushes, return_exceptions=True)
         await self.registry.stop_all()
         if self._unloader is not None:
             self._unloader.cancel()
@@ -194,6 +199,23 @@ class Node:
             return Assignment.from_stored(stored)
         deadline = asyncio.get_running_loop().time() + self.config.abort_seconds
         return await server.submit(message, path=path, deadline=deadline)
+
+    def push_in_background(self, pid: str, slot: int, result_depth: int) -> None:
+        """An async push: runs after the reply (in memory: not yet resumed after a restart)."""
+        from aonode.push import push_slot
+
+        async def run() -> object:
+            try:
+                return await push_slot(
+                    self, pid, slot, result_depth=result_depth, limits=self.push_limits
+                )
+            except Exception:
+                log.exception("background push of %s slot %d failed", pid, slot)
+                return None
+
+        task: asyncio.Task[object] = asyncio.create_task(run())
+        self._pushes.add(task)
+        task.add_done_callback(self._pushes.discard)
 
     # -- reading ---------------------------------------------------------
 

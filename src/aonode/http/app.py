@@ -25,6 +25,7 @@ from aonode.http import process_routes
 from aonode.http.errors import status_of
 from aonode.http.request import Receive, Request, Scope, read_message
 from aonode.node import Node
+from aonode.push import push_slot
 from aonode.scheduler import formats, location
 
 log = logging.getLogger("aonode.http")
@@ -139,6 +140,9 @@ class App:
             return await self.device(request, device or "process@1.0", rest, pid)
         if head in ("schedule",) and not rest:
             return await self.device(request, "scheduler@1.0", ["schedule"], None)
+        if head == "push" and not rest:  # aoconnect's spawn
+            _allow(request, "POST")
+            return await self.push(request, None)
         raise NotFound(f"no route for {request.path}", code="no-such-route")
 
     async def root(self, request: Request) -> Response:
@@ -153,6 +157,9 @@ class App:
             return await self.meta(request, rest)
         if device == "message@1.0":
             return await self.messages(request, rest)
+        if device == "process@1.0" and key == "push":
+            _allow(request, "POST")
+            return await self.push(request, pid)
         if device == "process@1.0" and pid is not None:
             keys, params = process_routes.parse_segments(rest)
             keys = [k for k in keys if k != "as"]
@@ -222,6 +229,47 @@ class App:
         else:
             slot, results = wanted, await worker.compute(wanted)
         return _value(process_routes.envelope(pid, slot, results, sub))
+
+    # -- ~push@1.0 -------------------------------------------------------
+
+    async def push(self, request: Request, pid: str | None) -> Response:
+        """Schedule the body (or take ``?slot=N``), compute it, deliver its outbox."""
+        node = self.node
+        depth = _int_param(request, "result-depth")
+        result_depth = 1 if depth is None else depth
+        if result_depth < 0:
+            raise BadParameter("result-depth must not be negative")
+        slot = _int_param(request, "slot")
+        message_id = None
+        mode = (request.param("push-mode") or "sync").lower()
+        if slot is None:
+            message = await read_message(request, node.verifier)
+            mode = (request.param("push-mode") or message.keys.get("push-mode") or "sync").lower()
+            assignment = await node.schedule(message, query_target=pid)
+            pid, slot, message_id = assignment.header.process, assignment.slot, message.id
+            if message.is_process:  # a spawn: nothing to push yet
+                return json_response(
+                    {"process": pid, "slot": slot, "id": message_id}, headers=[("process", pid)]
+                )
+        elif pid is None:
+            raise BadParameter(
+                "push ?slot=N needs a process: /{pid}~process@1.0/push", code="missing-target"
+            )
+        if slot < 0:
+            raise BadParameter("slot must not be negative")
+        await node.require_process(pid)
+        if mode not in ("sync", "async"):
+            raise BadParameter(f"push-mode must be sync or async, got {mode!r}")
+        if mode == "async":
+            node.push_in_background(pid, slot, result_depth)
+            return json_response(
+                {"process": pid, "slot": slot, "id": message_id, "push-mode": "async"},
+                202,
+                [("process", pid)],
+            )
+        tree = await push_slot(node, pid, slot, result_depth=result_depth, limits=node.push_limits)
+        tree["id"] = message_id
+        return json_response(tree, headers=[("process", pid)])
 
     # -- ~meta@1.0 -------------------------------------------------------
 
