@@ -282,4 +282,5 @@ class Node:
             "store": self.store.url,
             "timestamp-source": self.timestamps.status(),
             "version": VERSION,
+            "workers": self.processes.info(),
         }
