@@ -172,7 +172,8 @@ class App:
                 _allow(request, "GET", "POST")
                 return await self.get_schedule(request, pid or request.param("target"))
             if key == "slot":
-                _allow(request, "GET")
+                # aoconnect's results() POSTs a signed item to /{pid}/slot/current
+                _allow(request, "GET", *(["POST"] if rest[1:] == ["current"] else []))
                 return await self.get_slot(request, pid or request.param("target"), rest[1:])
             if key == "location" and pid is None:
                 if request.method == "POST":
