@@ -69,6 +69,18 @@ def _mixed(i: int) -> str:
     return ""
 
 
+def _totals_query(owner: Wallet) -> dict[str, object]:
+    """A dry-run Eval (owner-signed in spirit) reading the Add handler's totals."""
+    return {
+        "Id": "x",
+        "Owner": owner.address,
+        "From": owner.address,
+        "Action": "Eval",
+        "Tags": [{"name": "Action", "value": "Eval"}],
+        "Data": "return Totals.a .. '/' .. Totals.b",
+    }
+
+
 async def _node(path: Path, wallet: Wallet, **changes: object) -> Node:
     config = replace(NodeConfig(data_dir=path), **changes)  # type: ignore[arg-type]
     node = Node(
@@ -105,18 +117,7 @@ async def test_restart_resumes_from_the_latest_snapshot(
     worker = await node.processes.worker(process)
     slot, results = await worker.now()
     assert slot == 260 and worker.replayed == 261
-    expected = (
-        await worker.dryrun(
-            {
-                "Id": "x",
-                "Owner": user_wallet.address,
-                "From": user_wallet.address,
-                "Action": "Eval",
-                "Tags": [{"name": "Action", "value": "Eval"}],
-                "Data": "return Totals.a .. '/' .. Totals.b",
-            }
-        )
-    )[1].data
+    expected = (await worker.dryrun(_totals_query(user_wallet)))[1].data
     await node.stop()
 
     again = await _node(tmp_path, ed_wallet, snapshot_slots=100)
@@ -134,18 +135,7 @@ async def test_restart_resumes_from_the_latest_snapshot(
         assert expected is not None
         total_a, total_b = expected.split("/")
         expected = f"{int(total_a) + 1}/{total_b}"
-        got = (
-            await worker.dryrun(
-                {
-                    "Id": "x",
-                    "Owner": user_wallet.address,
-                    "From": user_wallet.address,
-                    "Action": "Eval",
-                    "Tags": [{"name": "Action", "value": "Eval"}],
-                    "Data": "return Totals.a .. '/' .. Totals.b",
-                }
-            )
-        )[1].data
+        got = (await worker.dryrun(_totals_query(user_wallet)))[1].data
         assert got == expected and got is not None
         assert results.error is None
     finally:

@@ -110,27 +110,27 @@ class ProcessWorker:
             raise NotFound(f"process {self.id} has no schedule", code="unknown-process")
         return latest.slot, await self.compute(latest.slot)
 
+    async def _live_at(self, slot: int) -> Runtime:
+        """The live runtime advanced exactly to ``slot`` (lock held)."""
+        if self._runtime is None or self.at_slot > slot:
+            await self._load(slot)
+        await self._advance(slot)
+        assert self._runtime is not None
+        return self._runtime
+
     async def dryrun(self, msg: Json) -> tuple[int, Results]:
         """Evaluate ``msg`` on the latest state; nothing is stored or changed."""
         slot, _ = await self.now()
         async with self._lock:
-            if self._runtime is None or self.at_slot > slot:
-                await self._load(slot)
-            await self._advance(slot)
-            runtime = self._runtime
-            assert runtime is not None
+            runtime = await self._live_at(slot)
             env = aosmsg.process_env(self.process)
             return slot, await self._call(lambda: runtime.dryrun(msg, env))
 
     async def snapshot(self) -> tuple[int, bytes]:
         slot, _ = await self.now()
         async with self._lock:
-            if self._runtime is None or self.at_slot > slot:
-                await self._load(slot)
-            await self._advance(slot)
-            runtime = self._runtime
-            assert runtime is not None
-            return self.at_slot, await self._call(runtime.snapshot)
+            runtime = await self._live_at(slot)
+            return slot, await self._call(runtime.snapshot)
 
     async def _load(self, slot: int) -> None:
         """A runtime at the newest snapshot ``<= slot``, else a fresh one."""
