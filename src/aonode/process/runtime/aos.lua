@@ -10,7 +10,9 @@ writes is collected by the runtime as the message's output.
 
 Deliberate differences from aos: `print` writes no colour codes; `receive`
 (coroutine-suspended handlers) is not supported; a process that names no
-Authority trusts every message (aos trusts none but its owner).
+Authority trusts every message (aos trusts none but its owner).  How it
+differs from hyper-aos, and why: docs/aos-differences.md (kept true by
+tests/process/test_differential.py).
 ]]
 
 local json = require("json")
@@ -19,6 +21,7 @@ local emit = print -- the runtime's output sink
 local concat, insert, remove, format = table.concat, table.insert, table.remove, string.format
 
 _G.json = json
+package.loaded[".json"] = json -- aos and hyper-aos code asks for require(".json")
 Colors = { red = "\27[31m", green = "\27[32m", blue = "\27[34m", reset = "\27[0m", gray = "\27[90m" }
 Inbox = {}
 Name = nil
@@ -249,9 +252,11 @@ local function place(where, ...)
   return #Handlers.list
 end
 
+-- As in aos, only `add` answers the list's length; `append`, `prepend` and
+-- `once` answer nothing (an Eval of one of them shows no value).
 function Handlers.add(...) return place("append", ...) end
-function Handlers.append(...) return place("append", ...) end
-function Handlers.prepend(...) return place("prepend", ...) end
+function Handlers.append(...) place("append", ...) end
+function Handlers.prepend(...) place("prepend", ...) end
 
 function Handlers.once(...)
   local name, pattern, handle = ...
@@ -259,7 +264,7 @@ function Handlers.once(...)
     name, pattern, handle = "_once_" .. Handlers.onceNonce, ...
     Handlers.onceNonce = Handlers.onceNonce + 1
   end
-  return place("prepend", name, pattern, handle, 1)
+  place("prepend", name, pattern, handle, 1)
 end
 
 function Handlers.remove(name)
@@ -329,11 +334,16 @@ end
 ---------------------------------------------------------------- messages
 local result -- Eval's return value for the message being handled
 
+local SHOWN = { ["function"] = true, thread = true, userdata = true }
+
 local function evaluate(code)
   local fn, err = load("return " .. code, "aos", "t", ENV) -- an expression...
   if not fn then fn, err = load(code, "aos", "t", ENV) end -- ...or a block
   if not fn then error(err, 0) end
-  result = fn()
+  local value, failure = fn()
+  if failure then error(failure, 0) end -- aos: a second value reports an error (`return nil, err`)
+  if SHOWN[type(value)] then value = tostring(value) end -- shown as aos shows them, not as JSON
+  result = value
 end
 
 local function eval(msg) evaluate(type(msg.Data) == "string" and msg.Data or "") end
@@ -382,7 +392,7 @@ local function handle(msg, env)
   if msg.Id == env.Process.Id then
     ok, err = pcall(boot, msg, env)
   elseif not ao.isTrusted(msg) then
-    print("Message is not trusted: From " .. tostring(msg.From) .. ", Owner " .. tostring(msg.Owner))
+    print("Message is not trusted.")
     ok = true
   else
     if msg.Tags["Content-Type"] == "application/json" and type(msg.Data) == "string" then
