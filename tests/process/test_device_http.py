@@ -147,3 +147,31 @@ async def test_unsupported_execution_device_is_refused_at_spawn(
     r = await ln.client.get(f"/{plain.id}/compute?slot=0")
     assert r.status_code == 400 and r.json()["error"]["code"] == "no-execution-device"
     _ = orjson
+
+
+async def test_patch_messages_update_the_process_state(live: Live, user_wallet: Wallet) -> None:
+    ln = await live()
+    stack = [("Execution-Device", "stack@1.0"), ("Execution-Stack", "lua@5.3a, patch@1.0")]
+    proc = sign_process(user_wallet, ln.node.address, extra=stack)
+    r = await ln.client.post("/~scheduler@1.0/schedule", content=proc.item.raw, headers=ANS)
+    assert r.status_code == 200, r.text
+    pid = proc.id
+    slot = await send(
+        ln,
+        user_wallet,
+        pid,
+        "Send({ Target = ao.id, method = 'PATCH', x = 'banana' })\n"
+        "Send({ Target = ao.id, Action = 'Real' })",
+    )
+    body = (await ln.client.get(f"/{pid}/compute", params={"slot": slot})).json()
+    assert [m.get("Action") for m in body["results"]["outbox"]] == ["Real"]  # PATCH not sent
+    assert len(body["results"]["patches"]) == 1
+    assert (await ln.client.get(f"/{pid}/now/x")).text == "banana"
+    await send(ln, user_wallet, pid, "Send({ Target = ao.id, method = 'PATCH', x = 'kiwi' })")
+    assert (await ln.client.get(f"/{pid}/now/x")).text == "kiwi"
+    assert (await ln.client.get(f"/{pid}/compute={slot}/x")).text == "banana"
+    # without patch@1.0 in the stack a PATCH message is an ordinary outbox message
+    plain = await spawn_lua(ln, user_wallet)
+    s2 = await send(ln, user_wallet, plain, "Send({ Target = ao.id, method = 'PATCH', x = 'y' })")
+    out = (await ln.client.get(f"/{plain}/compute", params={"slot": s2})).json()["results"]
+    assert len(out["outbox"]) == 1 and (await ln.client.get(f"/{plain}/now/x")).status_code == 404

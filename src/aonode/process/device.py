@@ -123,6 +123,7 @@ class ProcessDevice:
                 executor=self._executor,
                 snapshot_slots=self._snapshot_slots,
                 snapshot_seconds=self._snapshot_seconds,
+                patching=any(d.lower() == "patch@1.0" for d in execution_devices(process)),
             )
             self._workers[pid] = w
             return w
@@ -178,4 +179,10 @@ def make_runtime(sources: list[str] | None, limits: Limits, snapshot: bytes | No
 
 
 def results_doc(process: str, slot: int, results: Results) -> dict[str, Any]:
-    return {"process": process, "slot": slot, "results": results.to_json()}
+    """The reply for a computed slot; patch@1.0 state keys sit beside the results."""
+    doc: dict[str, Any] = {"process": process, "slot": slot, "results": results.to_json()}
+    state = results.extra.get("state")
+    if isinstance(state, dict):
+        for key, value in state.items():
+            doc.setdefault(key, value)
+    return doc

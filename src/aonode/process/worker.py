@@ -20,7 +20,8 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import TypeVar
+from dataclasses import replace
+from typing import Any, TypeVar
 
 import orjson
 
@@ -47,8 +48,13 @@ class ProcessWorker:
         executor: Executor,
         snapshot_slots: int = 100,
         snapshot_seconds: float = 60.0,
+        patching: bool = False,
     ) -> None:
         self.process = process
+        # patch@1.0 in the execution stack: outbox messages with method PATCH are not
+        # sent; their keys update the process state, served beside the results.
+        self._patching = patching
+        self.state: dict[str, Any] = {}
         self.id = process.id
         self._store = store
         self._factory = factory
@@ -139,8 +145,12 @@ class ProcessWorker:
             await self._call(runtime.close)
             self._runtime = None
         snap = await self._store.latest_snapshot(self.id, slot)
+        self.state = {}
         if snap is not None and snap.snapshot is not None:
             data = snap.snapshot
+            stored = await self._store.get_result(self.id, snap.slot)
+            if stored is not None:
+                self.state = dict(orjson.loads(stored.results).get("state") or {})
             self._runtime = await self._call(lambda: self._factory(data))
             self.at_slot = snap.slot
             self.resumed_from = snap.slot
@@ -175,6 +185,8 @@ class ProcessWorker:
             return out
 
         done = await self._call(run)
+        if self._patching:
+            done = [(self._patch(r), snap) for r, snap in done]
         for a, (results, snap) in zip(assignments, done, strict=True):
             self._record(a, results, snap)
             if snap is not None:
@@ -183,9 +195,27 @@ class ProcessWorker:
         self.replayed += len(assignments)
         return done[-1][0]
 
+    def _patch(self, results: Results) -> Results:
+        """Move PATCH messages out of the outbox and apply them to ``state``."""
+        keep: list[Json] = []
+        patches = list(results.patches)
+        for out in results.outbox:
+            (patches if _method(out) == "PATCH" else keep).append(out)
+        for p in patches:
+            self.state.update(_patch_keys(p))
+        return replace(
+            results,
+            outbox=tuple(keep),
+            patches=tuple(patches),
+            extra={**results.extra, "state": dict(self.state)},
+        )
+
     def _record(self, assignment: Assignment, results: Results, snap: bytes | None) -> None:
         slot = assignment.slot
-        doc = orjson.dumps({"process": self.id, "slot": slot, "results": results.to_json()})
+        doc_json: dict[str, Any] = {"process": self.id, "slot": slot, "results": results.to_json()}
+        if self._patching:
+            doc_json["state"] = dict(self.state)
+        doc = orjson.dumps(doc_json)
         record = ResultRecord(self.id, slot, assignment.header.message, doc, snap)
         self._fresh[slot] = results
         task = asyncio.create_task(self._store.put_result(record))
@@ -234,5 +264,44 @@ class ProcessWorker:
                 await self._call(runtime.close)
 
 
+_NOT_STATE = {
+    "method",
+    "target",
+    "data-protocol",
+    "variant",
+    "type",
+    "reference",
+    "anchor",
+    "tags",
+    "data",
+}
+
+
+def _method(out: Json) -> str:
+    for key in ("method", "Method"):
+        if isinstance(out.get(key), str):
+            return str(out[key]).upper()
+    for t in out.get("Tags") or []:
+        if isinstance(t, dict) and str(t.get("name", "")).lower() == "method":
+            return str(t.get("value", "")).upper()
+    return ""
+
+
+def _patch_keys(out: Json) -> dict[str, Any]:
+    """The keys a PATCH message sets (lowercased, as HyperBEAM keys are)."""
+    keys: dict[str, Any] = {}
+    for t in out.get("Tags") or []:
+        if isinstance(t, dict) and "name" in t:
+            keys[str(t["name"]).lower()] = t.get("value")
+    for k, v in out.items():
+        if isinstance(v, str | int | float | bool) and k.lower() not in keys:
+            keys[k.lower()] = v
+    return {k: v for k, v in keys.items() if k not in _NOT_STATE}
+
+
 def _results(doc: bytes) -> Results:
-    return Results.from_json(orjson.loads(doc)["results"])
+    parsed = orjson.loads(doc)
+    results = Results.from_json(parsed["results"])
+    if "state" in parsed:
+        results = replace(results, extra={"state": parsed["state"]})
+    return results
