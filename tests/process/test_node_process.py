@@ -195,3 +195,45 @@ async def test_idle_worker_unloads_to_a_snapshot_and_comes_back(
         assert results.data == str(expected)
     finally:
         await node.stop()
+
+
+async def test_seed_module_on_hyper_aos_over_http(
+    live: Live, user_wallet: Wallet, hyper_aos: str
+) -> None:
+    """The seed 003 checks that hyper-aos itself supports (its handlers match lowercase
+    keys: docs/aos-differences.md, `lowercase-keys`)."""
+    ln = await live()
+    module = ans104.sign(
+        user_wallet,
+        data=hyper_aos.encode(),
+        tags=[("Content-Type", "application/lua"), ("Type", "Module")],
+    )
+    await ln.client.post("/~message@1.0/store", content=module.raw, headers=ANS)
+    proc = sign_process(
+        user_wallet,
+        ln.node.address,
+        data=b"seed",
+        extra=[*LUA, ("Module", module.id), ("Authority", user_wallet.address)],
+    )
+    await ln.client.post("/~scheduler@1.0/schedule", content=proc.item.raw, headers=ANS)
+    pid = proc.id
+    script = "Counter = Counter or 0\nCounter = Counter + 1\nreturn 'Count: ' .. Counter"
+    for _ in range(3):
+        last = await send(ln, user_wallet, pid, script)
+    r = await ln.client.get(f"/{pid}/compute", params={"slot": last})
+    assert r.json()["results"]["data"] == "Count: 3"
+    handler = (
+        "Handlers.add('Increment', { action = 'Increment' }, function(m)\n"
+        "  Counter = Counter + 1\nend)"
+    )
+    await send(ln, user_wallet, pid, handler)
+    await send(ln, user_wallet, pid, "", action="Increment")
+    await send(ln, user_wallet, pid, "return Counter")
+    assert (await ln.client.get(f"/{pid}/now/results/data")).text == "4"
+    before = (await ln.client.get(f"/{pid}/slot")).json()["current"]
+    dry = ans104.sign(user_wallet, data=b"return 99", tags=[("Action", "Eval")])
+    r = await ln.client.post(f"/{pid}~process@1.0/compute", content=dry.raw, headers=ANS)
+    assert r.status_code == 200 and r.json()["results"]["data"] == "99", r.text
+    assert (await ln.client.get(f"/{pid}/slot")).json()["current"] == before
+    await send(ln, user_wallet, pid, "return Counter")
+    assert (await ln.client.get(f"/{pid}/now/results/data")).text == "4"
