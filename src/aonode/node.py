@@ -173,6 +173,7 @@ class Node:
             return await self._submit(server, message, pid, path)
         if message.is_process:
             check_spawn(message)
+            await self.processes.module_sources(message)  # 400 module-not-found now, not later
             if not message.schedulers():
                 raise InvalidMessage(
                     "the process names no scheduler (tag Scheduler or Scheduler-Location)",

@@ -46,13 +46,13 @@ async def test_hyper_aos_module_over_http(live: Live, user_wallet: Wallet, hyper
     assert r.json()["results"]["data"] == "20"
     await send(ln, user_wallet, pid, "return 'hello'")
     assert (await ln.client.get(f"/{pid}/now/results/data")).text == "hello"
-    # a module id the node does not hold is refused when computing starts
+    # a module id the node does not hold is refused at spawn
     missing = sign_process(
         user_wallet, ln.node.address, data=b"m", extra=[*LUA, ("Module", module.id[::-1])]
     )
-    await ln.client.post("/~scheduler@1.0/schedule", content=missing.item.raw, headers=ANS)
-    r = await ln.client.get(f"/{missing.id}/compute", params={"slot": 0})
+    r = await ln.client.post("/~scheduler@1.0/schedule", content=missing.item.raw, headers=ANS)
     assert r.status_code == 400 and r.json()["error"]["code"] == "module-not-found"
+    assert (await ln.client.get(f"/{missing.id}/slot")).status_code == 404  # not spawned
 
 
 def _mixed(i: int) -> str:
