@@ -82,6 +82,7 @@ class Node:
             snapshot_slots=config.snapshot_slots,
             snapshot_seconds=config.snapshot_seconds,
             max_idle=config.worker_max_idle,
+            gateway=config.gateway,
         )
         self._unloader: asyncio.Task[None] | None = None
         self._pushes: set[asyncio.Task[object]] = set()

@@ -12,6 +12,7 @@ import pytest
 
 from aonode.process.runtime.base import Json, Limits, Results
 from aonode.process.runtime.lua import LuaRuntime
+from tests.arlocal_fixtures import arlocal, arlocal_factory  # noqa: F401  (fixtures)
 
 INTEROP_DIR = Path(__file__).resolve().parents[1] / "interop"
 SETUP_HINT = "run ./scripts/test (it installs the npm clients)"

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+import httpx
 
 from aonode.errors import BadParameter, InvalidMessage
 from aonode.message import Message
@@ -25,6 +28,7 @@ from aonode.store.base import Store
 log = logging.getLogger("aonode.process")
 
 LUA = "lua@5.3a"
+ID_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 SUPPORTED = {LUA}
 
 
@@ -72,6 +76,7 @@ class ProcessDevice:
         max_idle: float = 300.0,
         limits: Limits | None = None,
         threads: int = 2,
+        gateway: str | None = None,
     ) -> None:
         self._store = store
         self._workers: dict[str, ProcessWorker] = {}
@@ -81,6 +86,8 @@ class ProcessDevice:
         self._snapshot_seconds = snapshot_seconds
         self.max_idle = max_idle
         self._limits = limits or Limits()
+        self._gateway = gateway.rstrip("/") if gateway else None
+        self._fetched: dict[str, str] = {}  # module id → source fetched from the gateway
 
     async def module_sources(self, process: Message) -> list[str] | None:
         ids = module_ids(process)
@@ -89,12 +96,33 @@ class ProcessDevice:
         sources = []
         for mid in ids:
             record = await self._store.get_message(mid)
-            if record is None:
+            if record is not None:
+                sources.append(Message.from_record(record).item.data.decode("utf-8", "replace"))
+            elif (fetched := await self._from_gateway(mid)) is not None:
+                sources.append(fetched)
+            else:
+                where = f" nor at the gateway {self._gateway}" if self._gateway else ""
                 raise BadParameter(
-                    f"module {mid} is not stored on this node", code="module-not-found"
+                    f"module {mid} is not stored on this node{where}", code="module-not-found"
                 )
-            sources.append(Message.from_record(record).item.data.decode("utf-8", "replace"))
         return sources
+
+    async def _from_gateway(self, mid: str) -> str | None:
+        """A module's source by id from the configured Arweave gateway (cached)."""
+        if mid in self._fetched:
+            return self._fetched[mid]
+        if not self._gateway or not ID_RE.match(mid):
+            return None
+        try:
+            async with httpx.AsyncClient(timeout=30) as client:
+                r = await client.get(f"{self._gateway}/{mid}")
+        except httpx.HTTPError as exc:
+            log.warning("fetching module %s from %s failed: %s", mid, self._gateway, exc)
+            return None
+        if r.status_code != 200:
+            return None
+        self._fetched[mid] = r.content.decode("utf-8", "replace")
+        return self._fetched[mid]
 
     async def worker(self, process: Message) -> ProcessWorker:
         pid = process.id
