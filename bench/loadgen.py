@@ -319,23 +319,10 @@ async def run_load_in_subprocess(
 
 
 def run_load_in_subprocess_sync(
-    url: str,
-    bodies: Sequence[bytes],
-    *,
-    concurrency: int,
-    headers: Mapping[str, str],
-    method: str = "POST",
-    keep_bodies: bool = False,
-    cpu: int | None = None,
-    rate: float | None = None,
+    url: str, bodies: Sequence[bytes], **kwargs: Any
 ) -> LoadResult:
     """Blocking twin of :func:`run_load_in_subprocess`, for callers without an event loop."""
-    with tempfile.TemporaryDirectory(prefix="loadgen-") as tmp:
-        args = _child_args(tmp, url, bodies, concurrency, headers, method, keep_bodies, cpu)
-        if rate:
-            args += ["--rate", str(rate)]
-        rc = subprocess.run(args, stdout=subprocess.DEVNULL, check=False).returncode
-        return _child_result(tmp, rc)
+    return asyncio.run(run_load_in_subprocess(url, bodies, **kwargs))
 
 
 def _child_args(
