@@ -125,6 +125,7 @@ _BY_MESSAGE: Final = _JOINED + " WHERE a.process = ? AND a.message = ?"
 _MESSAGE: Final = "SELECT id, raw, codec FROM messages WHERE id = ?"
 _PROCESSES: Final = "SELECT id FROM processes ORDER BY seq"
 
+_INLINE_ROWS: Final = 4  # reads of at most this many rows run on the loop
 _MAX_SLOT: Final = 2**63 - 1  # SQLite INTEGER range; larger bounds cannot match anything
 _BUSY_TIMEOUT_MS: Final = 10_000  # another process holding the write lock (e.g. a backup)
 _NEXT_CACHE_SIZE: Final = 65_536  # processes whose next slot the writer remembers
@@ -289,7 +290,11 @@ class SQLiteStore:
         last = min(last, _MAX_SLOT)
         if limit <= 0 or first > last:  # SQLite reads a negative LIMIT as "no limit"
             return []
-        rows = await self._in_read_pool(_SLOTS, (process, max(first, 0), last, limit))
+        params = (process, max(first, 0), last, limit)
+        if min(limit, last - first + 1) <= _INLINE_ROWS:
+            rows = self._query(_SLOTS, params)  # a point read: cheaper than a thread hop
+        else:
+            rows = await self._in_read_pool(_SLOTS, params)
         return [_stored_slot(row) for row in rows]
 
     async def by_message(self, process: str, message: str) -> StoredSlot | None:
