@@ -145,3 +145,11 @@ async def test_spawn_eval_compute(tmp_path: Path, live: Live) -> None:
     assert rc == 0 and orjson.loads(out)["results"]["data"] == "42"
     rc, out = await aonode("compute", pid, "--slot", "99", "--url", ln.url)
     assert rc == 1 and "slot-not-assigned" in out
+
+
+async def test_serve_refuses_a_port_another_node_listens_on(tmp_path: Path, live: Live) -> None:
+    ln = await live()
+    port = ln.url.rsplit(":", 1)[1]
+    rc, out = await aonode("serve", "--data-dir", str(tmp_path / "second"), "--port", port)
+    assert rc == 2 and "cannot listen" in out, out
+    assert (await ln.client.get("/~scheduler@1.0/status")).status_code == 200

@@ -31,28 +31,44 @@ ANS = {"content-type": "application/ans104"}
 
 
 async def start_node(data_dir: Path, port: int) -> tuple[asyncio.subprocess.Process, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "aonode.cli",
-        "serve",
-        "--data-dir",
-        str(data_dir),
-        "--port",
-        str(port),
-        "--mode",
-        "local_confirmation",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    assert proc.stdout is not None
-    while True:
-        line = (await proc.stdout.readline()).decode()
-        if not line:
-            raise AssertionError(f"node exited before it was ready (rc={await proc.wait()})")
-        if line.startswith("aonode listening on "):
-            url, _, address = line.removeprefix("aonode listening on ").strip().partition(" ")
-            return proc, url, address.removeprefix("address=")
+    """Start ``aonode serve``; a port taken meanwhile by another test is retried."""
+    for attempt in range(3):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "aonode.cli",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port if attempt == 0 else free_port("127.0.0.1")),
+            "--mode",
+            "local_confirmation",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        assert proc.stdout is not None
+        seen: list[str] = []
+        while True:
+            line = (await proc.stdout.readline()).decode()
+            if not line:
+                rc = await proc.wait()
+                if "cannot listen" in "".join(seen) and attempt < 2:
+                    break  # the free port was taken before the node bound it
+                raise AssertionError(f"node exited before it was ready (rc={rc}): {seen}")
+            seen.append(line)
+            if line.startswith("aonode listening on "):
+                url, _, address = line.removeprefix("aonode listening on ").strip().partition(" ")
+                return proc, url, address.removeprefix("address=")
+    raise AssertionError("no free port could be bound")
+
+
+async def stop_node(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM, and the node must exit cleanly (0), saying why if it does not."""
+    proc.send_signal(signal.SIGTERM)
+    out = (await proc.stdout.read()).decode() if proc.stdout is not None else ""
+    rc = await proc.wait()
+    assert rc == 0, f"node exited {rc} on SIGTERM: {out[-2000:]}"
 
 
 async def test_sigkill_under_load_loses_nothing_acknowledged(
@@ -91,8 +107,7 @@ async def test_sigkill_under_load_loses_nothing_acknowledged(
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
             await check_schedules(client, pids, acked)
     finally:
-        node.send_signal(signal.SIGTERM)
-        assert await node.wait() == 0
+        await stop_node(node)
     assert sum(len(v) for v in acked.values()) > ROUNDS  # the rounds really acknowledged work
     for pid in pids:
         verifier = await asyncio.create_subprocess_exec(

@@ -13,7 +13,7 @@ import pytest
 from aonode.http.server import free_port
 from aonode.wallet import Wallet
 from tests.conftest import sign_message, sign_process
-from tests.test_crash import start_node
+from tests.test_crash import start_node, stop_node
 
 pytestmark = pytest.mark.crash
 ANS = {"content-type": "application/ans104"}
@@ -69,5 +69,4 @@ async def test_kill_after_500_slots_resumes_from_snapshot(
             assert resumed is not None and resumed >= 100 and resumed % 100 == 0
             assert worker["replayed"] == 501 - resumed
     finally:
-        node.send_signal(signal.SIGTERM)
-        assert await node.wait() == 0
+        await stop_node(node)

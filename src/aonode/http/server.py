@@ -23,6 +23,18 @@ from aonode.scheduler import location
 log = logging.getLogger("aonode.http")
 
 
+def ensure_port_free(host: str, port: int) -> None:
+    """Refuse a port another process listens on.
+
+    granian binds with SO_REUSEPORT, so a second node started on a busy port
+    would silently share it and receive half of the first one's traffic.  A
+    plain bind (no SO_REUSEPORT) fails when anything listens there already.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, port))
+
+
 def free_port(host: str) -> int:
     """A port that was free a moment ago (for ``--port 0``)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -36,6 +48,7 @@ async def serve(
     """Serve ``node`` until ``stop`` is set (default: SIGTERM/SIGINT), then drain and close."""
     config = node.config
     port = config.port or free_port(config.host)
+    ensure_port_free(config.host, port)
     await node.start()
     server = Server(
         App(node),
