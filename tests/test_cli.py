@@ -67,7 +67,6 @@ async def test_schedule_and_verify_against_a_live_node(tmp_path: Path, live: Liv
     for i in range(3):
         rc, out = await aonode(
             "schedule",
-            pid,
             "--wallet",
             str(me),
             "--url",
@@ -76,15 +75,19 @@ async def test_schedule_and_verify_against_a_live_node(tmp_path: Path, live: Liv
             f"X = {i}",
             "--tag",
             "Action=Eval",
+            "--",
+            pid,
         )
         assert rc == 0, out
         body = orjson.loads(out)
         assert body["slot"] == i + 1
         tags = {t["name"]: t["value"] for t in body["body"]["tags"]}
         assert tags["Action"] == "Eval"
-    rc, out = await aonode("schedule", pid, "--wallet", str(me), "--url", ln.url, "--tag", "bad")
+    rc, out = await aonode(
+        "schedule", "--wallet", str(me), "--url", ln.url, "--tag", "bad", "--", pid
+    )
     assert rc == 2 and "K=V" in out
-    rc, out = await aonode("verify", ln.url, pid)
+    rc, out = await aonode("verify", "--", ln.url, pid)
     assert rc == 0 and "ok: 4 assignments verified" in out, out
     # the same command twice makes two messages (fresh anchors), not one re-post
     rc, again = await aonode("schedule", "--spawn", "--wallet", str(me), "--url", ln.url)
@@ -98,10 +101,10 @@ async def test_verify_names_the_first_broken_slot(tmp_path: Path, live: Live) ->
     rc, out = await aonode("schedule", "--spawn", "--wallet", str(me), "--url", ln.url)
     pid = orjson.loads(out)["process"]
     for i in range(4):
-        await aonode("schedule", pid, "--wallet", str(me), "--url", ln.url, "--data", str(i))
+        await aonode("schedule", "--wallet", str(me), "--url", ln.url, "--data", str(i), "--", pid)
     await ln.close()  # stop the node: the store is ours to inspect and to tamper with
     data_dir = ln.node.config.data_dir
-    rc, out = await aonode("verify", str(data_dir), pid)
+    rc, out = await aonode("verify", "--", str(data_dir), pid)
     assert rc == 0 and "ok: 5 assignments verified" in out, out
 
     db = sqlite3.connect(data_dir / "aonode.sqlite3")
@@ -114,7 +117,7 @@ async def test_verify_names_the_first_broken_slot(tmp_path: Path, live: Live) ->
         "UPDATE assignments SET document=? WHERE process=? AND slot=3", (orjson.dumps(forged), pid)
     )
     db.commit()
-    rc, out = await aonode("verify", str(data_dir), pid)
+    rc, out = await aonode("verify", "--", str(data_dir), pid)
     assert rc == 1 and "slot 3" in out and "commitment" in out, out
 
     forged["timestamp"] -= 1
@@ -124,7 +127,7 @@ async def test_verify_names_the_first_broken_slot(tmp_path: Path, live: Live) ->
     )
     db.commit()
     db.close()
-    rc, out = await aonode("verify", str(data_dir), pid)
+    rc, out = await aonode("verify", "--", str(data_dir), pid)
     assert rc == 1 and "slot 3" in out and "hash-chain" in out, out
 
 
@@ -135,15 +138,15 @@ async def test_spawn_eval_compute(tmp_path: Path, live: Live) -> None:
     rc, pid = await aonode("spawn", "--wallet", str(me), "--url", ln.url)
     assert rc == 0, pid
     pid = pid.strip()
-    rc, out = await aonode("eval", pid, "X = 21", "--wallet", str(me), "--url", ln.url)
+    rc, out = await aonode("eval", "--wallet", str(me), "--url", ln.url, "--", pid, "X = 21")
     assert rc == 0, out
-    rc, out = await aonode("eval", pid, "return X * 2", "--wallet", str(me), "--url", ln.url)
+    rc, out = await aonode("eval", "--wallet", str(me), "--url", ln.url, "--", pid, "return X * 2")
     assert rc == 0 and out.strip() == "42", out
-    rc, out = await aonode("eval", pid, "error('boom')", "--wallet", str(me), "--url", ln.url)
+    rc, out = await aonode("eval", "--wallet", str(me), "--url", ln.url, "--", pid, "error('boom')")
     assert rc == 1 and "boom" in out
-    rc, out = await aonode("compute", pid, "--slot", "2", "--url", ln.url)
+    rc, out = await aonode("compute", "--slot", "2", "--url", ln.url, "--", pid)
     assert rc == 0 and orjson.loads(out)["results"]["data"] == "42"
-    rc, out = await aonode("compute", pid, "--slot", "99", "--url", ln.url)
+    rc, out = await aonode("compute", "--slot", "99", "--url", ln.url, "--", pid)
     assert rc == 1 and "slot-not-assigned" in out
 
 

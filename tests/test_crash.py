@@ -115,6 +115,7 @@ async def test_sigkill_under_load_loses_nothing_acknowledged(
             "-m",
             "aonode.cli",
             "verify",
+            "--",
             str(data_dir),
             pid,
             stdout=asyncio.subprocess.PIPE,

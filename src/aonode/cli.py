@@ -367,21 +367,17 @@ def verify(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
-    try:
-        rc = app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
-    except typer.Exit as exc:
-        return int(exc.exit_code)
-    except SystemExit as exc:  # pragma: no cover - click usage errors
-        return int(exc.code or 0)
-    except Exception as exc:  # click usage errors carry their own message
-        import click
+    """Entry point; returns the exit status (usage errors print their usage, status 2).
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
-    return rc if isinstance(rc, int) else 0
+    Ids may start with ``-`` (base64url): put them after ``--``, e.g.
+    ``aonode eval --wallet me.json -- -abc… 'return 1'``.
+    """
+    try:
+        app(args=argv if argv is not None else sys.argv[1:], standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
