@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-import orjson
-
 from aonode.codec import ans104
 from aonode.wallet import Wallet
 from tests.conftest import LiveNode, sign_message, sign_process
@@ -146,7 +144,6 @@ async def test_unsupported_execution_device_is_refused_at_spawn(
     await ln.client.post("/~scheduler@1.0/schedule", content=plain.item.raw, headers=ANS)
     r = await ln.client.get(f"/{plain.id}/compute?slot=0")
     assert r.status_code == 400 and r.json()["error"]["code"] == "no-execution-device"
-    _ = orjson
 
 
 async def test_patch_messages_update_the_process_state(live: Live, user_wallet: Wallet) -> None:

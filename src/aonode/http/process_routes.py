@@ -8,20 +8,21 @@ forms aoconnect's mainnet mode sends (``compute/results=N`` for a result,
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import orjson
 
 from aonode.codec import ans104, jsonform
+from aonode.codec.b64 import b64url_encode
 from aonode.errors import BadParameter, InvalidMessage, NotFound
 from aonode.http.request import Request
 from aonode.message import Message
-from aonode.process import aosmsg
 from aonode.process.device import results_doc
 from aonode.process.runtime.base import Json, Results
 
 KEYS = ("compute", "now", "snapshot")
+# A dry-run message is never scheduled and has no id of its own: a fixed, visibly fake one.
+DRYRUN_ID = b64url_encode(b"dryrun".ljust(32, b"\0"))
 
 
 def parse_segments(rest: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -114,7 +115,7 @@ async def dryrun_message(request: Request, params: dict[str, str], pid: str) -> 
         if k not in skip and all(k != name.lower() for name, _ in tags):
             tags.append((k[:1].upper() + k[1:], v))
     doc: Json = {
-        "Id": base64.urlsafe_b64encode(b"dryrun".ljust(32, b"\0")).decode().rstrip("="),
+        "Id": DRYRUN_ID,
         "Owner": owner,
         "From": owner,
         "Target": pid,
@@ -129,7 +130,6 @@ async def dryrun_message(request: Request, params: dict[str, str], pid: str) -> 
     }
     for name, value in tags:
         doc.setdefault(name, value)
-    _ = aosmsg  # the scheduled path builds messages there; a dry run has no assignment
     return doc
 
 
