@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import resource
+import sqlite3
 import sys
 import tempfile
 import time
@@ -62,6 +63,14 @@ def msg(user: wallet_mod.Wallet, pid: str, action: str, data: str = "") -> Messa
             tags=[("Data-Protocol", "ao"), ("Type", "Message"), ("Action", action)],
         )
     )
+
+
+def clear_computed(path: Path, where: str = "") -> None:
+    """Forget computed results (all, or those matching ``where``) in a stopped node's store."""
+    db = sqlite3.connect(path / "aonode.sqlite3")
+    db.execute(f"DELETE FROM computed {where}")
+    db.commit()
+    db.close()
 
 
 async def open_node(path: Path, node_wallet: wallet_mod.Wallet, snapshot_slots: int) -> Node:
@@ -118,12 +127,7 @@ async def main_async(slots: int) -> dict[str, float]:
         await node.stop()
 
         # cold replay: a new node, the cache and snapshots emptied
-        import sqlite3
-
-        db = sqlite3.connect(path / "aonode.sqlite3")
-        db.execute("DELETE FROM computed")
-        db.commit()
-        db.close()
+        clear_computed(path)
         node = await open_node(path, node_wallet, snapshot_slots=10**9)
         worker = await node.processes.worker(await node.require_process(proc.id))
         t0 = time.perf_counter()
@@ -134,18 +138,12 @@ async def main_async(slots: int) -> dict[str, float]:
 
         # resume: snapshots every 1,000 slots exist from the warm run? (they were deleted)
         node = await open_node(path, node_wallet, snapshot_slots=1000)
-        db = sqlite3.connect(path / "aonode.sqlite3")
-        db.execute("DELETE FROM computed")
-        db.commit()
-        db.close()
+        clear_computed(path)
         worker = await node.processes.worker(await node.require_process(proc.id))
         await worker.compute(last)
         await worker.close()
         await node.stop()
-        db = sqlite3.connect(path / "aonode.sqlite3")
-        db.execute("DELETE FROM computed WHERE snapshot IS NULL")
-        db.commit()
-        db.close()
+        clear_computed(path, "WHERE snapshot IS NULL")
         node = await open_node(path, node_wallet, snapshot_slots=1000)
         worker = await node.processes.worker(await node.require_process(proc.id))
         await node.schedule(msg(user, proc.id, "Inc"))

@@ -318,9 +318,7 @@ async def run_load_in_subprocess(
         return _child_result(tmp, rc)
 
 
-def run_load_in_subprocess_sync(
-    url: str, bodies: Sequence[bytes], **kwargs: Any
-) -> LoadResult:
+def run_load_in_subprocess_sync(url: str, bodies: Sequence[bytes], **kwargs: Any) -> LoadResult:
     """Blocking twin of :func:`run_load_in_subprocess`, for callers without an event loop."""
     return asyncio.run(run_load_in_subprocess(url, bodies, **kwargs))
 

@@ -212,7 +212,7 @@ class App:
             slot, results = await worker.now()
             return _value(process_routes.envelope(pid, slot, results, sub))
         _allow(request, "GET", "POST")
-        wanted = process_routes._slot(
+        wanted = process_routes.parse_slot(
             params.get("slot") or params.get("compute") or params.get("results")
         )
         if request.method == "POST" and "results" in params and wanted is not None:

@@ -42,7 +42,7 @@ def parse_segments(rest: list[str]) -> tuple[list[str], dict[str, str]]:
     return keys, params
 
 
-def _slot(value: str | None) -> int | None:
+def parse_slot(value: str | None) -> int | None:
     if value is None or value == "":
         return None
     try:
