@@ -75,6 +75,20 @@ class ResultRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Record:
+    """A piece of the node's own durable bookkeeping, by ``(kind, key)``.
+
+    Used for what must survive a restart but is not part of a schedule: cron
+    tasks (kind ``cron``), pending and finished push deliveries (``push…``).
+    ``value`` is opaque bytes (JSON by convention); a put replaces the value.
+    """
+
+    kind: str
+    key: str
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class StoredSlot:
     """An assignment together with the body message it assigns."""
 
@@ -154,4 +168,20 @@ class Store(Protocol):
 
     async def latest_snapshot(self, process: str, at_most: int) -> ResultRecord | None:
         """The highest computed slot ``<= at_most`` that carries a snapshot."""
+        ...
+
+    async def put_record(self, record: Record) -> None:
+        """Store ``record`` (replacing the value under its ``(kind, key)``); durable on return."""
+        ...
+
+    async def delete_record(self, kind: str, key: str) -> bool:
+        """Remove one record; durable on return.  False when there was none."""
+        ...
+
+    async def get_record(self, kind: str, key: str) -> Record | None:
+        """One record, or None."""
+        ...
+
+    async def records(self, kind: str, prefix: str = "") -> list[Record]:
+        """Every record of ``kind`` whose key starts with ``prefix``, in key order."""
         ...

@@ -29,6 +29,7 @@ from aonode.store.base import (
     AssignmentRecord,
     LocationRecord,
     MessageRecord,
+    Record,
     ResultRecord,
     Store,
     StoredSlot,
@@ -345,6 +346,44 @@ class StoreConformance:
             assert late is not None and late.results == b"r7"  # results stay the first
             assert await again.latest_snapshot("p", -1) is None
             assert await again.latest_snapshot("q", 100) is None
+        finally:
+            await again.close()
+
+    async def test_records_put_replace_delete_and_survive(
+        self, store_factory: StoreFactory
+    ) -> None:
+        store = store_factory("records")
+        await store.open()
+        assert await store.get_record("cron", "t1") is None
+        assert await store.records("cron") == []
+        await settle(
+            [
+                store.put_record(Record("cron", "t2", b"two")),
+                store.put_record(Record("cron", "t1", b"one")),
+                store.put_record(Record("push", "t1", b"other kind")),
+                store.put_record(Record("cron", "x9", b"\x00binary\xff")),
+            ]
+        )
+        await store.put_record(Record("cron", "t2", b"two, replaced"))
+        assert await store.delete_record("cron", "gone") is False
+        # A put and a delete of one key queued together keep their call order.
+        await settle(
+            [store.put_record(Record("cron", "tmp", b"x")), store.delete_record("cron", "tmp")]
+        )
+        await store.close()
+        again = store_factory("records")
+        await again.open()
+        try:
+            assert [r.key for r in await again.records("cron")] == ["t1", "t2", "x9"]
+            assert await again.records("cron", "t") == [
+                Record("cron", "t1", b"one"),
+                Record("cron", "t2", b"two, replaced"),
+            ]
+            assert await again.get_record("cron", "x9") == Record("cron", "x9", b"\x00binary\xff")
+            assert await again.get_record("push", "t1") == Record("push", "t1", b"other kind")
+            assert await again.delete_record("cron", "t1") is True
+            assert await again.get_record("cron", "t1") is None
+            assert await again.get_record("cron", "tmp") is None
         finally:
             await again.close()
 

@@ -48,13 +48,14 @@ from aonode.store.base import (
     AssignmentRecord,
     LocationRecord,
     MessageRecord,
+    Record,
     ResultRecord,
     StoredSlot,
 )
 
 T = TypeVar("T")
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 """``PRAGMA user_version`` written by the last migration below."""
 
 # _MIGRATIONS[n] moves a database from user_version n to n + 1.
@@ -78,6 +79,10 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         " PRIMARY KEY (process, slot))",
         "CREATE INDEX computed_message ON computed (process, message)",
         "CREATE INDEX computed_snapshots ON computed (process, slot) WHERE snapshot IS NOT NULL",
+    ),
+    (
+        "CREATE TABLE records (kind TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,"
+        " PRIMARY KEY (kind, key)) WITHOUT ROWID",
     ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
@@ -111,6 +116,15 @@ _LATEST_SNAPSHOT: Final = (
     "SELECT process, slot, message, results, snapshot FROM computed"
     " WHERE process = ? AND slot <= ? AND snapshot IS NOT NULL ORDER BY slot DESC LIMIT 1"
 )
+_UPSERT_RECORD: Final = (
+    "INSERT INTO records (kind, key, value) VALUES (?, ?, ?)"
+    " ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value"
+)
+_DELETE_RECORD: Final = "DELETE FROM records WHERE kind = ? AND key = ?"
+_RECORD: Final = "SELECT kind, key, value FROM records WHERE kind = ? AND key = ?"
+_RECORDS: Final = (
+    "SELECT kind, key, value FROM records WHERE kind = ? AND substr(key, 1, ?) = ? ORDER BY key"
+)
 _NEXT_SLOT: Final = "SELECT max(slot) FROM assignments WHERE process = ?"
 _LATEST: Final = (
     "SELECT process, slot, message, hash_chain, document FROM assignments"
@@ -131,9 +145,22 @@ _BUSY_TIMEOUT_MS: Final = 10_000  # another process holding the write lock (e.g.
 _NEXT_CACHE_SIZE: Final = 65_536  # processes whose next slot the writer remembers
 
 _Future = asyncio.Future[None]
+
+
+class _RecordWrite:
+    """A queued put (``value`` set) or delete (``value`` None) of one record."""
+
+    __slots__ = ("key", "kind", "value")
+
+    def __init__(self, kind: str, key: str, value: bytes | None) -> None:
+        self.kind, self.key, self.value = kind, key, value
+
+
 # (assignment, or a location, or None for put_message; message; future of the caller)
 _Item = tuple[
-    AssignmentRecord | LocationRecord | ResultRecord | None, MessageRecord | None, _Future
+    AssignmentRecord | LocationRecord | ResultRecord | _RecordWrite | None,
+    MessageRecord | None,
+    _Future,
 ]
 _Outcome = BaseException | None
 # Errors that concern one item's values (binding), not the connection or the disk.
@@ -267,9 +294,25 @@ class SQLiteStore:
         rows = await self._in_read_pool(_LATEST_SNAPSHOT, (process, min(at_most, _MAX_SLOT)))
         return ResultRecord(*rows[0]) if rows else None
 
+    async def put_record(self, record: Record) -> None:
+        await self._enqueue(_RecordWrite(record.kind, record.key, bytes(record.value)), None)
+
+    async def delete_record(self, kind: str, key: str) -> bool:
+        existed = bool(self._query(_RECORD, (kind, key)))
+        await self._enqueue(_RecordWrite(kind, key, None), None)
+        return existed
+
+    async def get_record(self, kind: str, key: str) -> Record | None:
+        rows = self._query(_RECORD, (kind, key))
+        return Record(*rows[0]) if rows else None
+
+    async def records(self, kind: str, prefix: str = "") -> list[Record]:
+        rows = await self._in_read_pool(_RECORDS, (kind, len(prefix), prefix))
+        return [Record(*row) for row in rows]
+
     def _enqueue(
         self,
-        assignment: AssignmentRecord | LocationRecord | ResultRecord | None,
+        assignment: AssignmentRecord | LocationRecord | ResultRecord | _RecordWrite | None,
         body: MessageRecord | None,
     ) -> _Future:
         # Synchronous on purpose: the item is queued before the caller's first await.
@@ -453,9 +496,13 @@ class SQLiteStore:
         messages: list[tuple[str, str, bytes]] = []
         locations: list[tuple[str, int, str]] = []
         results: list[tuple[str, int, str, bytes, bytes | None]] = []
+        records: list[_RecordWrite] = []
         for a, m, _ in batch:
             if isinstance(a, ResultRecord):
                 results.append((a.process, a.slot, a.message, a.results, a.snapshot))
+                continue
+            if isinstance(a, _RecordWrite):
+                records.append(a)
                 continue
             assert m is not None
             messages.append((m.id, m.codec, m.raw))
@@ -481,6 +528,8 @@ class SQLiteStore:
             conn.executemany(_INSERT_MESSAGE, messages)
             conn.executemany(_UPSERT_LOCATION, locations)
             conn.executemany(_INSERT_RESULT, results)
+            for r in records:  # in call order: a put then a delete of one key must stay so
+                _write_record(conn, r)
         except _ITEM_ERRORS:
             return None  # e.g. a (process, message) duplicate: find it item by item
         return [None] * len(batch), staged
@@ -492,6 +541,14 @@ class SQLiteStore:
         staged: dict[str, int] = {}
         outcomes: list[_Outcome] = []
         for a, m, _ in batch:
+            if isinstance(a, _RecordWrite):
+                try:
+                    _write_record(conn, a)
+                except _ITEM_ERRORS as exc:
+                    outcomes.append(StoreError(f"record {a.kind}/{a.key}: {exc}"))
+                else:
+                    outcomes.append(None)
+                continue
             if isinstance(a, ResultRecord):
                 try:
                     conn.execute(
@@ -541,6 +598,13 @@ class SQLiteStore:
             staged[a.process] = expected + 1
             outcomes.append(None)
         return outcomes, staged
+
+
+def _write_record(conn: sqlite3.Connection, r: _RecordWrite) -> None:
+    if r.value is None:
+        conn.execute(_DELETE_RECORD, (r.kind, r.key))
+    else:
+        conn.execute(_UPSERT_RECORD, (r.kind, r.key, r.value))
 
 
 def _next_slot(conn: sqlite3.Connection, process: str) -> int:
