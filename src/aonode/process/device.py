@@ -200,9 +200,9 @@ def make_runtime(sources: list[str] | None, limits: Limits, snapshot: bytes | No
         return fresh
     from aonode.process.runtime.hyperaos import HyperAOSRuntime
 
-    runtime: Runtime = HyperAOSRuntime(sources)
     if snapshot is not None:
-        raise NotImplementedError("hyper-aos snapshots are not restorable yet")
+        return HyperAOSRuntime.restore(snapshot, limits=limits)
+    runtime: Runtime = HyperAOSRuntime(sources, limits=limits)
     return runtime
 
 

@@ -16,15 +16,23 @@ Why the odd parts:
   plus ``ao.event/get/set/resolve``.  hyper-aos behaves differently with and
   without that copy (e.g. Eval parse errors land in the copy), so we copy too.
 * HyperBEAM's Lua state is immutable: when ``compute`` raises, the state before
-  the message survives.  A lupa state cannot be copied, so we keep the inputs of
-  every committed message and rebuild by replay after a raise or a dryrun.
-  Replay is exact only because the VM is deterministic: sorted ``pairs``,
-  ``os.time`` = block timestamp, a seeded per-VM ``math.random``, counters in
-  place of addresses in ``tostring``.
+  the message survives.  A lupa state cannot be copied, so we keep a base (a
+  snapshot, or the modules freshly loaded) and the inputs of every message
+  committed since, and rebuild by restore + replay after a raise.  Dry runs go
+  to a replica restored from the live state's dump.  Replay is exact only
+  because the VM is deterministic: sorted ``pairs``, ``os.time`` = block
+  timestamp, a seeded per-VM ``math.random``, counters in place of addresses in
+  ``tostring``.
+* Snapshots use the same serializer as the built-in runtime (``snapshot.lua``),
+  loaded before the host prelude replaces ``debug``/``load``/``string.dump``;
+  the root is the globals table itself, and every function the host provides is
+  a *known* object written by name (so a restored state gets the new VM's
+  shims, not copies of the old ones).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -41,11 +49,10 @@ _HOOK_STEP = 1000
 
 # Runs first in a fresh state: the sandbox and the determinism shims.  Returns
 # the harness functions that Python calls.
-_PRELUDE = (
-    (resources.files("aonode.process.runtime") / "hyperaos_host.lua")
-    .read_text()
-    .replace("HOOK_STEP", str(_HOOK_STEP))
-)
+_RESOURCES = resources.files("aonode.process.runtime")
+_PRELUDE = (_RESOURCES / "hyperaos_host.lua").read_text().replace("HOOK_STEP", str(_HOOK_STEP))
+_SERIALIZER = (_RESOURCES / "snapshot.lua").read_bytes()
+_MAGIC = b"AONODE-HYPER-AOS-1\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +74,15 @@ class _Outcome:
     trace: str | None = None
 
 
-class _VM:
-    """One lupa Lua 5.3 state with the prelude, the modules and the library."""
+class NotSnapshottable(NotImplementedError):
+    """The state holds something the serializer cannot write (e.g. a coroutine)."""
 
-    def __init__(self, sources: Sequence[str], limits: Limits) -> None:
+
+class _VM:
+    """One lupa Lua 5.3 state with the serializer, the host prelude and (unless
+    restored from a snapshot) the modules and the library."""
+
+    def __init__(self, limits: Limits) -> None:
         self._limits = limits
         self._rt: Any = lua.LuaRuntime(
             encoding=None,
@@ -79,14 +91,36 @@ class _VM:
             register_builtins=False,
             unpack_returned_tuples=True,
         )
-        self._h: Any = self._rt.execute(_PRELUDE.encode())
+        serializer = self._rt.execute(_SERIALIZER)  # first: it keeps the real debug/load
+        self._h: Any = self._rt.execute(_PRELUDE.encode(), serializer)
+
+    @classmethod
+    def fresh(cls, sources: Sequence[str], limits: Limits) -> _VM:
+        vm = cls(limits)
         for i, src in enumerate(sources):
             name = "hyper-aos" if i == 0 else f"module-{i}"
             try:
-                self._h.load_module(src.encode(), name.encode(), limits.instructions)
+                vm._h.load_module(src.encode(), name.encode(), limits.instructions)
             except lua.LuaError as exc:
                 raise ValueError(f"Lua module {name} failed to load: {exc}") from None
-        self._h.install()
+        vm._h.install()
+        return vm
+
+    @classmethod
+    def restored(cls, state: bytes, limits: Limits) -> _VM:
+        vm = cls(limits)
+        try:
+            vm._h.restore(state)
+        except lua.LuaError as exc:
+            raise ValueError(f"not a usable hyper-aos snapshot: {exc}") from None
+        return vm
+
+    def dump(self) -> bytes:
+        try:
+            state: bytes = self._h.dump()
+        except lua.LuaError as exc:
+            raise NotSnapshottable(str(exc)) from None
+        return state
 
     def run(self, call: _Call) -> _Outcome:
         try:
@@ -107,40 +141,105 @@ class _VM:
             return _Outcome(True, error=f"aonode: {exc}")
 
 
-class HyperAOSRuntime:
-    """A process running ``module_sources`` (hyper-aos first) as ``lua@5.3a`` would."""
+@dataclass(frozen=True, slots=True)
+class _Position:
+    """What the next call is built from, besides the message: kept in snapshots."""
 
-    def __init__(self, module_sources: Sequence[str], *, limits: Limits | None = None) -> None:
+    pid: str
+    process: Json  # the process message as hyper-aos sees it (``base.process``)
+    next_slot: int
+    last_timestamp: int
+
+
+class HyperAOSRuntime:
+    """A process running ``module_sources`` (hyper-aos first) as ``lua@5.3a`` would.
+
+    The state is a base (the modules freshly loaded, or a snapshot) plus the
+    journal of calls committed since; it is rebuilt from them when a call
+    raised or a dry run touched the live VM.  Every ``checkpoint_every``
+    committed calls the live state is dumped and becomes the base, so a rebuild
+    replays at most that many.  :meth:`snapshot` bytes restore with
+    :meth:`restore` without the module sources (the functions are in them).
+    """
+
+    def __init__(
+        self,
+        module_sources: Sequence[str],
+        *,
+        limits: Limits | None = None,
+        checkpoint_every: int = 1000,
+    ) -> None:
         if not module_sources:
             raise ValueError("HyperAOSRuntime needs at least one Lua module source")
         self._sources = tuple(module_sources)
         self._limits = limits or Limits()
+        self._checkpoint_every = max(1, checkpoint_every)
         self._vm: _VM | None = None
-        self._log: list[_Call] = []
+        self._base: bytes | None = None  # None: the modules, fresh
+        self._journal: list[_Call] = []
         self._dirty = False
-        self._process: Json = {}
-        self._pid = ""
+        self._dumped: bytes | None = None  # the live state's dump, until it changes
+        self._pos = _Position("", {}, 0, 0)
+        self._booted = False
+
+    @classmethod
+    def restore(cls, snapshot: bytes, *, limits: Limits | None = None) -> HyperAOSRuntime:
+        """A runtime resumed from :meth:`snapshot`'s bytes."""
+        if not snapshot.startswith(_MAGIC):
+            raise ValueError("not a hyper-aos snapshot")
+        size = int.from_bytes(snapshot[len(_MAGIC) : len(_MAGIC) + 4], "big")
+        head = len(_MAGIC) + 4
+        pos = json.loads(snapshot[head : head + size])
+        rt = cls(("",), limits=limits)
+        rt._sources = ()
+        rt._pos = _Position(pos["pid"], pos["process"], pos["next_slot"], pos["last_timestamp"])
+        rt._base = snapshot[head + size :]
+        rt._vm = _VM.restored(rt._base, rt._limits)
+        rt._booted = True
+        return rt
 
     def boot(self, process_msg: Json, env: Json) -> Results:
-        if self._vm is not None or self._log:
+        if self._booted:
             raise RuntimeError("process already booted")
-        self._process = _body(process_msg)
-        self._pid = str(process_msg.get("Id") or "")
-        self._vm = _VM(self._sources, self._limits)
+        self._pos = _Position(str(process_msg.get("Id") or ""), _body(process_msg), 0, 0)
+        self._vm = _VM.fresh(self._sources, self._limits)
+        self._booted = True
         return self._step(process_msg, commit=True)
 
     def apply(self, msg: Json, env: Json) -> Results:
         return self._step(msg, commit=True)
 
     def dryrun(self, msg: Json, env: Json) -> Results:
-        return self._step(msg, commit=False)
+        """Runs on a replica restored from the live state's dump; the live VM is untouched."""
+        live = self._clean_vm()
+        try:
+            state = self._checkpoint(live)
+        except NotSnapshottable:  # run on the live VM, rebuild it before the next use
+            return self._step(msg, commit=False)
+        replica = _VM.restored(state, self._limits)
+        call = self._call(msg)
+        out = replica.run(call)
+        return _results(out, patch_split="patch-from" in call.base)
 
     def snapshot(self) -> bytes:
-        raise NotImplementedError("hyper-aos state snapshots are not implemented yet")
+        """The live state's bytes; raises NotImplementedError when it cannot be written."""
+        state = self._checkpoint(self._clean_vm())
+        pos = self._pos
+        head = json.dumps(
+            {
+                "pid": pos.pid,
+                "process": pos.process,
+                "next_slot": pos.next_slot,
+                "last_timestamp": pos.last_timestamp,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        ).encode()
+        return _MAGIC + len(head).to_bytes(4, "big") + head + state
 
     def close(self) -> None:
         self._vm = None
-        self._log.clear()
+        self._journal.clear()
 
     def _step(self, msg: Mapping[str, Any], *, commit: bool) -> Results:
         vm = self._clean_vm()
@@ -149,35 +248,49 @@ class HyperAOSRuntime:
         if out.raised or not commit:
             self._dirty = True  # the live state moved; rebuild before the next use
         else:
-            self._log.append(call)
-        if out.raised:
-            extra = {"lua_error": out.lua_error, "trace": out.trace}
-            return Results(error=out.error or "compute failed", extra=extra)
+            self._journal.append(call)
+            self._dumped = None
+            self._pos = _Position(
+                self._pos.pid, self._pos.process, call.req["slot"] + 1, call.req["timestamp"]
+            )
+            if len(self._journal) >= self._checkpoint_every:
+                with contextlib.suppress(NotSnapshottable):  # else: replay from the older base
+                    self._checkpoint(vm)
         return _results(out, patch_split="patch-from" in call.base)
+
+    def _checkpoint(self, vm: _VM) -> bytes:
+        """The live state's dump; it becomes the base, so the journal restarts empty."""
+        if self._dumped is None:
+            self._dumped = vm.dump()
+            self._base = self._dumped
+            self._journal.clear()
+        return self._dumped
 
     def _clean_vm(self) -> _VM:
         if self._vm is None:
             raise RuntimeError("process not booted (or closed)")
         if self._dirty:
-            vm = _VM(self._sources, self._limits)
-            for call in self._log:
+            if self._base is None:
+                vm = _VM.fresh(self._sources, self._limits)
+            else:
+                vm = _VM.restored(self._base, self._limits)
+            for call in self._journal:
                 if vm.run(call).raised:
                     raise RuntimeError("replay diverged: the runtime is not deterministic")
             self._vm, self._dirty = vm, False
         return self._vm
 
     def _call(self, msg: Mapping[str, Any]) -> _Call:
-        last = self._log[-1].req if self._log else {}
-        slot = _int(msg.get("Nonce"), last.get("slot", -1) + 1)
-        ts = _int(msg.get("Timestamp"), last.get("timestamp", 0))
-        pid = self._pid
-        base: Json = {k: v for k, v in self._process.items() if k != "commitments"}
-        base.update({"process": self._process, "at-slot": slot - 1})
+        pos = self._pos
+        slot = _int(msg.get("Nonce"), pos.next_slot)
+        ts = _int(msg.get("Timestamp"), pos.last_timestamp)
+        base: Json = {k: v for k, v in pos.process.items() if k != "commitments"}
+        base.update({"process": pos.process, "at-slot": slot - 1})
         req: Json = {
             "path": "compute",
             "data-protocol": "ao",
             "variant": "ao.N.1",
-            "process": pid,
+            "process": pos.pid,
             "slot": slot,
             "epoch": _int(msg.get("Epoch"), 0),
             "timestamp": ts,
@@ -187,7 +300,7 @@ class HyperAOSRuntime:
         }
         if msg.get("Hash-Chain"):
             req["hash-chain"] = str(msg["Hash-Chain"])
-        digest = hashlib.sha256(f"{pid}\x00{slot}".encode()).digest()
+        digest = hashlib.sha256(f"{pos.pid}\x00{slot}".encode()).digest()
         return _Call(base, req, int.from_bytes(digest[:8], "little", signed=True), ts // 1000)
 
 
@@ -224,6 +337,9 @@ def _body(msg: Mapping[str, Any]) -> Json:
 
 
 def _results(out: _Outcome, *, patch_split: bool) -> Results:
+    if out.raised:
+        extra = {"lua_error": out.lua_error, "trace": out.trace}
+        return Results(error=out.error or "compute failed", extra=extra)
     result = out.result
     results = result.get("results") if isinstance(result, dict) else None
     if not isinstance(results, dict):

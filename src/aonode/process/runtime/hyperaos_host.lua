@@ -1,4 +1,7 @@
 -- The host side of HyperBEAM's Lua device for hyper-aos (loaded by hyperaos.py).
+-- Called with the snapshot serializer (snapshot.lua's table), loaded before
+-- anything here is replaced, so it holds the real debug/string.dump/load.
+local SNAP = ...
 local rawnext, rawget, rawset, type, error, select = next, rawget, rawset, type, error, select
 local getmt, sethook, traceback = debug.getmetatable, debug.sethook, debug.traceback
 local real_load, real_tostring, real_gc, sort = load, tostring, collectgarbage, table.sort
@@ -153,7 +156,56 @@ os = {
   getenv = function() return nil end,
 }
 
+-- require() finds the libraries here first: only the sandboxed ones.
+for name in rawnext, package.loaded do
+  if name ~= "_G" and rawget(_G, name) == nil then package.loaded[name] = nil end
+end
+package.loaded.os, package.loaded.debug = os, debug
+
 local H, last_handle, trace = {}, nil, nil
+local STRING_MT = getmt("")
+
+-- hyper-aos's handle, wrapped by H.install, reports its result through this
+-- (a named host function, so a restored state reaches the new VM's copy).
+local function remember(...)
+  last_handle = (...)
+  return ...
+end
+
+-- What the host provides, by name: a snapshot refers to these, never copies
+-- them.  Built now, before any module runs: every function in the globals and
+-- in the tables they hold (string.*, math.random, os.time, package.searchers …).
+local KNOWN = { ["(string metatable)"] = STRING_MT, ["(aonode) remember"] = remember }
+for name, v in rawnext, _G do
+  if type(v) == "function" then
+    KNOWN[name] = v
+  elseif type(v) == "table" and v ~= _G then
+    for k, f in rawnext, v do
+      if type(f) == "function" then KNOWN[name .. "." .. real_tostring(k)] = f end
+      if type(f) == "table" and f ~= _G then
+        for j, g in rawnext, f do
+          if type(g) == "function" then
+            KNOWN[name .. "." .. real_tostring(k) .. "." .. real_tostring(j)] = g
+          end
+        end
+      end
+    end
+  end
+end
+-- Tables the C side holds on to (require reads the registry's package.loaded
+-- and its own package table): a snapshot names them and carries their contents
+-- separately, and a restore refills the new state's own tables.
+local ANCHORED = { ["(package)"] = package, ["(package.loaded)"] = package.loaded,
+                   ["(package.preload)"] = package.preload,
+                   ["(package.searchers)"] = package.searchers }
+for name, t in rawnext, ANCHORED do KNOWN[name] = t end
+local STASH = "\0aonode host state" -- a root key used only while dumping/loading
+
+local function shallow(t)
+  local c = {}
+  for k, v in rawnext, t do c[k] = v end
+  return c
+end
 
 function H.load_module(src, name, instructions)
   local chunk, err = real_load(src, "=" .. name, "t", _G)
@@ -200,11 +252,7 @@ function H.install()
   local proc = package.loaded[".process"]
   if type(proc) == "table" and type(rawget(proc, "handle")) == "function" then
     local inner = proc.handle
-    proc.handle = function(...)
-      local r = pack(inner(...))
-      last_handle = r[1]
-      return unpack(r, 1, r.n)
-    end
+    proc.handle = function(...) return remember(inner(...)) end
   end
 end
 
@@ -242,6 +290,34 @@ function H.run(base, req, s, t, instructions)
   if b ~= nil then status, result = a, b end
   ob = status == "ok" and ao_outbox()
   return status, result, ob and rawget(ob, "Error") or handled, nil
+end
+
+-- The state (the globals, hyper-aos and everything it made) as bytes, with
+-- the host's own per-state data that user-visible behaviour depends on.
+function H.dump()
+  local string_index = rawget(STRING_MT, "__index")
+  local anchored = {}
+  for name, t in rawnext, ANCHORED do anchored[name] = shallow(t) end
+  rawset(_G, STASH, { ids = ids, last_id = last_id, strings = string_index, anchored = anchored })
+  local ok, s = real_pcall(SNAP.dump, _G, KNOWN)
+  rawset(_G, STASH, nil)
+  if not ok then error(s, 0) end
+  return s
+end
+
+-- Replace this (fresh, module-less) state's globals with a dumped state.
+function H.restore(s)
+  SNAP.load(s, KNOWN, _G)
+  local host = rawget(_G, STASH)
+  rawset(_G, STASH, nil)
+  if type(host) ~= "table" then error("not a hyper-aos snapshot", 0) end
+  ids, last_id = host.ids, host.last_id
+  for name, t in rawnext, ANCHORED do
+    local keep = host.anchored[name]
+    for k in rawnext, shallow(t) do rawset(t, k, nil) end
+    for k, v in rawnext, keep do rawset(t, k, v) end
+  end
+  rawset(STRING_MT, "__index", host.strings)
 end
 
 return H
