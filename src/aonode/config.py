@@ -46,6 +46,10 @@ class NodeConfig:
     snapshot_slots: int = 100
     snapshot_seconds: float = 60.0
     worker_max_idle: float = 300.0
+    # process_async_cache: computed results and snapshots are written in the
+    # background (a compute answers before its cache row is durable; a crash
+    # only costs recomputation).  Off: each compute waits for its writes.
+    async_cache: bool = True
     push_max_depth: int = 32
     push_max_messages: int = 1000
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -144,6 +148,14 @@ def from_env(base: NodeConfig, environ: Mapping[str, str] | None = None) -> Node
         changes["queue_size"] = _int("AONODE_QUEUE_SIZE", v)
     if v := env.get("AONODE_SIGN_THREADS"):
         changes["sign_threads"] = _int("AONODE_SIGN_THREADS", v)
+    if v := env.get("AONODE_SNAPSHOT_SLOTS"):
+        changes["snapshot_slots"] = _int("AONODE_SNAPSHOT_SLOTS", v)
+    if v := env.get("AONODE_SNAPSHOT_SECONDS"):
+        changes["snapshot_seconds"] = _float("AONODE_SNAPSHOT_SECONDS", v)
+    if v := env.get("AONODE_WORKER_MAX_IDLE"):
+        changes["worker_max_idle"] = _float("AONODE_WORKER_MAX_IDLE", v)
+    if v := env.get("AONODE_ASYNC_CACHE"):
+        changes["async_cache"] = _bool("AONODE_ASYNC_CACHE", v)
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
@@ -152,6 +164,15 @@ def _int(name: str, value: str) -> int:
         return int(value)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+
+
+def _bool(name: str, value: str) -> bool:
+    low = value.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
 
 
 def _float(name: str, value: str) -> float:

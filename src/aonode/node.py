@@ -83,6 +83,7 @@ class Node:
             snapshot_seconds=config.snapshot_seconds,
             max_idle=config.worker_max_idle,
             gateway=config.gateway,
+            async_cache=config.async_cache,
         )
         self._unloader: asyncio.Task[None] | None = None
         self._pushes: set[asyncio.Task[object]] = set()

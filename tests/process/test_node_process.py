@@ -262,3 +262,20 @@ async def test_seed_module_on_hyper_aos_over_http(
     assert (await ln.client.get(f"/{pid}/slot")).json()["current"] == before
     await send(ln, user_wallet, pid, "return Counter")
     assert (await ln.client.get(f"/{pid}/now/results/data")).text == "4"
+
+
+async def test_synchronous_cache_stores_results_before_compute_returns(
+    tmp_path: Path, ed_wallet: Wallet, user_wallet: Wallet
+) -> None:
+    node = await _node(tmp_path, ed_wallet, snapshot_slots=5, async_cache=False)
+    try:
+        pid = await _schedule_mixed(node, user_wallet, 12)
+        worker = await node.processes.worker(await node.require_process(pid))
+        await worker.compute(12)
+        # nothing awaited since compute returned: every row and snapshot is stored
+        for slot in range(13):
+            assert await node.store.get_result(pid, slot) is not None
+        snap = await node.store.latest_snapshot(pid, 12)
+        assert snap is not None and snap.slot == 10
+    finally:
+        await node.stop()

@@ -77,8 +77,10 @@ class ProcessDevice:
         limits: Limits | None = None,
         threads: int = 2,
         gateway: str | None = None,
+        async_cache: bool = True,
     ) -> None:
         self._store = store
+        self._async_cache = async_cache
         self._workers: dict[str, ProcessWorker] = {}
         self._starting: dict[str, asyncio.Lock] = {}
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="aonode-compute")
@@ -151,6 +153,7 @@ class ProcessDevice:
                 executor=self._executor,
                 snapshot_slots=self._snapshot_slots,
                 snapshot_seconds=self._snapshot_seconds,
+                async_cache=self._async_cache,
                 patching=any(d.lower() == "patch@1.0" for d in execution_devices(process)),
             )
             self._workers[pid] = w

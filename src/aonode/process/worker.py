@@ -49,7 +49,10 @@ class ProcessWorker:
         snapshot_slots: int = 100,
         snapshot_seconds: float = 60.0,
         patching: bool = False,
+        async_cache: bool = True,
     ) -> None:
+        # False: a compute returns only once its results (and snapshot) are stored.
+        self._async_cache = async_cache
         self.process = process
         # patch@1.0 in the execution stack: outbox messages with method PATCH are not
         # sent; their keys update the process state, served beside the results.
@@ -187,10 +190,13 @@ class ProcessWorker:
         done = await self._call(run)
         if self._patching:
             done = [(self._patch(r), snap) for r, snap in done]
+        writes = []
         for a, (results, snap) in zip(assignments, done, strict=True):
-            self._record(a, results, snap)
+            writes.append(self._record(a, results, snap))
             if snap is not None:
                 self._last_snapshot = time.monotonic()
+        if not self._async_cache:
+            await asyncio.gather(*writes)
         self.at_slot = assignments[-1].slot
         self.replayed += len(assignments)
         return done[-1][0]
@@ -210,7 +216,9 @@ class ProcessWorker:
             extra={**results.extra, "state": dict(self.state)},
         )
 
-    def _record(self, assignment: Assignment, results: Results, snap: bytes | None) -> None:
+    def _record(
+        self, assignment: Assignment, results: Results, snap: bytes | None
+    ) -> asyncio.Task[None]:
         slot = assignment.slot
         doc_json: dict[str, Any] = {"process": self.id, "slot": slot, "results": results.to_json()}
         if self._patching:
@@ -227,6 +235,7 @@ class ProcessWorker:
                 self._fresh.pop(slot, None)
 
         task.add_done_callback(written)
+        return task
 
     async def unload(self) -> int | None:
         """Store a snapshot of the live state, then drop it (idle workers free memory).
