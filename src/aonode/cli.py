@@ -16,7 +16,7 @@ import orjson
 import typer
 
 from aonode import wallet as wallet_mod
-from aonode.config import NodeConfig, from_env, parse_mode, parse_size
+from aonode.config import NodeConfig, from_env, parse_mode, parse_scheduler_map, parse_size
 from aonode.errors import AONodeError
 
 app = typer.Typer(
@@ -89,6 +89,12 @@ def serve(
             help="A request not assigned within this time is dropped (env AONODE_ABORT_SECONDS; default 10)"
         ),
     ] = None,
+    scheduler_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="KEY=URL: push to process id or scheduler address KEY at the node URL; repeatable (env AONODE_SCHEDULER_MAP, comma-separated)"
+        ),
+    ] = None,
     log_level: Annotated[
         str, typer.Option(help="Log level: debug, info, warning (default), error")
     ] = "warning",
@@ -122,6 +128,8 @@ def serve(
             changes["mode"] = parse_mode(mode)
         if max_body is not None:
             changes["max_body"] = parse_size(max_body)
+        if scheduler_map:
+            changes["scheduler_map"] = parse_scheduler_map(scheduler_map)
         config = replace(config, **changes).validated()
         node = Node(config)
     except AONodeError as exc:

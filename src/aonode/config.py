@@ -7,10 +7,11 @@ command-line flags.  Nothing in the node reads configuration from globals.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aonode.errors import ConfigError
 
@@ -52,6 +53,10 @@ class NodeConfig:
     async_cache: bool = True
     push_max_depth: int = 32
     push_max_messages: int = 1000
+    # push to other nodes: process id or scheduler address → that node's base URL
+    # (its URLs are also the nodes asked for process definitions and locations)
+    scheduler_map: Mapping[str, str] = field(default_factory=dict)
+    push_retry_seconds: float = 30.0  # longest wait before an async push walks again
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -83,7 +88,29 @@ class NodeConfig:
             raise ConfigError("queue size must be at least 1")
         if self.sign_threads < 1:
             raise ConfigError("sign threads must be at least 1")
+        for key, url in self.scheduler_map.items():
+            check_node_url(key, url)
+        if self.push_retry_seconds <= 0:
+            raise ConfigError("push retry seconds must be positive")
         return self
+
+
+def check_node_url(key: str, url: str) -> None:
+    parts = urlsplit(url)
+    if not key or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"scheduler map entry {key}={url!r}: want KEY=http(s)://host:port")
+
+
+def parse_scheduler_map(entries: Iterable[str]) -> dict[str, str]:
+    """``["PID=http://h:1", "ADDRESS=http://h:2"]`` → a map (checked)."""
+    mapping: dict[str, str] = {}
+    for entry in entries:
+        key, eq, url = entry.strip().partition("=")
+        if not eq:
+            raise ConfigError(f"scheduler map entry {entry!r}: want KEY=URL")
+        check_node_url(key.strip(), url.strip())
+        mapping[key.strip()] = url.strip().rstrip("/")
+    return mapping
 
 
 def parse_mode(value: str) -> Mode:
@@ -156,6 +183,12 @@ def from_env(base: NodeConfig, environ: Mapping[str, str] | None = None) -> Node
         changes["worker_max_idle"] = _float("AONODE_WORKER_MAX_IDLE", v)
     if v := env.get("AONODE_ASYNC_CACHE"):
         changes["async_cache"] = _bool("AONODE_ASYNC_CACHE", v)
+    if v := env.get("AONODE_PUSH_MAX_DEPTH"):
+        changes["push_max_depth"] = _int("AONODE_PUSH_MAX_DEPTH", v)
+    if v := env.get("AONODE_PUSH_MAX_MESSAGES"):
+        changes["push_max_messages"] = _int("AONODE_PUSH_MAX_MESSAGES", v)
+    if v := env.get("AONODE_SCHEDULER_MAP"):
+        changes["scheduler_map"] = parse_scheduler_map(e for e in v.split(",") if e.strip())
     return replace(base, **changes)  # type: ignore[arg-type]
 
 

@@ -25,6 +25,9 @@ statuses at the boundary, in one table.
      │    └── IntegrityError        duplicate (process, slot)/(process, message) or a gap
      ├── SchedulerError             scheduler lifecycle misuse
      │    └── AlreadyRunning        a second server for one process
+     ├── RemoteError                another node failed a push delivery
+     │    ├── Unreachable           no answer, a timeout or a 5xx: retried, then reported
+     │    └── RemoteRefused         a 4xx answer: the delivery will not succeed as is
      └── ConfigError                invalid node configuration (start-up only)
 """
 
@@ -117,6 +120,30 @@ class SchedulerError(AONodeError):
 
 class AlreadyRunning(SchedulerError):
     code = "already-running"
+
+
+class RemoteError(AONodeError):
+    """A push delivery to another node failed.
+
+    ``status`` is the remote's answer (or 502 / 504 when there was none) and
+    ``attempts`` how many times it was tried: both go into the push tree.
+    """
+
+    code = "remote-error"
+
+    def __init__(self, message: str, *, status: int, node: str, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+        self.node = node
+        self.attempts = attempts
+
+
+class Unreachable(RemoteError):
+    code = "remote-unreachable"
+
+
+class RemoteRefused(RemoteError):
+    code = "remote-refused"
 
 
 class ConfigError(AONodeError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -17,10 +18,11 @@ from typing import Any
 
 from aonode import wallet as wallet_mod
 from aonode.config import NodeConfig
+from aonode.cron import Cron
 from aonode.errors import BadParameter, InvalidMessage, NotFound, NotOurProcess
 from aonode.message import Message
 from aonode.process.device import ProcessDevice, check_spawn
-from aonode.push import PushLimits
+from aonode.push import Pusher, PushLimits
 from aonode.scheduler.assignment import Assignment
 from aonode.scheduler.registry import Registry
 from aonode.scheduler.server import SchedulerServer, ServerOptions
@@ -86,8 +88,13 @@ class Node:
             async_cache=config.async_cache,
         )
         self._unloader: asyncio.Task[None] | None = None
-        self._pushes: set[asyncio.Task[object]] = set()
-        self.push_limits = PushLimits(config.push_max_depth, config.push_max_messages)
+        self.push_limits = PushLimits(
+            config.push_max_depth,
+            config.push_max_messages,
+            retry_max_seconds=config.push_retry_seconds,
+        )
+        self.pusher = Pusher(self, self.push_limits)
+        self.cron = Cron(self.store, self.wallets[0])
         self.verifier = Verifier(threads=max(1, (os.cpu_count() or 2) - 1))
         self.started_at = time.time()
 
@@ -104,11 +111,16 @@ class Node:
         await self.timestamps.start()
         self.verifier.start()
         self._unloader = asyncio.create_task(self.processes.run_unloader(), name="unloader")
+        await self.pusher.start()  # resumes the async pushes a previous run left pending
+        from aonode.http.app import App  # cron fires through the node's own routes
+        from aonode.http.inprocess import asgi_request
+
+        await self.cron.start(functools.partial(asgi_request, App(self)))
 
     async def stop(self) -> None:
         """Drain every scheduler queue, then close the store."""
-        if self._pushes:
-            await asyncio.gather(*self._pushes, return_exceptions=True)
+        await self.cron.stop()  # first: its runs in flight still need the node
+        await self.pusher.stop()  # running async pushes stop; their records resume them
         await self.registry.stop_all()
         if self._unloader is not None:
             self._unloader.cancel()
@@ -203,22 +215,9 @@ class Node:
         deadline = asyncio.get_running_loop().time() + self.config.abort_seconds
         return await server.submit(message, path=path, deadline=deadline)
 
-    def push_in_background(self, pid: str, slot: int, result_depth: int) -> None:
-        """An async push: runs after the reply (in memory: not yet resumed after a restart)."""
-        from aonode.push import push_slot
-
-        async def run() -> object:
-            try:
-                return await push_slot(
-                    self, pid, slot, result_depth=result_depth, limits=self.push_limits
-                )
-            except Exception:
-                log.exception("background push of %s slot %d failed", pid, slot)
-                return None
-
-        task: asyncio.Task[object] = asyncio.create_task(run())
-        self._pushes.add(task)
-        task.add_done_callback(self._pushes.discard)
+    async def push_async(self, pid: str, slot: int) -> None:
+        """An async push: durable when this returns, resumed after a restart, then run."""
+        await self.pusher.accept(pid, slot)
 
     # -- reading ---------------------------------------------------------
 
@@ -286,4 +285,5 @@ class Node:
             "timestamp-source": self.timestamps.status(),
             "version": VERSION,
             "workers": self.processes.info(),
+            "push-jobs": self.pusher.pending(),
         }

@@ -21,11 +21,10 @@ import orjson
 from aonode.codec import ans104, jsonform
 from aonode.codec.b64 import b64url_encode
 from aonode.errors import AONodeError, BadParameter, MethodNotAllowed, NotFound, Overloaded
-from aonode.http import process_routes
+from aonode.http import cron_routes, process_routes
 from aonode.http.errors import status_of
 from aonode.http.request import Receive, Request, Scope, read_message
 from aonode.node import Node
-from aonode.push import push_slot
 from aonode.scheduler import formats, location
 
 log = logging.getLogger("aonode.http")
@@ -157,6 +156,10 @@ class App:
             return await self.meta(request, rest)
         if device == "message@1.0":
             return await self.messages(request, rest)
+        if device == "cron@1.0" and pid is None:
+            return json_response(
+                await cron_routes.handle(self.node.cron, self.node.verifier, request, rest)
+            )
         if device == "process@1.0" and key == "push":
             _allow(request, "POST")
             return await self.push(request, pid)
@@ -262,13 +265,20 @@ class App:
         if mode not in ("sync", "async"):
             raise BadParameter(f"push-mode must be sync or async, got {mode!r}")
         if mode == "async":
-            node.push_in_background(pid, slot, result_depth)
+            await node.push_async(pid, slot)  # durable before the 202
             return json_response(
                 {"process": pid, "slot": slot, "id": message_id, "push-mode": "async"},
                 202,
                 [("process", pid)],
             )
-        tree = await push_slot(node, pid, slot, result_depth=result_depth, limits=node.push_limits)
+        # push-depth / push-budget: another node continuing its walk here (push/remote.py)
+        tree = await node.pusher.push(
+            pid,
+            slot,
+            result_depth=result_depth,
+            depth=_int_param(request, "push-depth") or 0,
+            budget=_int_param(request, "push-budget"),
+        )
         tree["id"] = message_id
         return json_response(tree, headers=[("process", pid)])
 

@@ -14,6 +14,7 @@ STATUS: tuple[tuple[type[e.AONodeError], int], ...] = (
     (e.Conflict, 409),
     (e.Overloaded, 503),
     (e.Expired, 503),
+    (e.RemoteError, 502),
     (e.StoreError, 500),
     (e.SchedulerError, 500),
     (e.ConfigError, 500),

@@ -1,0 +1,112 @@
+"""Async push under SIGKILL: every outbox message is delivered exactly once.
+
+A real ``aonode serve`` accepts an async push of a slot whose outbox fans out
+50 messages over 5 target processes, and is killed after a random number of
+those deliveries has been observed on the targets' schedules.  After the
+restart the node resumes the pending push by itself; when it is done, each
+target's schedule holds exactly one message per (From-Process, From-Slot,
+Outbox-Index) — nothing lost, nothing twice.
+
+Rounds: ``AONODE_CRASH_ROUNDS`` (as tests/test_crash.py; default here 2).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aonode.http.server import free_port
+from aonode.wallet import Wallet
+from tests.conftest import sign_message, sign_process
+from tests.push_helpers import deliveries, schedule_of, until
+from tests.test_crash import start_node, stop_node
+
+pytestmark = pytest.mark.crash
+ROUNDS = int(os.environ.get("AONODE_CRASH_ROUNDS", "2"))
+ANS = {"content-type": "application/ans104"}
+LUA = [("Execution-Device", "lua@5.3a")]
+FAN_OUT = 50
+TARGETS = 5
+
+
+async def spawn(client: httpx.AsyncClient, user: Wallet, address: str) -> str:
+    # ed25519 signatures are deterministic: distinct data makes distinct processes
+    proc = sign_process(user, address, data=os.urandom(8).hex().encode(), extra=LUA)
+    r = await client.post("/~scheduler@1.0/schedule", content=proc.item.raw, headers=ANS)
+    assert r.status_code == 200, r.text
+    return proc.id
+
+
+async def delivered(client: httpx.AsyncClient, targets: list[str]) -> int:
+    total = 0
+    for t in targets:
+        total += int((await client.get(f"/{t}/slot/current")).text)  # slot 0 is the spawn
+    return total
+
+
+async def test_sigkill_during_async_push_delivers_each_message_once(
+    tmp_path: Path, user_wallet: Wallet
+) -> None:
+    rng = random.Random(os.environ.get("AONODE_CRASH_SEED", "aonode-push"))
+    data_dir = tmp_path / "node"
+    sender = ""
+    targets: list[str] = []
+    for round_ in range(ROUNDS):
+        node, url, address = await start_node(data_dir, free_port("127.0.0.1"))
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+                if not targets:
+                    sender = await spawn(client, user_wallet, address)
+                    targets = [await spawn(client, user_wallet, address) for _ in range(TARGETS)]
+                names = ", ".join(f"'{t}'" for t in targets)
+                code = (
+                    f"local targets = {{ {names} }}\n"
+                    f"for i = 1, {FAN_OUT} do\n"
+                    "  Send({ Target = targets[(i % #targets) + 1], Action = 'Fan', N = i })\n"
+                    "end"
+                )
+                m = sign_message(user_wallet, sender, data=code.encode(), action="Eval")
+                r = await client.post(
+                    f"/{sender}~process@1.0/push",
+                    content=m.item.raw,
+                    headers=ANS,
+                    params={"push-mode": "async"},
+                )
+                assert r.status_code == 202, r.text
+                before = round_ * FAN_OUT
+                kill_after = before + rng.randint(1, FAN_OUT - 1)
+
+                async def some_delivered() -> bool:
+                    return await delivered(client, targets) >= kill_after  # noqa: B023
+
+                await until(some_delivered, f"{kill_after - before} deliveries")
+                node.send_signal(signal.SIGKILL)
+        finally:
+            if node.returncode is None:
+                node.send_signal(signal.SIGKILL)
+            await node.wait()
+        # restart: the pending push resumes by itself and finishes
+        node, url, _ = await start_node(data_dir, free_port("127.0.0.1"))
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+
+                async def finished() -> bool:
+                    status = (await client.get("/~scheduler@1.0/status")).json()
+                    return status["push-jobs"] == 0
+
+                await until(finished, "the resumed push finished")
+                keys: Counter[tuple[str, str, str]] = Counter()
+                for t in targets:
+                    keys.update(deliveries(await schedule_of(client, t)))
+                assert all(n == 1 for n in keys.values()), keys.most_common(3)
+                assert len(keys) == (round_ + 1) * FAN_OUT
+                assert {k[0] for k in keys} == {sender}
+                assert await delivered(client, targets) == (round_ + 1) * FAN_OUT
+        finally:
+            await stop_node(node)
