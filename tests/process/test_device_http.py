@@ -133,9 +133,7 @@ async def test_unsupported_execution_device_is_refused_at_spawn(
     live: Live, user_wallet: Wallet
 ) -> None:
     ln = await live()
-    proc = sign_process(
-        user_wallet, ln.node.address, extra=[("Execution-Device", "genesis-wasm@1.0")]
-    )
+    proc = sign_process(user_wallet, ln.node.address, extra=[("Execution-Device", "evm@1.0")])
     r = await ln.client.post("/~scheduler@1.0/schedule", content=proc.item.raw, headers=ANS)
     assert r.status_code == 400
     assert r.json()["error"]["code"] == "unsupported-execution-device"

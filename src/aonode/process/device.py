@@ -4,8 +4,16 @@ Which runtime a process gets follows its definition: ``execution-device:
 lua@5.3a`` (or ``stack@1.0`` whose ``execution-stack`` holds ``lua@5.3a``)
 runs Lua — the module messages named by ``module`` when there are any (the
 HyperBEAM Lua-device contract, e.g. hyper-aos), else the node's built-in aos
-module.  A process with another execution device is refused at spawn; a
-process with none is a schedule only, and computing it is refused.
+module.  ``stack@1.0`` with ``wasi@1.0, json-iface@1.0, wasm-64@1.0`` runs
+the WebAssembly ``image`` (aos as AO's compute units run it; without
+``json-iface@1.0`` exported functions are called by name), and so does
+``genesis-wasm@1.0`` (the legacy network's device) with the image named by
+``module``.  A process with no execution device whose ``module`` is a WASM
+module (``Content-Type: application/wasm``) is a legacy-network process and
+runs the same way; one whose module is anything else (or absent) is a schedule
+only, and computing it is refused.  Any other execution device is refused at
+spawn, and so is a WASM process whose image is missing, is not WebAssembly, or
+(with json-iface) exports no ``handle``.
 """
 
 from __future__ import annotations
@@ -14,22 +22,30 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from aonode.errors import BadParameter, InvalidMessage
 from aonode.message import Message
+from aonode.process.runtime import wasm_image
 from aonode.process.runtime.base import Limits, Results, Runtime
+from aonode.process.runtime.wasm_image import Image
 from aonode.process.worker import ProcessWorker
 from aonode.store.base import Store
 
 log = logging.getLogger("aonode.process")
 
 LUA = "lua@5.3a"
+WASM64 = "wasm-64@1.0"
+JSON_IFACE = "json-iface@1.0"
+GENESIS_WASM = "genesis-wasm@1.0"
+WASM_STACK = {WASM64, "wasi@1.0", JSON_IFACE}
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
-SUPPORTED = {LUA}
+SUPPORTED = {LUA, WASM64, GENESIS_WASM}
 
 
 def execution_devices(process: Message) -> list[str]:
@@ -48,19 +64,48 @@ def module_ids(process: Message) -> list[str]:
     return [m.strip().strip('"') for m in raw.split(",") if m.strip()]
 
 
+def wasm_mode(process: Message) -> str | None:
+    """ "json" (aos through json-iface), "raw" (exported functions), or None (not WASM)."""
+    devices = {d.lower() for d in execution_devices(process)}
+    if GENESIS_WASM in devices:
+        return "json"
+    if WASM64 in devices:
+        return "json" if JSON_IFACE in devices else "raw"
+    return None
+
+
+def image_id(process: Message) -> str | None:
+    """The WASM image a process names: ``image``, else its (first) ``module``."""
+    image = process.keys.get("image", "").strip()
+    if image:
+        return image
+    ids = module_ids(process)
+    return ids[0] if ids else None
+
+
 def check_spawn(process: Message) -> None:
     """Refuse, at spawn, a process this node could never compute."""
     devices = execution_devices(process)
     if not devices:
         return
+    lowered = {d.lower() for d in devices}
     runnable = [d for d in devices if d.lower() in SUPPORTED]
-    others = [d for d in devices if d.lower() not in SUPPORTED | {"patch@1.0"}]
-    if not runnable or others:
+    allowed = SUPPORTED | WASM_STACK | {"patch@1.0"}
+    others = [d for d in devices if d.lower() not in allowed]
+    if JSON_IFACE in lowered and WASM64 not in lowered:
+        others.append(f"{JSON_IFACE} without {WASM64}")
+    if not runnable or others or (LUA in lowered and lowered & (WASM_STACK | {GENESIS_WASM})):
         raise InvalidMessage(
             f"execution device(s) {', '.join(others or devices)} cannot run on this node; "
-            f"supported: {', '.join(sorted(SUPPORTED))} (alone or in a stack@1.0 "
-            "with patch@1.0)",
+            f"supported: {LUA} (alone or in a stack@1.0 with patch@1.0), a stack@1.0 of "
+            f"wasi@1.0, {JSON_IFACE}, {WASM64}, or {GENESIS_WASM}",
             code="unsupported-execution-device",
+        )
+    if wasm_mode(process) is not None and image_id(process) is None:
+        raise InvalidMessage(
+            "a WASM process names its image: tag Image (or Module) = the id of a message "
+            "holding the WebAssembly module",
+            code="missing-image",
         )
 
 
@@ -78,6 +123,7 @@ class ProcessDevice:
         threads: int = 2,
         gateway: str | None = None,
         async_cache: bool = True,
+        cache_dir: Path | None = None,
     ) -> None:
         self._store = store
         self._async_cache = async_cache
@@ -89,7 +135,8 @@ class ProcessDevice:
         self.max_idle = max_idle
         self._limits = limits or Limits()
         self._gateway = gateway.rstrip("/") if gateway else None
-        self._fetched: dict[str, str] = {}  # module id → source fetched from the gateway
+        self._fetched: dict[str, tuple[bytes, str]] = {}  # id → (content, type) from the gateway
+        self._cache_dir = cache_dir  # compiled WASM images (None: compile in memory only)
 
     async def module_sources(self, process: Message) -> list[str] | None:
         ids = module_ids(process)
@@ -97,20 +144,26 @@ class ProcessDevice:
             return None
         sources = []
         for mid in ids:
-            record = await self._store.get_message(mid)
-            if record is not None:
-                sources.append(Message.from_record(record).item.data.decode("utf-8", "replace"))
-            elif (fetched := await self._from_gateway(mid)) is not None:
-                sources.append(fetched)
-            else:
+            found = await self._module_bytes(mid)
+            if found is None:
                 where = f" nor at the gateway {self._gateway}" if self._gateway else ""
                 raise BadParameter(
                     f"module {mid} is not stored on this node{where}", code="module-not-found"
                 )
+            sources.append(found[0].decode("utf-8", "replace"))
         return sources
 
-    async def _from_gateway(self, mid: str) -> str | None:
-        """A module's source by id from the configured Arweave gateway (cached)."""
+    async def _module_bytes(self, mid: str) -> tuple[bytes, str] | None:
+        """A module message's data and Content-Type: from the store, else the gateway."""
+        record = await self._store.get_message(mid)
+        if record is not None:
+            item = Message.from_record(record).item
+            ctype = next((v for n, v in item.tags if n.lower() == "content-type"), "")
+            return item.data, ctype
+        return await self._from_gateway(mid)
+
+    async def _from_gateway(self, mid: str) -> tuple[bytes, str] | None:
+        """A module by id from the configured Arweave gateway (cached)."""
         if mid in self._fetched:
             return self._fetched[mid]
         if not self._gateway or not ID_RE.match(mid):
@@ -123,8 +176,59 @@ class ProcessDevice:
             return None
         if r.status_code != 200:
             return None
-        self._fetched[mid] = r.content.decode("utf-8", "replace")
+        self._fetched[mid] = (r.content, r.headers.get("content-type", ""))
         return self._fetched[mid]
+
+    async def check_modules(self, process: Message) -> None:
+        """At spawn: the modules or the image a process names exist and can run (else 4xx)."""
+        if wasm_mode(process) is not None:
+            await self.wasm_image(process)
+        else:
+            await self.module_sources(process)
+
+    async def wasm_image(self, process: Message, *, legacy: bool = False) -> Image:
+        """The compiled image of a WASM process; BadParameter (400) when it cannot run."""
+        iid = image_id(process)
+        if iid is None:
+            raise BadParameter("the process names no image", code="missing-image")
+        found = await self._module_bytes(iid)
+        if found is None:
+            where = f" nor at the gateway {self._gateway}" if self._gateway else ""
+            raise BadParameter(
+                f"image {iid} is not stored on this node{where}", code="image-not-found"
+            )
+        data, ctype = found
+        ctype = ctype.split(";")[0].strip().lower()
+        if (ctype and ctype != "application/wasm") or not wasm_image.is_wasm(data):
+            raise BadParameter(
+                f"image {iid} is not a WebAssembly module (Content-Type {ctype or 'none'}; "
+                "expected application/wasm and a \\0asm binary)",
+                code="image-not-wasm",
+            )
+        loop = asyncio.get_running_loop()
+        try:
+            image = await loop.run_in_executor(
+                self._executor, wasm_image.load, iid, data, self._cache_dir
+            )
+        except wasm_image.BadImage as exc:
+            raise BadParameter(f"image {iid}: {exc}", code="image-not-wasm") from None
+        if (legacy or wasm_mode(process) == "json") and not image.has_handle:
+            raise BadParameter(
+                f"image {iid} exports no handle(msg, env) function, which json-iface@1.0 calls",
+                code="image-without-handle",
+            )
+        return image
+
+    async def _legacy_wasm(self, process: Message) -> bool:
+        """A process with no execution device whose Module is a WASM module."""
+        ids = module_ids(process)
+        if execution_devices(process) or not ids:
+            return False
+        found = await self._module_bytes(ids[0])
+        if found is None:
+            return False
+        ctype = found[1].split(";")[0].strip().lower()
+        return ctype == "application/wasm" or (not ctype and wasm_image.is_wasm(found[0]))
 
     async def worker(self, process: Message) -> ProcessWorker:
         pid = process.id
@@ -134,17 +238,28 @@ class ProcessDevice:
         async with lock:
             if (w := self._workers.get(pid)) is not None:
                 return w
-            if not any(d.lower() == LUA for d in execution_devices(process)):
+            limits = self._limits
+            factory: Callable[[bytes | None], Runtime]
+            legacy = await self._legacy_wasm(process)
+            if wasm_mode(process) is not None or legacy:
+                image = await self.wasm_image(process, legacy=legacy)
+                raw = not legacy and wasm_mode(process) == "raw"
+
+                def factory(snapshot: bytes | None) -> Runtime:
+                    return make_wasm_runtime(image, limits, snapshot, json_iface=not raw)
+
+            elif any(d.lower() == LUA for d in execution_devices(process)):
+                sources = await self.module_sources(process)
+
+                def factory(snapshot: bytes | None) -> Runtime:
+                    return make_runtime(sources, limits, snapshot)
+
+            else:
                 raise BadParameter(
                     f"process {pid} names no execution device this node runs; it is a "
                     "schedule only",
                     code="no-execution-device",
                 )
-            sources = await self.module_sources(process)
-            limits = self._limits
-
-            def factory(snapshot: bytes | None) -> Runtime:
-                return make_runtime(sources, limits, snapshot)
 
             w = ProcessWorker(
                 process,
@@ -207,6 +322,17 @@ def make_runtime(sources: list[str] | None, limits: Limits, snapshot: bytes | No
         return HyperAOSRuntime.restore(snapshot, limits=limits)
     runtime: Runtime = HyperAOSRuntime(sources, limits=limits)
     return runtime
+
+
+def make_wasm_runtime(
+    image: Image, limits: Limits, snapshot: bytes | None, *, json_iface: bool = True
+) -> Runtime:
+    """A process on its WASM image (wasi/json-iface/wasm-64), fresh or from a snapshot."""
+    from aonode.process.runtime.wasm import WasmRuntime
+
+    if snapshot is not None:
+        return WasmRuntime.restore(image, snapshot, limits=limits, json_iface=json_iface)
+    return WasmRuntime(image, limits=limits, json_iface=json_iface)
 
 
 def results_doc(process: str, slot: int, results: Results) -> dict[str, Any]:

@@ -1,0 +1,379 @@
+"""``wasi@1.0`` + ``json-iface@1.0`` + ``wasm-64@1.0`` on wasmtime: aos as WebAssembly.
+
+One process is one wasmtime ``Store`` holding one instance of its image
+(compiled once per node, see ``wasm_image``), with the host imports of
+``wasm_imports``.  Each message is ``handle(msg, env)`` (``json_iface``); a
+process whose stack has no ``json-iface@1.0`` calls an exported function by
+name instead (``Function`` tag, numeric ``Parameters`` as a JSON list:
+HyperBEAM's raw ``wasm-64@1.0`` calls, e.g. ``fac``), and reports the list of
+returned values.
+
+Limits.  Fuel metering is the instruction budget: each message gets
+``Limits.instructions × FUEL_PER_INSTRUCTION`` units of fuel (one unit is
+about one WebAssembly instruction; the factor makes the Lua-VM budget of the
+node's other runtimes comparable).  ``Limits.memory`` caps the linear memory
+(store limits, and ``emscripten_resize_heap`` refuses past it).  A message that
+runs out of fuel, hits the cap, or traps (``unreachable``, out of bounds,
+``abort``) gets an ``Error`` result and leaves the state as it was before it.
+An error that aos itself catches and reports (a Lua ``error()``) is aos's
+result: the state keeps what the message did before it, as in the built-in
+runtime.
+
+Rollback, designed for the fast path: nothing is copied before a message.
+The runtime keeps a *base* (the fresh image, or a snapshot) and the journal
+of messages applied since; when a message fails, a fresh instance is restored
+from the base and the journal replayed (deterministic imports make that
+exact).  The base moves forward at every snapshot the worker takes (every 100
+slots by default) and every ``checkpoint_every`` messages, so a rollback
+replays at most that many.
+
+Snapshots: ``AOWASM1`` ‖ length ‖ JSON header (image id, memory size, the
+runs of 64 KiB chunks that are not all zero, the values of every mutable
+global, exported by ``wasm_image``'s rewrite) ‖ those runs compressed with
+zstd (level 3; deterministic: the same state gives the same bytes).  They
+restore into a fresh instance of the same image, touching only those runs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import wasmtime
+import zstandard
+
+from aonode.process.runtime import json_iface
+from aonode.process.runtime.base import Json, Limits, Results
+from aonode.process.runtime.wasm_image import GLOBAL_PREFIX, Image, engine
+from aonode.process.runtime.wasm_imports import PAGE, Host, HostTrap
+from aonode.process.runtime.wasm_snapshot import SNAPSHOT_MAGIC, nonzero_runs, split_snapshot
+
+FUEL_PER_INSTRUCTION = 50
+DEFAULT_LIMITS = Limits()
+_ZSTD_LEVEL = 3
+
+
+class WasmFailure(Exception):
+    """A message stopped the instance (budget, memory cap, trap): it must be undone."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One message as the instance takes it; kept in the journal to replay."""
+
+    msg: bytes
+    env: bytes
+    now: int
+    nonce: int | None = None  # the slot; aos expects them consecutive
+    function: str | None = None  # raw mode: the export to call
+    params: tuple[Any, ...] = ()
+
+
+class _Instance:
+    """One store, one instance, its host imports."""
+
+    def __init__(self, image: Image, limits: Limits) -> None:
+        self.image = image
+        self.fuel = max(1, limits.instructions) * FUEL_PER_INSTRUCTION
+        self.store = wasmtime.Store(engine())
+        self.store.set_limits(memory_size=limits.memory)
+        self.host = Host(self.store, image.memory64, limits.memory)
+        try:
+            instance = wasmtime.Instance(self.store, image.module, self.host.imports(image.module))
+        except wasmtime.WasmtimeError as exc:
+            raise WasmFailure(f"the image cannot be instantiated: {exc}") from None
+        exports = instance.exports(self.store)
+        self.ex: dict[str, Any] = {e.name: exports[e.name] for e in image.module.exports}
+        self.host.bind(self.ex)
+        self.memory: wasmtime.Memory = self.ex["memory"]
+        self.globals = sorted(
+            (name for name in self.ex if name.startswith(GLOBAL_PREFIX)),
+            key=lambda n: int(n[len(GLOBAL_PREFIX) :]),
+        )
+        self.used = 0
+        self.next_nonce: int | None = None  # slot after the last message applied
+
+    def start(self) -> None:
+        """Constructors, as emscripten's runtime runs them before anything else."""
+        for name in ("_initialize", "__wasm_call_ctors"):
+            if name in self.ex:
+                self._guarded(lambda n=name: self.ex[n](self.store))
+                break
+
+    def _guarded(self, fn: Any) -> Any:
+        self.store.set_fuel(self.fuel)
+        self.host.refused_growth = False
+        self.host.longjmp = False
+        try:
+            result = fn()
+        except Exception as exc:  # traps, host traps, and (rarely) another thread's
+            # exception: wasmtime-py keeps the last host exception in a global, so the
+            # failure is classified from this instance's own state, never the exception
+            if self.store.get_fuel() == 0:
+                raise WasmFailure("instruction budget exceeded") from None
+            if self.host.refused_growth:
+                raise WasmFailure("memory limit exceeded") from None
+            raise WasmFailure(_trap_text(exc)) from None
+        finally:
+            self.used = self.fuel - self.store.get_fuel()
+        if self.host.refused_growth:
+            raise WasmFailure("memory limit exceeded")
+        return result
+
+    def call(self, call: _Call) -> tuple[bytes, bytes]:
+        """(reply, stdout) of one message; WasmFailure when it must be undone."""
+        self.host.now_ms = call.now
+        self.host.stdout = bytearray()
+        if call.function is not None:
+            fn = self.ex.get(call.function)
+            if not isinstance(fn, wasmtime.Func):
+                raise WasmFailure(f"the image exports no function {call.function!r}")
+            values = self._guarded(lambda: fn(self.store, *call.params))
+            if not isinstance(values, list):
+                values = [] if values is None else [values]
+            self._applied(call)
+            return orjson.dumps(values), bytes(self.host.stdout)
+
+        def run() -> bytes:
+            malloc, free = self.ex["malloc"], self.ex["free"]
+            pm = malloc(self.store, len(call.msg))
+            pe = malloc(self.store, len(call.env))
+            if not pm or not pe:
+                raise HostTrap("malloc failed for the message")
+            self.host.write(pm, call.msg)
+            self.host.write(pe, call.env)
+            reply = self.host.cstring(self.ex["handle"](self.store, pm, pe))
+            free(self.store, pm)
+            free(self.store, pe)
+            return reply
+
+        reply = self._guarded(run)
+        self._applied(call)
+        return reply, bytes(self.host.stdout)
+
+    def _applied(self, call: _Call) -> None:
+        if call.nonce is not None:
+            self.next_nonce = call.nonce + 1
+
+    # -- state -----------------------------------------------------------------------
+
+    def _base(self) -> tuple[int, int]:
+        """Address and size of the linear memory (reading untouched pages keeps them so)."""
+        size = self.memory.data_len(self.store)
+        return ctypes.addressof(self.memory.data_ptr(self.store).contents), size
+
+    def dump(self) -> bytes:
+        base, size = self._base()
+        runs = nonzero_runs(base, 0, size)
+        header = orjson.dumps(
+            {
+                "image": self.image.id,
+                "memory": size,
+                "runs": runs,
+                "next-nonce": self.next_nonce,
+                "globals": {g: self.ex[g].value(self.store) for g in self.globals},
+            },
+            option=orjson.OPT_SORT_KEYS,
+        )
+        data = b"".join(ctypes.string_at(base + a, b - a) for a, b in runs)
+        body = zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(data)
+        return SNAPSHOT_MAGIC + len(header).to_bytes(4, "big") + header + body
+
+    def restore(self, snapshot: bytes) -> None:
+        header, body = split_snapshot(snapshot)
+        runs = [(int(a), int(b)) for a, b in header["runs"]]
+        total = sum(b - a for a, b in runs)
+        data = zstandard.ZstdDecompressor().decompress(body, max_output_size=total)
+        if len(data) != total:
+            raise ValueError("snapshot memory has the wrong size")
+        current = self.memory.data_len(self.store)
+        if header["memory"] > current:
+            self.memory.grow(self.store, (header["memory"] - current + PAGE - 1) // PAGE)
+        base, size = self._base()
+        # what the fresh instance holds (its data segments) and the snapshot does not: zero it
+        pos = 0
+        for a, b in [*runs, (size, size)]:
+            for x, y in nonzero_runs(base, pos, a):
+                ctypes.memset(base + x, 0, y - x)
+            pos = b
+        offset = 0
+        for a, b in runs:
+            ctypes.memmove(base + a, data[offset : offset + b - a], b - a)
+            offset += b - a
+        for name, value in header["globals"].items():
+            self.ex[name].set_value(self.store, value)
+        self.next_nonce = header.get("next-nonce")
+
+
+def _trap_text(exc: BaseException) -> str:
+    if isinstance(exc, wasmtime.Trap):
+        first = exc.message.strip().splitlines()
+        code = exc.trap_code
+        return f"trap: {code.name.lower() if code else (first[0] if first else 'unknown')}"
+    return f"trap: {exc}"
+
+
+def _as_int(value: object, default: int) -> int:
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value))
+    except ValueError:
+        return default
+
+
+def _params(raw: object) -> tuple[Any, ...]:
+    if isinstance(raw, list | tuple):
+        return tuple(raw)
+    if isinstance(raw, str) and raw.strip():
+        parsed = orjson.loads(raw)
+        return tuple(parsed) if isinstance(parsed, list) else (parsed,)
+    return ()
+
+
+class WasmRuntime:
+    """A :class:`~aonode.process.runtime.base.Runtime` running one process's WASM image."""
+
+    def __init__(
+        self,
+        image: Image,
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        json_iface: bool = True,
+        snapshot: bytes | None = None,
+        checkpoint_every: int = 1000,
+        module: Json | None = None,
+    ) -> None:
+        self.image = image
+        self._limits = limits
+        self._json = json_iface
+        self._module = module or {"Id": image.id, "Tags": []}
+        self._base = snapshot
+        self._journal: list[_Call] = []
+        self._journal_bytes = 0
+        self._checkpoint_every = max(1, checkpoint_every)
+        self._dumped: bytes | None = snapshot
+        self.last_fuel = 0
+        self._live: _Instance | None = self._rebuild()
+
+    @classmethod
+    def restore(cls, image: Image, snapshot: bytes, **kw: Any) -> WasmRuntime:
+        header, _ = split_snapshot(snapshot)
+        if header.get("image") != image.id:
+            raise ValueError(f"snapshot of image {header.get('image')}, not {image.id}")
+        return cls(image, snapshot=snapshot, **kw)
+
+    # -- Runtime -----------------------------------------------------------------------
+
+    def boot(self, process_msg: Json, env: Json) -> Results:
+        return self.apply(process_msg, env)
+
+    def apply(self, msg: Json, env: Json) -> Results:
+        call = self._prepare(msg, env)
+        if not self._json and call.function is None:
+            return Results()  # a raw image: only messages naming a Function run
+        inst = self._instance()
+        try:
+            reply, stdout = inst.call(call)
+        except WasmFailure as exc:
+            self.last_fuel = inst.used
+            self._live = None
+            self._live = self._rebuild()
+            return Results(error=str(exc), extra={"rolled-back": True})
+        self.last_fuel = inst.used
+        self._journal.append(call)
+        self._journal_bytes += len(call.msg) + len(call.env)
+        self._dumped = None
+        if len(self._journal) >= self._checkpoint_every or self._journal_bytes > 64 << 20:
+            self._checkpoint()
+        return self._results(reply, stdout, inst.used)
+
+    def dryrun(self, msg: Json, env: Json) -> Results:
+        if _as_int(msg.get("Nonce"), -1) < 0:  # no slot: aos would warn of a nonce gap
+            nonce = self._instance().next_nonce
+            msg = {k: v for k, v in msg.items() if k != "Nonce"}
+            if nonce is not None:
+                msg["Nonce"] = nonce
+        call = self._prepare(msg, env)
+        replica = _Instance(self.image, self._limits)
+        replica.restore(self._checkpoint())
+        try:
+            reply, stdout = replica.call(call)
+        except WasmFailure as exc:
+            return Results(error=str(exc))
+        return self._results(reply, stdout, replica.used)
+
+    def snapshot(self) -> bytes:
+        return self._checkpoint()
+
+    def close(self) -> None:
+        self._live = None
+        self._journal.clear()
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _instance(self) -> _Instance:
+        if self._live is None:
+            raise RuntimeError("the runtime is closed")
+        return self._live
+
+    def _checkpoint(self) -> bytes:
+        """The live state's snapshot; it becomes the base, so the journal restarts empty."""
+        if self._dumped is None:
+            self._dumped = self._instance().dump()
+            self._base = self._dumped
+            self._journal.clear()
+            self._journal_bytes = 0
+        return self._dumped
+
+    def _rebuild(self) -> _Instance:
+        inst = _Instance(self.image, self._limits)
+        if self._base is None:
+            inst.start()
+        else:
+            inst.restore(self._base)
+        for call in self._journal:
+            try:
+                inst.call(call)
+            except WasmFailure as exc:
+                raise RuntimeError(
+                    f"replaying the journal failed ({exc}): not deterministic"
+                ) from exc
+        return inst
+
+    def _prepare(self, msg: Json, env: Json) -> _Call:
+        now = _as_int(msg.get("Timestamp"), 0)
+        nonce = _as_int(msg.get("Nonce"), -1)
+        if self._json:
+            if not msg.get("Module"):  # aos needs it: the image is the process's module
+                msg = {**msg, "Module": self.image.id}
+            m, e = json_iface.encode(msg, env, self._module)
+            return _Call(m, e, now, nonce if nonce >= 0 else None)
+        function = msg.get("Function") or msg.get("function")
+        params = _params(msg.get("Parameters") or msg.get("parameters"))
+        return _Call(
+            b"", b"", now, nonce if nonce >= 0 else None, function and str(function), params
+        )
+
+    def _results(self, reply: bytes, stdout: bytes, used: int) -> Results:
+        if not self._json:
+            text = reply.decode() if reply != b"[]" else ""
+            return Results(data=text or None, output=text, extra={"fuel": used})
+        res = json_iface.decode(reply)
+        printed = stdout.decode("utf-8", "replace")
+        if printed:
+            output = f"{printed}{res.output}" if res.output else printed
+            res = Results(
+                data=res.data,
+                output=output,
+                outbox=res.outbox,
+                spawns=res.spawns,
+                assignments=res.assignments,
+                error=res.error,
+                extra=res.extra,
+            )
+        return res
