@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Shared, idempotent set-up for scripts/serve and scripts/test.
-# Usage: source scripts/bootstrap.sh; bootstrap_python [extras]; bootstrap_npm
+# Usage: source scripts/bootstrap.sh; bootstrap_python [extras]; bootstrap_npm; bootstrap_postgres
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
@@ -38,6 +38,14 @@ _apt_install() {
     _APT_UPDATED=1
   fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+bootstrap_postgres() {
+  # The tests run a real PostgreSQL server (tests/pg_fixture.py): initdb + postgres binaries.
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+    echo "bootstrap: installing postgresql (Debian)" >&2
+    _apt_install postgresql
+  fi
 }
 
 bootstrap_npm() {

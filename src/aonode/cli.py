@@ -63,7 +63,9 @@ def serve(
     ] = None,
     store: Annotated[
         str | None,
-        typer.Option(help="sqlite:///path (default: in the data dir) (env AONODE_STORE)"),
+        typer.Option(
+            help="sqlite:///path (default: in the data dir) or postgresql://user@host:port/db (env AONODE_STORE)"
+        ),
     ] = None,
     gateway: Annotated[
         str | None,
@@ -144,6 +146,8 @@ def serve(
             runner.run(run(node, on_ready=ready))
     except OSError as exc:
         raise _fail(f"cannot listen on {config.host}:{config.port}: {exc}", 2) from None
+    except AONodeError as exc:  # e.g. the store cannot be opened (database unreachable)
+        raise _fail(exc.message, 1) from None
 
 
 def _tune_gc() -> None:

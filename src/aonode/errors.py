@@ -19,10 +19,13 @@ statuses at the boundary, in one table.
      ├── MethodNotAllowed           known route, wrong HTTP method
      ├── Conflict                   request is valid but clashes with state
      │    └── NotOurProcess         the process names no scheduler this node holds
+     ├── NotOwner                   another node holds the process's lease (307 to it)
      ├── Overloaded                 a process queue is full; retry later
      ├── Expired                    the request's abort time passed before assignment
      ├── StoreError                 the storage backend failed
-     │    └── IntegrityError        duplicate (process, slot)/(process, message) or a gap
+     │    ├── IntegrityError        duplicate (process, slot)/(process, message) or a gap
+     │    ├── StoreUnavailable      the database cannot be reached now (503, retry)
+     │    └── LeaseLost             fenced out: the process's lease is another node's now
      ├── SchedulerError             scheduler lifecycle misuse
      │    └── AlreadyRunning        a second server for one process
      ├── RemoteError                another node failed a push delivery
@@ -94,6 +97,16 @@ class NotOurProcess(Conflict):
     code = "not-our-process"
 
 
+class NotOwner(AONodeError):
+    """Another node owns the process now (its lease); ``location`` is that node's URL."""
+
+    code = "not-owner"
+
+    def __init__(self, message: str, *, location: str) -> None:
+        super().__init__(message)
+        self.location = location
+
+
 class Overloaded(AONodeError):
     code = "overloaded"
 
@@ -112,6 +125,18 @@ class StoreError(AONodeError):
 
 class IntegrityError(StoreError):
     code = "integrity-error"
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached right now (down, restarting, network); retry later."""
+
+    code = "store-unavailable"
+
+
+class LeaseLost(StoreError):
+    """An append refused because this node no longer holds the process's lease."""
+
+    code = "lease-lost"
 
 
 class SchedulerError(AONodeError):

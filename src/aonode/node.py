@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import os
+import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +21,14 @@ from typing import Any
 from aonode import wallet as wallet_mod
 from aonode.config import NodeConfig
 from aonode.cron import Cron
-from aonode.errors import BadParameter, InvalidMessage, NotFound, NotOurProcess
+from aonode.errors import (
+    BadParameter,
+    InvalidMessage,
+    NotFound,
+    NotOurProcess,
+    NotOwner,
+    Overloaded,
+)
 from aonode.message import Message
 from aonode.process.device import ProcessDevice, check_spawn
 from aonode.push import Pusher, PushLimits
@@ -27,7 +36,7 @@ from aonode.scheduler.assignment import Assignment
 from aonode.scheduler.registry import Registry
 from aonode.scheduler.server import SchedulerServer, ServerOptions
 from aonode.scheduler.timestamp import TimestampSource, make_source
-from aonode.store import Store, open_store
+from aonode.store import Ownership, Store, open_store
 from aonode.verifier import Verifier
 from aonode.wallet import Wallet
 
@@ -76,6 +85,10 @@ class Node:
         self.config = config.validated()
         self.wallets = wallets if wallets is not None else load_wallets(config)
         self.store = store if store is not None else open_store(config.store_url)
+        # A store shared by several nodes (PostgreSQL): one owner per process (a lease).
+        self.url = config.advertise_url or f"http://{config.host}:{config.port}"
+        if isinstance(self.store, Ownership):
+            self.store.use_leases(f"{self.address}/{secrets.token_hex(8)}", self.url)
         self.timestamps = timestamps if timestamps is not None else make_source(config.gateway)
         self._signer = ThreadPoolExecutor(config.sign_threads, thread_name_prefix="aonode-sign")
         self.registry = Registry(self._make_server)
@@ -153,6 +166,7 @@ class Node:
                 f"process {process.id} names scheduler(s) {process.schedulers()} "
                 f"and this node holds {self.addresses}"
             )
+        await self._claim(process.id)
         return SchedulerServer(
             process,
             wallets=wallets,
@@ -184,6 +198,9 @@ class Node:
                 code="missing-target",
             )
         server = self.registry.find(pid)
+        if server is not None and isinstance(self.store, Ownership) and not self.store.holds(pid):
+            await self.registry.stop(pid)  # its lease was lost: the fence refuses its writes
+            server = None
         if server is not None:  # fast path: a running server already vetted its process
             return await self._submit(server, message, pid, path)
         if message.is_process:
@@ -206,6 +223,20 @@ class Node:
                 f"none of which this node holds ({', '.join(self.addresses)})"
             )
         return await self._submit(await self.registry.find_or_start(process), message, pid, path)
+
+    async def _claim(self, pid: str) -> None:
+        """Take ``pid``'s lease before serving it; raise where another node owns it."""
+        if not isinstance(self.store, Ownership):
+            return
+        owner = await self.store.claim(pid)
+        if owner is None:
+            return
+        if owner.rstrip("/") == self.url.rstrip("/"):  # a previous run of this node
+            raise Overloaded(
+                f"process {pid} is still leased to an earlier run of this node",
+                retry_after=math.ceil(self.store.lease_seconds),
+            )
+        raise NotOwner(f"process {pid} is served by {owner}", location=owner)
 
     async def _submit(
         self, server: SchedulerServer, message: Message, pid: str, path: str
@@ -283,6 +314,7 @@ class Node:
             "processes": await self._known_processes(),
             "mode": self.config.mode.value,
             "store": self.store.url,
+            "nodes": await self.store.nodes() if isinstance(self.store, Ownership) else [],
             "timestamp-source": self.timestamps.status(),
             "version": VERSION,
             "workers": self.processes.info(),

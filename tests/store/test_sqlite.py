@@ -215,8 +215,6 @@ def test_open_store_sqlite_urls(
 @pytest.mark.parametrize(
     ("url", "complaint"),
     [
-        ("postgresql://aonode@db.internal/aonode", "later release"),
-        ("postgres://db.internal/aonode", "later release"),
         ("sqlite://db.internal/store.db", "sqlite:///"),
         ("sqlite:", "sqlite:///"),
         ("sqlite://", "sqlite:///"),

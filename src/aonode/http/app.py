@@ -15,12 +15,20 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
 from aonode.codec import ans104, jsonform
 from aonode.codec.b64 import b64url_encode
-from aonode.errors import AONodeError, BadParameter, MethodNotAllowed, NotFound, Overloaded
+from aonode.errors import (
+    AONodeError,
+    BadParameter,
+    MethodNotAllowed,
+    NotFound,
+    NotOwner,
+    Overloaded,
+)
 from aonode.http import cron_routes, process_routes
 from aonode.http.errors import status_of
 from aonode.http.request import Receive, Request, Scope, read_message
@@ -102,6 +110,11 @@ class App:
             response = await self.route(request)
         except AONodeError as exc:
             response = error_response(exc)
+            if isinstance(exc, NotOwner):  # the same request, on the owner node
+                qs = scope.get("query_string", b"").decode("latin-1")
+                raw = scope.get("raw_path") or quote(scope.get("path", "/")).encode()
+                where = exc.location.rstrip("/") + raw.decode("latin-1")
+                response.headers.append(("location", f"{where}?{qs}" if qs else where))
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
             response = json_response(

@@ -7,13 +7,14 @@ stays a plain string and nothing above this package imports a backend module.
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from aonode.errors import ConfigError
 from aonode.store.base import (
     AssignmentRecord,
     LocationRecord,
     MessageRecord,
+    Ownership,
     Record,
     ResultRecord,
     Store,
@@ -24,6 +25,7 @@ __all__ = [
     "AssignmentRecord",
     "LocationRecord",
     "MessageRecord",
+    "Ownership",
     "Record",
     "ResultRecord",
     "Store",
@@ -31,7 +33,10 @@ __all__ = [
     "open_store",
 ]
 
-_ACCEPTED = "sqlite:///absolute/path, sqlite:relative/path (or postgresql://… later)"
+_ACCEPTED = (
+    "sqlite:///absolute/path, sqlite:relative/path,"
+    " postgresql://user[:password]@host[:port]/database[?schema=name]"
+)
 
 
 def open_store(url: str) -> Store:
@@ -40,14 +45,17 @@ def open_store(url: str) -> Store:
     ``sqlite:///abs/path`` is an absolute path (``sqlite:////abs/path``, the
     SQLAlchemy spelling, names the same file); ``sqlite:rel/path`` is relative
     to the current directory, resolved now so the store's ``url`` is absolute.
-    Percent-escapes are decoded.
+    Percent-escapes are decoded.  ``postgresql://…`` (or ``postgres://…``) is a
+    libpq-style URL handed to asyncpg as is, except ``schema=`` (the schema
+    holding aonode's tables, default ``aonode``) and ``lease_seconds=`` (how
+    long a node owns a process without renewing, default 5), which are aonode's.
     """
     scheme, sep, rest = url.partition(":")
     scheme = scheme.lower()
     if sep and scheme == "sqlite":
         return _sqlite(url, rest)
-    if sep and scheme.startswith(("postgres", "postgresql")):
-        raise ConfigError("PostgreSQL store comes in a later release")
+    if sep and scheme in ("postgres", "postgresql"):
+        return _postgres(url)
     raise ConfigError(f"unsupported store URL {url!r}; accepted forms: {_ACCEPTED}")
 
 
@@ -68,3 +76,28 @@ def _sqlite(url: str, rest: str) -> Store:
     if path.strip("/") in ("", ":memory:") or "\x00" in path:
         raise ConfigError(f"store URL {url!r} names no database file; accepted forms: {_ACCEPTED}")
     return SQLiteStore(Path(path).absolute())
+
+
+def _postgres(url: str) -> Store:
+    from aonode.store.postgres import DEFAULT_SCHEMA, PostgresStore
+
+    parts = urlsplit(url)
+    if not parts.path.strip("/") and not parts.netloc:
+        raise ConfigError(f"store URL {url!r} names no database; accepted forms: {_ACCEPTED}")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schemas = [value for key, value in query if key == "schema"]
+    if len(schemas) > 1:
+        raise ConfigError(f"store URL {url!r} names more than one schema")
+    leases = [value for key, value in query if key == "lease_seconds"]
+    try:
+        lease_seconds = float(leases[-1]) if leases else 5.0
+    except ValueError:
+        lease_seconds = 0.0
+    if not 0 < lease_seconds < 3600:
+        raise ConfigError(f"store URL {url!r}: lease_seconds must be a number of seconds > 0")
+    ours = ("schema", "lease_seconds")
+    rest = urlencode([(key, value) for key, value in query if key not in ours])
+    dsn = urlunsplit(("postgresql", parts.netloc, parts.path, rest, ""))
+    return PostgresStore(
+        dsn, schema=schemas[0] if schemas else DEFAULT_SCHEMA, lease_seconds=lease_seconds
+    )

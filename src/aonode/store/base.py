@@ -185,3 +185,39 @@ class Store(Protocol):
     async def records(self, kind: str, prefix: str = "") -> list[Record]:
         """Every record of ``kind`` whose key starts with ``prefix``, in key order."""
         ...
+
+
+@runtime_checkable
+class Ownership(Protocol):
+    """A store shared by several nodes: each process is owned by one node at a time.
+
+    Implemented by the PostgreSQL store (``store/pg_lease.py``).  Once
+    :meth:`use_leases` is called, every ``append`` is fenced: it is refused
+    (:class:`aonode.errors.LeaseLost`) unless this node holds the process's
+    lease, checked in the append's own transaction.
+    """
+
+    def use_leases(self, owner: str, url: str, seconds: float | None = None) -> None:
+        """Turn ownership on for node incarnation ``owner`` reachable at ``url``."""
+        ...
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a lease lasts without renewal (a takeover waits at most this)."""
+        ...
+
+    def holds(self, process: str) -> bool:
+        """Whether this node holds ``process``'s lease, as far as it knows."""
+        ...
+
+    async def claim(self, process: str) -> str | None:
+        """Take or keep the lease: ``None`` when this node owns it, else the owner's URL."""
+        ...
+
+    async def release(self, process: str) -> None:
+        """Give the lease up at once (another node may take it)."""
+        ...
+
+    async def nodes(self) -> list[dict[str, object]]:
+        """Every node using the store, with its URL and last heartbeat."""
+        ...

@@ -430,7 +430,11 @@ class StoreConformance:
     @settings(
         max_examples=100,
         deadline=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture],
+        # One test method, run by each backend's subclass: differing executors by design.
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.differing_executors,
+        ],
     )
     @given(waves=_operations)
     def test_behaves_like_a_model(
