@@ -30,8 +30,11 @@ ROUNDS = int(os.environ.get("AONODE_CRASH_ROUNDS", "3"))
 ANS = {"content-type": "application/ans104"}
 
 
-async def start_node(data_dir: Path, port: int) -> tuple[asyncio.subprocess.Process, str, str]:
-    """Start ``aonode serve``; a port taken meanwhile by another test is retried."""
+async def start_node(
+    data_dir: Path, port: int, env: dict[str, str] | None = None
+) -> tuple[asyncio.subprocess.Process, str, str]:
+    """Start ``aonode serve`` (``env``: extra environment, e.g. ``AONODE_*`` settings);
+    a port taken meanwhile by another test is retried."""
     for attempt in range(3):
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -46,6 +49,7 @@ async def start_node(data_dir: Path, port: int) -> tuple[asyncio.subprocess.Proc
             "local_confirmation",
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, **env} if env else None,
         )
         assert proc.stdout is not None
         seen: list[str] = []

@@ -27,7 +27,11 @@ async def test_kill_after_500_slots_resumes_from_snapshot(
     tmp_path: Path, user_wallet: Wallet
 ) -> None:
     data_dir = tmp_path / "node"
-    node, url, address = await start_node(data_dir, free_port("127.0.0.1"))
+    # the first life stores its results and snapshots before answering a compute, so
+    # the kill cannot take the newest snapshot with it (with the asynchronous cache a
+    # kill may lose the last writes: resuming from an older snapshot is also correct)
+    sync_cache = {"AONODE_ASYNC_CACHE": "off"}
+    node, url, address = await start_node(data_dir, free_port("127.0.0.1"), sync_cache)
     try:
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
             proc = sign_process(user_wallet, address, extra=[("Execution-Device", "lua@5.3a")])
@@ -63,10 +67,9 @@ async def test_kill_after_500_slots_resumes_from_snapshot(
             r = await client.get(f"/{pid}/now/results/data")
             assert r.text == str(sum(range(1, 500)))  # the uninterrupted state's answer
             worker = (await client.get("/~scheduler@1.0/status")).json()["workers"][pid]
-            # from the newest snapshot that reached the disk before the kill (every 100
-            # slots; result writes are asynchronous), never from slot 0
+            # from the newest snapshot (every 100 slots), never from slot 0
             resumed = worker["resumed-from"]
-            assert resumed is not None and resumed >= 100 and resumed % 100 == 0
+            assert resumed == 500  # the snapshot at slot 500: stored before the kill
             assert worker["replayed"] == 501 - resumed
     finally:
         await stop_node(node)

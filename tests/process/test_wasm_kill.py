@@ -47,7 +47,11 @@ async def test_kill_after_200_slots_resumes_from_the_memory_snapshot(
     tmp_path: Path, user_wallet: Wallet
 ) -> None:
     data_dir = tmp_path / "node"
-    node, url, address = await start_node(data_dir, free_port("127.0.0.1"))
+    # the first life stores its results and snapshots before answering a compute, so
+    # the kill cannot take the newest snapshot with it (with the asynchronous cache a
+    # kill may lose the last writes: resuming from an older snapshot is also correct)
+    sync_cache = {"AONODE_ASYNC_CACHE": "off"}
+    node, url, address = await start_node(data_dir, free_port("127.0.0.1"), sync_cache)
     try:
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
             image = ans104.sign(
@@ -76,10 +80,9 @@ async def test_kill_after_200_slots_resumes_from_the_memory_snapshot(
             r = await client.get(f"/{pid}/compute", params={"slot": 300})
             assert r.status_code == 200, r.text
             worker = (await client.get("/~scheduler@1.0/status")).json()["workers"][pid]
-            # from the newest snapshot that reached the disk before the kill (every 100
-            # slots; result writes are asynchronous), never from slot 0
+            # from the newest snapshot (every 100 slots), never from slot 0
             resumed = worker["resumed-from"]
-            assert resumed is not None and resumed >= 100 and resumed % 100 == 0
+            assert resumed == 200  # the snapshot at slot 200: stored before the kill
             assert worker["replayed"] == 300 - resumed
             dry = ans104.sign(user_wallet, data=b"return Sum", tags=[("Action", "Eval")])
             r = await client.post(f"/{pid}~process@1.0/compute", content=dry.raw, headers=ANS)
