@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Shared, idempotent set-up for scripts/serve and scripts/test.
-# Usage: source scripts/bootstrap.sh; bootstrap_python [extras]; bootstrap_npm; bootstrap_postgres
+# Usage: source scripts/bootstrap.sh; bootstrap_python [extras]; bootstrap_npm; bootstrap_postgres;
+#        bootstrap_chromium
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
@@ -45,6 +46,15 @@ bootstrap_postgres() {
   if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
     echo "bootstrap: installing postgresql (Debian)" >&2
     _apt_install postgresql
+  fi
+}
+
+bootstrap_chromium() {
+  # The dashboard's browser test drives Debian's chromium (Playwright, executable_path);
+  # browsers are never downloaded by Playwright itself.
+  if ! command -v chromium >/dev/null 2>&1; then
+    echo "bootstrap: installing chromium (Debian)" >&2
+    _apt_install chromium
   fi
 }
 

@@ -62,7 +62,7 @@ def _pump(proc: subprocess.Popen[str], output: list[str], events: queue.Queue[st
     events.put("exit")
 
 
-def _start_arlocal(home: Path) -> Arlocal:
+def _start_arlocal(home: Path, port: int | None = None) -> Arlocal:
     if not ARLOCAL_BIN.is_file():
         pytest.fail(
             f"arlocal is not installed at {ARLOCAL_BIN}: "
@@ -72,7 +72,7 @@ def _start_arlocal(home: Path) -> Arlocal:
     if node is None:
         pytest.fail("node is not on PATH: run ./scripts/test (it installs the npm clients)")
     home.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = port or _free_port()
     proc = subprocess.Popen(
         [node, str(ARLOCAL_BIN), str(port), "--hidelogs"],
         cwd=INTEROP,
@@ -97,12 +97,16 @@ def _start_arlocal(home: Path) -> Arlocal:
 
 
 @pytest.fixture
-def arlocal_factory(tmp_path: Path) -> Iterator[Callable[[], Arlocal]]:
-    """Start as many independent arlocal nodes as a test needs; all are killed afterwards."""
+def arlocal_factory(tmp_path: Path) -> Iterator[Callable[..., Arlocal]]:
+    """Start as many independent arlocal nodes as a test needs; all are killed afterwards.
+
+    ``port``: listen there (e.g. where a node was told its upload target is,
+    while nothing listened yet).
+    """
     started: list[Arlocal] = []
 
-    def start() -> Arlocal:
-        instance = _start_arlocal(tmp_path / f"arlocal-home-{len(started)}")
+    def start(port: int | None = None) -> Arlocal:
+        instance = _start_arlocal(tmp_path / f"arlocal-home-{len(started)}", port)
         started.append(instance)
         return instance
 
@@ -112,5 +116,5 @@ def arlocal_factory(tmp_path: Path) -> Iterator[Callable[[], Arlocal]]:
 
 
 @pytest.fixture
-def arlocal(arlocal_factory: Callable[[], Arlocal]) -> Arlocal:
+def arlocal(arlocal_factory: Callable[..., Arlocal]) -> Arlocal:
     return arlocal_factory()

@@ -31,7 +31,7 @@ ANS = {"content-type": "application/ans104"}
 
 
 async def start_node(
-    data_dir: Path, port: int, env: dict[str, str] | None = None
+    data_dir: Path, port: int, env: dict[str, str] | None = None, mode: str = "local_confirmation"
 ) -> tuple[asyncio.subprocess.Process, str, str]:
     """Start ``aonode serve`` (``env``: extra environment, e.g. ``AONODE_*`` settings);
     a port taken meanwhile by another test is retried."""
@@ -46,7 +46,7 @@ async def start_node(
             "--port",
             str(port if attempt == 0 else free_port("127.0.0.1")),
             "--mode",
-            "local_confirmation",
+            mode,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             env={**os.environ, **env} if env else None,

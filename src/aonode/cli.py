@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import secrets
 import sys
 from collections.abc import Callable
@@ -16,6 +15,7 @@ import orjson
 import typer
 
 from aonode import wallet as wallet_mod
+from aonode.cli_migrate import export_, import_
 from aonode.config import NodeConfig, from_env, parse_mode, parse_scheduler_map, parse_size
 from aonode.errors import AONodeError
 
@@ -97,18 +97,28 @@ def serve(
             help="KEY=URL: push to process id or scheduler address KEY at the node URL; repeatable (env AONODE_SCHEDULER_MAP, comma-separated)"
         ),
     ] = None,
+    upload_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Upload assignments and messages to this Arweave node (or arlocal); required by remote_confirmation (env AONODE_UPLOAD_URL)"
+        ),
+    ] = None,
     log_level: Annotated[
         str, typer.Option(help="Log level: debug, info, warning (default), error")
     ] = "warning",
+    log_format: Annotated[
+        str, typer.Option(help="Log lines on stderr: text (readable, default) or json (JSON lines)")
+    ] = "text",
 ) -> None:
     """Run a node until SIGTERM/SIGINT; prints one ready line with URL and address."""
+    from aonode import logs
     from aonode.http.server import serve as run
     from aonode.node import Node
 
-    logging.basicConfig(
-        level=log_level.upper(),
-        format='{"t":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}',
-    )
+    try:
+        logs.setup(log_level, log_format)
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from None
     try:
         config = from_env(NodeConfig())
         changes: dict[str, Any] = {}
@@ -121,6 +131,7 @@ def serve(
             ("advertise_url", advertise_url),
             ("abort_seconds", abort_seconds),
             ("sign_threads", sign_threads),
+            ("upload_url", upload_url),
         ):
             if value is not None:
                 changes[name] = value
@@ -359,23 +370,37 @@ def compute(
 
 @app.command()
 def verify(
-    source: Annotated[str, typer.Argument(help="Node URL (http://…) or a data directory")],
-    process: Annotated[str, typer.Argument(help="Process id")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="Node URL (http://…), a data directory, or a store URL (sqlite:…, postgresql://…)"
+        ),
+    ],
+    process: Annotated[
+        str | None, typer.Argument(help="Process id (default: every process there)")
+    ] = None,
 ) -> None:
     """Re-derive the hash chain and check every signature of a process's schedule.
 
-    Exits 1 at the first break, naming the slot and the reason.
+    Exits 1 at the first break, naming the process, the slot and the reason.
     """
-    from aonode.verify import verify_schedule
+    from aonode.verify import list_processes, verify_schedule
 
     try:
-        problem, count = asyncio.run(verify_schedule(source, process))
+        pids = [process] if process else asyncio.run(list_processes(source))
+        for pid in pids:
+            problem, count = asyncio.run(verify_schedule(source, pid))
+            if problem is not None:
+                slot, reason = problem
+                where = f"slot {slot}" if process else f"{pid} slot {slot}"
+                raise _fail(f"{where}: {reason}", 1)
+            typer.echo(f"ok: {count} assignments verified for {pid}")
     except AONodeError as exc:
         raise _fail(exc.message, 2) from None
-    if problem is not None:
-        slot, reason = problem
-        raise _fail(f"slot {slot}: {reason}", 1)
-    typer.echo(f"ok: {count} assignments verified for {process}")
+
+
+app.command("export")(export_)
+app.command("import")(import_)
 
 
 def main(argv: list[str] | None = None) -> int:

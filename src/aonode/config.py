@@ -57,6 +57,9 @@ class NodeConfig:
     # (its URLs are also the nodes asked for process definitions and locations)
     scheduler_map: Mapping[str, str] = field(default_factory=dict)
     push_retry_seconds: float = 30.0  # longest wait before an async push walks again
+    # where assignments (and their messages) are uploaded: an Arweave node or arlocal
+    # (scheduler/upload.py); required by remote_confirmation, background otherwise
+    upload_url: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -73,11 +76,19 @@ class NodeConfig:
 
     def validated(self) -> NodeConfig:
         """Refuse configurations the node cannot honour, at start-up, clearly."""
-        if self.mode is Mode.REMOTE_CONFIRMATION:
+        if self.mode is Mode.REMOTE_CONFIRMATION and not self.upload_url:
             raise ConfigError(
-                "mode remote_confirmation needs an Arweave upload target, which this "
-                "release does not support yet; use aggressive or local_confirmation"
+                "mode remote_confirmation answers once an Arweave upload target accepted "
+                "the assignment: give one with --upload-url URL (env AONODE_UPLOAD_URL), "
+                "or use aggressive or local_confirmation"
             )
+        if self.upload_url is not None:
+            parts = urlsplit(self.upload_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ConfigError(
+                    f"upload url {self.upload_url!r}: want http(s)://host[:port] "
+                    "(an Arweave node or arlocal)"
+                )
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port {self.port} is out of range 0..65535")
         if self.max_body < 1024:
@@ -187,6 +198,8 @@ def from_env(base: NodeConfig, environ: Mapping[str, str] | None = None) -> Node
         changes["push_max_depth"] = _int("AONODE_PUSH_MAX_DEPTH", v)
     if v := env.get("AONODE_PUSH_MAX_MESSAGES"):
         changes["push_max_messages"] = _int("AONODE_PUSH_MAX_MESSAGES", v)
+    if v := env.get("AONODE_UPLOAD_URL"):
+        changes["upload_url"] = v
     if v := env.get("AONODE_SCHEDULER_MAP"):
         changes["scheduler_map"] = parse_scheduler_map(e for e in v.split(",") if e.strip())
     return replace(base, **changes)  # type: ignore[arg-type]

@@ -22,6 +22,7 @@ statuses at the boundary, in one table.
      ├── NotOwner                   another node holds the process's lease (307 to it)
      ├── Overloaded                 a process queue is full; retry later
      ├── Expired                    the request's abort time passed before assignment
+     ├── UploadTimeout              remote_confirmation: the upload target did not accept in time
      ├── StoreError                 the storage backend failed
      │    ├── IntegrityError        duplicate (process, slot)/(process, message) or a gap
      │    ├── StoreUnavailable      the database cannot be reached now (503, retry)
@@ -117,6 +118,17 @@ class Overloaded(AONodeError):
 
 class Expired(AONodeError):
     code = "request-expired"
+
+
+class UploadTimeout(AONodeError):
+    """The abort time passed before the upload target accepted the assignment.
+
+    The assignment (if it was made) stays in the local schedule and is
+    uploaded in the background: nothing is lost, the client only lacks the
+    remote confirmation.
+    """
+
+    code = "upload-timeout"
 
 
 class StoreError(AONodeError):

@@ -15,21 +15,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, TypeAlias
 
-from aonode.codec import ans104
+from aonode.codec import ans104, httpsig, jsonform
 from aonode.codec.b64 import b64url_encode
 from aonode.store.base import MessageRecord
+
+SignedItem: TypeAlias = ans104.DataItem | httpsig.HttpSigItem
+"""A verified wire form: an ANS-104 data item or an RFC 9421 signed request."""
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
     """An immutable, signature-checked message with its committed keys."""
 
-    item: ans104.DataItem
+    item: SignedItem
     keys: Mapping[str, str]
 
     @classmethod
-    def from_item(cls, item: ans104.DataItem) -> Message:
+    def from_item(cls, item: SignedItem) -> Message:
         keys: dict[str, str] = {}
         for name, value in item.tags:
             keys.setdefault(name.lower(), value)
@@ -42,7 +46,22 @@ class Message:
     @classmethod
     def from_record(cls, record: MessageRecord) -> Message:
         """Rebuild from the store (already verified when it was accepted)."""
+        if record.codec == httpsig.CODEC:
+            return cls.from_item(httpsig.from_raw(record.raw))
         return cls.from_item(ans104.parse(record.raw))
+
+    @classmethod
+    def from_json(cls, obj: object) -> Message:
+        """Parse either JSON form (not verified: call ``item.verify()``)."""
+        if isinstance(obj, Mapping) and obj.get("codec") == httpsig.DEVICE:
+            return cls.from_item(httpsig.from_json(obj))
+        return cls.from_item(jsonform.from_json(obj))
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form: a data item (API.md), or ``{"codec": "httpsig@1.0", ...}``."""
+        if isinstance(self.item, httpsig.HttpSigItem):
+            return self.item.to_json()
+        return jsonform.to_json(self.item)
 
     @property
     def id(self) -> str:
@@ -82,7 +101,8 @@ class Message:
         return [p.split("?", 1)[0] for p in parts if p]
 
     def record(self) -> MessageRecord:
-        return MessageRecord(id=self.id, raw=self.item.raw, codec="ans104")
+        codec = httpsig.CODEC if isinstance(self.item, httpsig.HttpSigItem) else "ans104"
+        return MessageRecord(id=self.id, raw=self.item.raw, codec=codec)
 
     def committed(self) -> dict[str, str]:
         """The committed (signed) keys; for ANS-104, every key of the item."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aonode import wallet as wallet_mod
-from aonode.config import NodeConfig
+from aonode.config import Mode, NodeConfig
 from aonode.cron import Cron
 from aonode.errors import (
     BadParameter,
@@ -30,12 +30,14 @@ from aonode.errors import (
     Overloaded,
 )
 from aonode.message import Message
+from aonode.metrics import NodeMetrics
 from aonode.process.device import ProcessDevice, check_spawn
 from aonode.push import Pusher, PushLimits
 from aonode.scheduler.assignment import Assignment
 from aonode.scheduler.registry import Registry
 from aonode.scheduler.server import SchedulerServer, ServerOptions
 from aonode.scheduler.timestamp import TimestampSource, make_source
+from aonode.scheduler.upload import confirmed, make_uploader
 from aonode.store import Ownership, Store, open_store
 from aonode.verifier import Verifier
 from aonode.wallet import Wallet
@@ -90,6 +92,7 @@ class Node:
         if isinstance(self.store, Ownership):
             self.store.use_leases(f"{self.address}/{secrets.token_hex(8)}", self.url)
         self.timestamps = timestamps if timestamps is not None else make_source(config.gateway)
+        self.uploads = make_uploader(self.config, self.wallets, self.store)  # None: no target
         self._signer = ThreadPoolExecutor(config.sign_threads, thread_name_prefix="aonode-sign")
         self.registry = Registry(self._make_server)
         self.processes = ProcessDevice(
@@ -111,6 +114,7 @@ class Node:
         self.cron = Cron(self.store, self.wallets[0])
         self.verifier = Verifier(threads=max(1, (os.cpu_count() or 2) - 1))
         self.started_at = time.time()
+        self.metrics = NodeMetrics(self)  # its own registry: fills the hooks above
 
     @property
     def address(self) -> str:
@@ -122,6 +126,8 @@ class Node:
 
     async def start(self) -> None:
         await self.store.open()
+        if self.uploads is not None:  # resumes the backlog a previous run left
+            await self.uploads.start(scan=not isinstance(self.store, Ownership))
         await self.timestamps.start()
         self.verifier.start()
         self._unloader = asyncio.create_task(self.processes.run_unloader(), name="unloader")
@@ -136,6 +142,8 @@ class Node:
         await self.cron.stop()  # first: its runs in flight still need the node
         await self.pusher.stop()  # running async pushes stop; their records resume them
         await self.registry.stop_all()
+        if self.uploads is not None:  # what is not uploaded yet stays in the durable backlog
+            await self.uploads.stop()
         if self._unloader is not None:
             self._unloader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -167,7 +175,7 @@ class Node:
                 f"and this node holds {self.addresses}"
             )
         await self._claim(process.id)
-        return SchedulerServer(
+        server = SchedulerServer(
             process,
             wallets=wallets,
             store=self.store,
@@ -175,6 +183,11 @@ class Node:
             options=ServerOptions(mode=self.config.mode, queue_size=self.config.queue_size),
             signer=self._signer,
         )
+        server.observer = self.metrics
+        if self.uploads is not None:
+            server.uploads = self.uploads
+            self.uploads.watch(process.id)  # e.g. a process taken over from another node
+        return server
 
     async def process_message(self, process_id: str) -> Message | None:
         """The process definition (slot 0's body), from memory or the store."""
@@ -187,10 +200,19 @@ class Node:
         return Message.from_record(first[0].body)
 
     async def schedule(
-        self, message: Message, *, path: str = "compute", query_target: str | None = None
+        self,
+        message: Message,
+        *,
+        path: str = "compute",
+        query_target: str | None = None,
+        assign_to: str | None = None,
     ) -> Assignment:
-        """Give ``message`` a slot on its process's schedule (or its existing one)."""
-        pid = message.process_id(query_target)
+        """Give ``message`` a slot on its process's schedule (or its existing one).
+
+        ``assign_to`` names the process outright, whatever the message's own
+        target: the legacy SU's assignment of an existing message.
+        """
+        pid = assign_to or message.process_id(query_target)
         if pid is None:
             raise InvalidMessage(
                 "the message names no process: it is not Type: Process, has no target, "
@@ -203,7 +225,7 @@ class Node:
             server = None
         if server is not None:  # fast path: a running server already vetted its process
             return await self._submit(server, message, pid, path)
-        if message.is_process:
+        if message.is_process and assign_to is None:
             check_spawn(message)
             await self.processes.check_modules(message)  # 400 (module, image) now, not later
             if not message.schedulers():
@@ -241,11 +263,19 @@ class Node:
     async def _submit(
         self, server: SchedulerServer, message: Message, pid: str, path: str
     ) -> Assignment:
+        deadline = asyncio.get_running_loop().time() + self.config.abort_seconds
+        remote = self.uploads is not None and self.config.mode is Mode.REMOTE_CONFIRMATION
         stored = await self.store.by_message(pid, message.id)
         if stored is not None:  # a re-post: its existing slot, never a second one
-            return Assignment.from_stored(stored)
-        deadline = asyncio.get_running_loop().time() + self.config.abort_seconds
-        return await server.submit(message, path=path, deadline=deadline)
+            assignment = Assignment.from_stored(stored)
+            if remote and self.uploads is not None:
+                wait = self.uploads.wait(pid, assignment.slot)
+                await confirmed(self.uploads, wait, deadline, pid, message.id)
+            return assignment
+        reply = server.submit(message, path=path, deadline=deadline)
+        if remote and self.uploads is not None:
+            return await confirmed(self.uploads, reply, deadline, pid, message.id)
+        return await reply
 
     async def push_async(self, pid: str, slot: int) -> None:
         """An async push: durable when this returns, resumed after a restart, then run."""
@@ -319,4 +349,5 @@ class Node:
             "version": VERSION,
             "workers": self.processes.info(),
             "push-jobs": self.pusher.pending(),
+            "upload": self.uploads.status() if self.uploads is not None else None,
         }

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 from aonode.codec.ans104 import DataItem
@@ -33,6 +34,8 @@ class Verifier:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Told the seconds each check took (aonode.metrics); may run on a verifier thread.
+        self.observer: Callable[[float], None] | None = None
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -55,7 +58,10 @@ class Verifier:
     async def check(self, item: DataItem) -> None:
         """Return when ``item``'s signature verifies; raise ``InvalidSignature`` if not."""
         if len(item.data) <= INLINE_LIMIT or not self._threads or self._loop is None:
+            started = time.perf_counter()
             ok = item.verify()
+            if self.observer is not None:
+                self.observer(time.perf_counter() - started)
         else:
             fut: asyncio.Future[bool] = self._loop.create_future()
             self._jobs.put((item, fut))
@@ -81,10 +87,13 @@ class Verifier:
                 batch.append(nxt)
             results = []
             for item, fut in batch:
+                started = time.perf_counter()
                 try:
                     results.append((fut, item.verify()))
                 except Exception:  # a malformed key etc. is a failed verification
                     results.append((fut, False))
+                if self.observer is not None:
+                    self.observer(time.perf_counter() - started)
             assert self._loop is not None
             try:
                 self._loop.call_soon_threadsafe(_resolve(results))

@@ -16,13 +16,13 @@ import httpx
 import orjson
 from rich.progress import Progress
 
-from aonode.codec import jsonform
 from aonode.codec.b64 import b64url_decode, b64url_encode
 from aonode.errors import ConfigError, InputError, NotFound
 from aonode.message import Message
 from aonode.scheduler.assignment import Assignment, Commitment, Header, check_commitment
 from aonode.scheduler.hashchain import next_link
 from aonode.store import open_store
+from aonode.store.snapshot import sqlite_path
 
 Problem = tuple[int, str]
 
@@ -57,7 +57,7 @@ def _from_json(doc: dict[str, object]) -> Assignment:
         Commitment(committer=c["committer"], id=c["id"], raw=b64url_decode(c["raw"]))
         for c in raw_commitments
     )
-    body = Message.from_item(jsonform.from_json(doc["body"]))
+    body = Message.from_json(doc["body"])
     return Assignment(header, commitments, body)
 
 
@@ -80,11 +80,43 @@ async def _from_url(url: str, process: str, total: list[int]) -> AsyncIterator[A
             first = int(page["next"])
 
 
-async def _from_dir(path: Path, process: str, total: list[int]) -> AsyncIterator[Assignment]:
-    db = path / "aonode.sqlite3"
+def store_url(source: str) -> str | None:
+    """The store URL ``source`` names: itself (``sqlite:…``, ``postgresql://…``) or the
+    SQLite file of a data directory; ``None`` for a node URL (``http(s)://``)."""
+    if source.startswith(("http://", "https://")):
+        return None
+    if source.startswith(("sqlite:", "postgresql:", "postgres:")):
+        path = sqlite_path(source)
+        if path is not None and not path.is_file():
+            raise ConfigError(f"no SQLite store at {path}")
+        return source
+    db = Path(source) / "aonode.sqlite3"
     if not db.exists():
-        raise ConfigError(f"no aonode store in {path} (expected {db})")
-    store = open_store(f"sqlite:///{db.resolve()}")
+        raise ConfigError(f"no aonode store in {source} (expected {db})")
+    return f"sqlite:///{db.resolve()}"
+
+
+async def list_processes(source: str) -> list[str]:
+    """Every process whose schedule ``source`` (node URL, data dir or store URL) holds."""
+    url = store_url(source)
+    if url is None:
+        try:
+            async with httpx.AsyncClient(base_url=source.rstrip("/"), timeout=60) as client:
+                r = await client.get("/~scheduler@1.0/status")
+                r.raise_for_status()
+                return [str(p) for p in r.json()["processes"]]
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            raise ConfigError(f"cannot list the processes of {source}: {exc}") from exc
+    store = open_store(url)
+    await store.open()
+    try:
+        return await store.processes()
+    finally:
+        await store.close()
+
+
+async def _from_store(url: str, process: str, total: list[int]) -> AsyncIterator[Assignment]:
+    store = open_store(url)
     await store.open()
     try:
         latest = await store.latest(process)
@@ -104,12 +136,10 @@ async def _from_dir(path: Path, process: str, total: list[int]) -> AsyncIterator
 
 
 async def verify_schedule(source: str, process: str) -> tuple[Problem | None, int]:
-    """Verify the schedule of ``process`` at ``source`` (URL or data dir)."""
+    """Verify the schedule of ``process`` at ``source`` (node URL, data dir or store URL)."""
     total: list[int] = []
-    if source.startswith(("http://", "https://")):
-        stream = _from_url(source, process, total)
-    else:
-        stream = _from_dir(Path(source), process, total)
+    url = store_url(source)
+    stream = _from_url(source, process, total) if url is None else _from_store(url, process, total)
     previous, slot = b"", 0
     with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task("verifying", total=None)

@@ -24,6 +24,7 @@ from aonode.config import Mode, NodeConfig
 from aonode.http.server import free_port, serve
 from aonode.node import Node
 from aonode.scheduler.hashchain import verify_chain
+from aonode.scheduler.location import register_own
 from aonode.scheduler.timestamp import OfflineSource
 from aonode.store import open_store
 from aonode.store.postgres import PostgresStore
@@ -338,6 +339,27 @@ async def test_a_frozen_owner_is_taken_over_and_fenced_out(
             a.send_signal(signal.SIGCONT)
             a.send_signal(signal.SIGTERM)
         await asyncio.wait_for(a.wait(), 60)
+
+
+async def test_nodes_of_one_wallet_starting_at_once_all_register_their_location(
+    ed_wallet: Wallet, pg_url: str
+) -> None:
+    """Each start signs a location record with the next nonce; racing starts must not fail."""
+    stores = [open_store(pg_url) for _ in range(3)]
+    for store in stores:
+        await store.open()
+    try:
+        urls = [f"http://node{i}.example" for i in range(3)]
+        done = await asyncio.gather(
+            *(register_own(s, ed_wallet, u) for s, u in zip(stores, urls, strict=True))
+        )
+        assert sorted(d["nonce"] for d in done) == [0, 1, 2]
+        newest = max(done, key=lambda d: d["nonce"])
+        found = await stores[0].get_location(ed_wallet.address)
+        assert found is not None and found[0].nonce == 2 and found[0].message == newest["id"]
+    finally:
+        for store in stores:
+            await store.close()
 
 
 # -- the same scheduler, HTTP and process tests as on SQLite -------------------------------

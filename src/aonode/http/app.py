@@ -19,7 +19,6 @@ from urllib.parse import quote
 
 import orjson
 
-from aonode.codec import ans104, jsonform
 from aonode.codec.b64 import b64url_encode
 from aonode.errors import (
     AONodeError,
@@ -29,9 +28,10 @@ from aonode.errors import (
     NotOwner,
     Overloaded,
 )
-from aonode.http import cron_routes, process_routes
+from aonode.http import cron_routes, dashboard, legacy_routes, process_routes
 from aonode.http.errors import status_of
 from aonode.http.request import Receive, Request, Scope, read_message
+from aonode.message import Message
 from aonode.node import Node
 from aonode.scheduler import formats, location
 
@@ -73,6 +73,10 @@ def _value(value: Any) -> Response:
     if isinstance(value, str):
         return Response(200, value.encode(), "text/plain; charset=utf-8")
     return json_response(value)
+
+
+def _legacy(reply: legacy_routes.Reply) -> Response:
+    return json_response(reply.doc, reply.status, reply.headers)
 
 
 def _int_param(request: Request, name: str) -> int | None:
@@ -121,6 +125,7 @@ class App:
                 {"error": {"code": "internal-error", "message": "the node failed; see its log"}},
                 500,
             )
+        self.node.metrics.http_request(request.method, request.path, response.status)
         headers = [
             (b"content-type", response.content_type.encode()),
             (b"content-length", str(len(response.body)).encode()),
@@ -142,8 +147,16 @@ class App:
 
     async def route(self, request: Request) -> Response:
         parts = [p for p in request.path.split("/") if p]
+        accept = request.headers.get("accept", "")
+        if not parts and request.method == "GET" and dashboard.wants_html(accept):
+            return Response(*dashboard.page())  # a browser at / gets the dashboard
+        if parts and parts[0] in dashboard.HEADS:  # /metrics, /~dashboard
+            node, method = self.node, request.method
+            return Response(*await dashboard.handle(node, method, parts, request.query))
         if not parts:
             return await self.root(request)
+        if legacy_routes.claims(parts):  # the legacy SU's paths (see legacy_routes)
+            return _legacy(await legacy_routes.handle(self.node, request, parts))
         head, rest = parts[0], parts[1:]
         if head.startswith("~"):
             return await self.device(request, head[1:], rest, None)
@@ -158,8 +171,8 @@ class App:
         raise NotFound(f"no route for {request.path}", code="no-such-route")
 
     async def root(self, request: Request) -> Response:
-        _allow(request, "GET")
-        return json_response({"address": self.node.address, "version": "aonode"})
+        """``GET /`` (node info) and ``POST /`` (raw ANS-104): the legacy SU's root."""
+        return _legacy(await legacy_routes.handle(self.node, request, []))
 
     async def device(
         self, request: Request, device: str, rest: list[str], pid: str | None
@@ -318,10 +331,10 @@ class App:
             record = await self.node.store.get_message(rest[0])
             if record is None:
                 raise NotFound(f"unknown message {rest[0]}", code="unknown-message")
-            item = ans104.parse(record.raw)
+            stored = Message.from_record(record)
             if "octet-stream" in request.headers.get("accept", ""):
-                return Response(200, item.data, "application/octet-stream")
-            return json_response(jsonform.to_json(item))
+                return Response(200, stored.item.data, "application/octet-stream")
+            return json_response(stored.to_json())
         raise NotFound(f"no route for {request.path}", code="no-such-route")
 
     # -- ~scheduler@1.0 --------------------------------------------------

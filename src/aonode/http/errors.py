@@ -15,6 +15,7 @@ STATUS: tuple[tuple[type[e.AONodeError], int], ...] = (
     (e.NotOwner, 307),
     (e.Overloaded, 503),
     (e.Expired, 503),
+    (e.UploadTimeout, 504),
     (e.RemoteError, 502),
     (e.LeaseLost, 503),
     (e.StoreUnavailable, 503),

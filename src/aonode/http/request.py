@@ -7,6 +7,8 @@ chunked body is cut off as soon as it passes the limit.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,10 +16,10 @@ from urllib.parse import parse_qsl, unquote
 
 import orjson
 
-from aonode.codec import ans104, jsonform
+from aonode.codec import ans104, httpsig, jsonform
 from aonode.errors import InvalidMessage, PayloadTooLarge, UnsupportedMediaType
 from aonode.message import Message
-from aonode.verifier import Verifier
+from aonode.verifier import INLINE_LIMIT, Verifier
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -34,6 +36,7 @@ class Request:
     receive: Receive
     max_body: int
     _body: bytes | None = field(default=None)
+    query_string: str = ""  # raw, for RFC 9421's @query
 
     @classmethod
     def from_scope(cls, scope: Scope, receive: Receive, max_body: int) -> Request:
@@ -49,6 +52,7 @@ class Request:
             headers=headers,
             receive=receive,
             max_body=max_body,
+            query_string=raw_qs,
         )
 
     async def body(self) -> bytes:
@@ -91,11 +95,19 @@ async def read_message(
     """Decode and verify the signed message in the request body.
 
     Accepts a binary ANS-104 item (``application/ans104``, header
-    ``codec-device: ans104@1.0``, ``application/octet-stream``) or the JSON
-    data-item form (``application/json``).  ``binary_default`` treats any
-    other content type as binary, as the legacy ``POST /`` does.
+    ``codec-device: ans104@1.0``, ``application/octet-stream``), the JSON
+    data-item form (``application/json``), or the request itself signed per
+    RFC 9421 (``signature-input`` header, or ``codec-device: httpsig@1.0``).
+    ``binary_default`` treats any other content type as binary, as the legacy
+    ``POST /`` does.
     """
     body = await request.body()
+    if (
+        not binary_default
+        and request.content_type != "application/ans104"
+        and httpsig.is_httpsig(request.headers)
+    ):
+        return Message.from_item(await _httpsig_item(request, body, verifier))
     if not body:
         raise InvalidMessage(
             "the request has no body; expected a signed message", code="missing-body"
@@ -117,3 +129,15 @@ async def read_message(
         )
     await verifier.check(item)
     return Message.from_item(item)
+
+
+async def _httpsig_item(request: Request, body: bytes, verifier: Verifier) -> httpsig.HttpSigItem:
+    args = (request.method, request.path, request.query_string, request.headers, body)
+    started = time.perf_counter()
+    if len(body) <= INLINE_LIMIT:
+        item = httpsig.parse(*args)
+    else:  # hashing a big body releases the GIL
+        item = await asyncio.to_thread(httpsig.parse, *args)
+    if verifier.observer is not None:  # the same signature-time metric as ANS-104 checks
+        verifier.observer(time.perf_counter() - started)
+    return item

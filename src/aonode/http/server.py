@@ -17,6 +17,7 @@ from granian.constants import Interfaces
 from granian.server.embed import Server
 
 from aonode.http.app import App
+from aonode.logs import lifecycle
 from aonode.node import Node
 from aonode.scheduler import location
 
@@ -72,6 +73,15 @@ async def serve(
         await location.register_own(node.store, node.wallets[0], url)
         if on_ready is not None:
             on_ready(f"http://{config.host}:{port}")
+        lifecycle.info(
+            "node started",
+            extra={
+                "url": f"http://{config.host}:{port}",
+                "address": node.address,
+                "mode": config.mode.value,
+                "store": node.store.url,
+            },
+        )
         stopper = asyncio.create_task(stop.wait())
         await asyncio.wait({serving, stopper}, return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
@@ -82,6 +92,7 @@ async def serve(
         except Exception:  # pragma: no cover
             log.exception("http server ended with an error")
         await node.stop()
+        lifecycle.info("node stopped", extra={"address": node.address})
 
 
 async def _wait_listening(host: str, port: int, serving: asyncio.Task[None]) -> bool:

@@ -137,6 +137,7 @@ class ProcessDevice:
         self._gateway = gateway.rstrip("/") if gateway else None
         self._fetched: dict[str, tuple[bytes, str]] = {}  # id → (content, type) from the gateway
         self._cache_dir = cache_dir  # compiled WASM images (None: compile in memory only)
+        self.on_applied: Callable[[int], None] | None = None  # told slots applied (metrics)
 
     async def module_sources(self, process: Message) -> list[str] | None:
         ids = module_ids(process)
@@ -271,6 +272,7 @@ class ProcessDevice:
                 async_cache=self._async_cache,
                 patching=any(d.lower() == "patch@1.0" for d in execution_devices(process)),
             )
+            w.on_applied = self.on_applied
             self._workers[pid] = w
             return w
 

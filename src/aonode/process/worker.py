@@ -76,6 +76,7 @@ class ProcessWorker:
         self._writes: set[asyncio.Task[None]] = set()
         # Results computed but maybe not yet in the store (writes are asynchronous).
         self._fresh: dict[int, Results] = {}
+        self.on_applied: Callable[[int], None] | None = None  # told slots applied (metrics)
 
     async def _call(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
@@ -199,6 +200,8 @@ class ProcessWorker:
             await asyncio.gather(*writes)
         self.at_slot = assignments[-1].slot
         self.replayed += len(assignments)
+        if self.on_applied is not None:
+            self.on_applied(len(assignments))
         return done[-1][0]
 
     def _patch(self, results: Results) -> Results:

@@ -16,6 +16,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from aonode.errors import AONodeError
+from aonode.logs import where
 from aonode.push.ledger import Ledger, PushJob
 from aonode.push.remote import Remote
 from aonode.push.tree import TRANSIENT, PushLimits, Walker
@@ -104,13 +105,23 @@ class Pusher:
                     job.slot,
                     exc.message,
                     delay,
+                    extra=where(job.process, job.slot),
                 )
             except AONodeError as exc:
-                log.error("async push of %s slot %d failed: %s", job.process, job.slot, exc)
+                log.error(
+                    "async push of %s slot %d failed: %s",
+                    job.process,
+                    job.slot,
+                    exc,
+                    extra=where(job.process, job.slot),
+                )
                 break  # permanent (e.g. the slot's process is gone): retrying cannot help
             except Exception:
                 log.exception(
-                    "async push of %s slot %d failed; walking again", job.process, job.slot
+                    "async push of %s slot %d failed; walking again",
+                    job.process,
+                    job.slot,
+                    extra=where(job.process, job.slot),
                 )
             else:
                 break

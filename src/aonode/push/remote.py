@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import orjson
 
-from aonode.codec import jsonform
 from aonode.errors import AONodeError, NotFound, RemoteRefused, Unreachable
 from aonode.message import Message
 from aonode.scheduler import location
@@ -153,11 +152,11 @@ class Remote:
             if r.status_code != 200:
                 continue
             try:
-                item = jsonform.from_json(r.json())
+                found = Message.from_json(r.json())  # ANS-104 or httpsig JSON form
             except (AONodeError, ValueError):
                 continue
-            if item.id == target and item.verify():
-                return Message.from_item(item)
+            if found.id == target and found.item.verify():
+                return found
         if unreachable is not None:
             raise unreachable
         raise NotFound(f"unknown process {target}", code="unknown-process")
@@ -183,7 +182,7 @@ class Remote:
                 continue
             try:
                 doc = r.json()
-                record = Message.from_item(jsonform.from_json(doc["message"]))
+                record = Message.from_json(doc["message"])
             except (AONodeError, ValueError, KeyError, TypeError):
                 continue
             if (

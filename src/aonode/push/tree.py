@@ -192,6 +192,7 @@ class Walker:
                 entries[index] = await self._deliver(
                     target, route, messages[index], depth + 1, walk
                 )
+                node.metrics.push_delivered(route.url is None, entries[index])
         for index in sorted(entries):
             tree[str(index)] = entries[index]
         return tree

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from aonode.codec import ans104, jsonform
+from aonode.codec import ans104
 from aonode.codec.b64 import b64url_decode, b64url_encode
 from aonode.errors import IntegrityError
 from aonode.message import Message
@@ -170,14 +170,12 @@ class Assignment:
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = orjson.loads(self.document)
-        doc["body"] = jsonform.to_json(self.body.item)
+        doc["body"] = self.body.to_json()
         return doc
 
     def json_bytes(self) -> bytes:
         """The full assignment JSON, spliced from the cached document."""
-        return b"".join(
-            (self.document[:-1], b',"body":', orjson.dumps(jsonform.to_json(self.body.item)), b"}")
-        )
+        return b"".join((self.document[:-1], b',"body":', orjson.dumps(self.body.to_json()), b"}"))
 
     def record(self) -> AssignmentRecord:
         return AssignmentRecord(

@@ -15,6 +15,7 @@ from typing import Any
 
 from aonode.codec import ans104
 from aonode.codec.b64 import b64url_encode
+from aonode.message import SignedItem
 from aonode.scheduler.assignment import Assignment
 from aonode.scheduler.timestamp import BlockInfo
 
@@ -62,8 +63,8 @@ def header_case(name: str) -> str:
     return "-".join(part[:1].upper() + part[1:] for part in name.split("-"))
 
 
-def legacy_item(item: ans104.DataItem, *, from_process: str | None = None) -> dict[str, Any]:
-    """A data item in the ``{Id, Anchor, Owner, From, Tags, …}`` shape."""
+def legacy_item(item: SignedItem, *, from_process: str | None = None) -> dict[str, Any]:
+    """A signed message (ANS-104 or httpsig) in the ``{Id, Anchor, Owner, From, Tags, …}`` shape."""
     owner = item.owner_address
     return {
         "Id": item.id,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from aonode.codec import ans104, jsonform
+from aonode.codec import ans104
 from aonode.errors import InvalidMessage, NotFound
 from aonode.message import Message
 from aonode.store.base import LocationRecord, MessageRecord, Store
@@ -44,7 +44,7 @@ def location_json(record: LocationRecord, message: MessageRecord) -> dict[str, A
         "time-to-live": _int_key(msg, "time-to-live") or DEFAULT_TTL_MS,
         "nonce": record.nonce,
         "id": msg.id,
-        "message": jsonform.to_json(msg.item),
+        "message": msg.to_json(),
     }
 
 
@@ -83,7 +83,21 @@ async def lookup(store: Store, address: str) -> dict[str, Any]:
 
 
 async def register_own(store: Store, wallet: Wallet, url: str) -> dict[str, Any]:
-    """Sign and store this node's own record (on every start, with the next nonce)."""
+    """Sign and store this node's own record (on every start, with the next nonce).
+
+    Several nodes of one scheduler wallet may start at once on one shared store:
+    a record that loses the race for a nonce is signed again with the next one.
+    """
+    for _attempt in range(32):
+        try:
+            return await _register_next(store, wallet, url)
+        except InvalidMessage as exc:
+            if exc.code != "stale-location":
+                raise
+    return await _register_next(store, wallet, url)
+
+
+async def _register_next(store: Store, wallet: Wallet, url: str) -> dict[str, Any]:
     existing = await store.get_location(wallet.address)
     nonce = existing[0].nonce + 1 if existing else 0
     item = ans104.sign(

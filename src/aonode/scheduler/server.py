@@ -12,8 +12,9 @@ two stages so that slow RSA signatures do not serialise the schedule:
    calls ``store.append`` without awaiting the previous append, so many
    assignments share one group commit while the store applies them in order.
 
-Clients are answered per mode: ``aggressive`` once signed, and
-``local_confirmation`` once the store made the assignment durable.  If an
+Clients are answered per mode: ``aggressive`` once signed,
+``local_confirmation`` once the store made the assignment durable, and
+``remote_confirmation`` once the upload target accepted it (``upload.py``).  If an
 append fails the server stops assigning, lets every in-flight entry settle
 (the store's gap guard fails the later ones), and resumes from the latest
 stored slot: the schedule never has a gap, at the cost of failing the
@@ -29,17 +30,21 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aonode.codec.b64 import b64url_decode, b64url_encode
 from aonode.config import Mode
 from aonode.errors import Expired, Overloaded, SchedulerError, StoreError
+from aonode.logs import lifecycle, where
 from aonode.message import Message
 from aonode.scheduler.assignment import Assignment, Header, commit
 from aonode.scheduler.hashchain import next_link
 from aonode.scheduler.timestamp import TimestampSource
 from aonode.store.base import Store
 from aonode.wallet import RSAWallet, Wallet
+
+if TYPE_CHECKING:
+    from aonode.scheduler.upload import Uploader
 
 log = logging.getLogger("aonode.scheduler")
 
@@ -53,12 +58,27 @@ class ServerOptions:
     queue_size: int = 1024
 
 
+class AssignmentObserver(Protocol):
+    """What a server tells the node's metrics (``aonode.metrics.NodeMetrics``)."""
+
+    def signed(self, seconds: float) -> None: ...
+
+    def assigned(
+        self,
+        mode: str,
+        received: float,
+        reply: asyncio.Future[Assignment],
+        durable: asyncio.Future[Assignment],
+    ) -> None: ...
+
+
 @dataclass(slots=True)
 class _Request:
     message: Message
     path: str
     deadline: float
     reply: asyncio.Future[Assignment]
+    received: float = field(default_factory=time.perf_counter)
 
 
 @dataclass(slots=True)
@@ -67,6 +87,7 @@ class _Entry:
     body: Message
     signed: asyncio.Future[Assignment]
     durable: asyncio.Future[Assignment] = field(default_factory=asyncio.Future)
+    uploaded: asyncio.Future[Assignment] = field(default_factory=asyncio.Future)
 
 
 def _relay(source: asyncio.Future[Assignment], target: asyncio.Future[Assignment]) -> None:
@@ -122,6 +143,8 @@ class SchedulerServer:
         self._appends: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.assigned = 0
+        self.observer: AssignmentObserver | None = None
+        self.uploads: Uploader | None = None  # durable slots go to the upload target
 
     # -- lifecycle -------------------------------------------------------
 
@@ -132,6 +155,7 @@ class SchedulerServer:
             asyncio.create_task(self._actor(), name=f"scheduler:{self.id}"),
             asyncio.create_task(self._committer(), name=f"committer:{self.id}"),
         ]
+        lifecycle.info("scheduler started", extra=where(self.id, self.current))
 
     async def stop(self) -> None:
         """Assign what is queued, wait until it is durable, then end."""
@@ -142,6 +166,7 @@ class SchedulerServer:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._appends:
             await asyncio.gather(*self._appends, return_exceptions=True)
+        lifecycle.info("scheduler stopped", extra=where(self.id, self.current))
 
     @property
     def running(self) -> bool:
@@ -203,7 +228,7 @@ class SchedulerServer:
                 try:
                     await self._assign(req)
                 except Exception as exc:  # keep serving; the request gets the error
-                    log.exception("assignment failed for process %s", self.id)
+                    log.exception("assignment failed for process %s", self.id, extra=where(self.id))
                     if not req.reply.done():
                         req.reply.set_exception(exc)
         finally:
@@ -242,28 +267,66 @@ class SchedulerServer:
         self._pending += 1
         self._settled.clear()
         entry.durable.add_done_callback(self._on_settled)
+        if self.uploads is not None:
+            entry.durable.add_done_callback(lambda fut: self._upload(entry, fut))
         self._answer(req.reply, entry)
+        if self.observer is not None:
+            self.observer.assigned(self.options.mode.value, req.received, req.reply, entry.durable)
         await self._pipeline.put(entry)
 
     def _sign(self, header: Header, body: Message) -> asyncio.Future[Assignment]:
         loop = asyncio.get_running_loop()
-        wallets = self.wallets
+        wallets, observer = self.wallets, self.observer
+
+        def work() -> Assignment:
+            started = time.perf_counter()
+            assignment = Assignment(header, commit(header, wallets), body)
+            if observer is not None:
+                observer.signed(time.perf_counter() - started)
+            return assignment
+
         if self._signer is None:
             fut: asyncio.Future[Assignment] = loop.create_future()
             try:
-                fut.set_result(Assignment(header, commit(header, wallets), body))
+                fut.set_result(work())
             except Exception as exc:
                 fut.set_exception(exc)
             return fut
-
-        def work() -> Assignment:
-            return Assignment(header, commit(header, wallets), body)
-
         return asyncio.wrap_future(self._signer.submit(work), loop=loop)
 
     def _answer(self, reply: asyncio.Future[Assignment], entry: _Entry) -> None:
         source = entry.signed if self.options.mode is Mode.AGGRESSIVE else entry.durable
+        if self.options.mode is Mode.REMOTE_CONFIRMATION and self.uploads is not None:
+            source = entry.uploaded
         _relay(source, reply)
+
+    def _upload(self, entry: _Entry, durable: asyncio.Future[Assignment]) -> None:
+        """A durable slot is in the upload backlog; ``uploaded`` completes on acceptance."""
+        remote = self.options.mode is Mode.REMOTE_CONFIRMATION
+        if durable.cancelled() or durable.exception() is not None:
+            if remote:  # the reply waits on ``uploaded``: fail it like the write
+                _relay(durable, entry.uploaded)
+            return
+        assert self.uploads is not None
+        assignment = durable.result()
+        self.uploads.stored(self.id, assignment.slot)
+        if not remote:
+            return
+
+        def accepted(fut: asyncio.Future[None]) -> None:
+            if entry.uploaded.done():
+                return
+            if fut.cancelled():
+                entry.uploaded.set_exception(
+                    Overloaded(
+                        f"the node stopped before slot {assignment.slot} was uploaded; "
+                        "it is stored and will be uploaded when the node runs again"
+                    )
+                )
+            else:
+                entry.uploaded.set_result(assignment)
+
+        self.uploads.wait(self.id, assignment.slot).add_done_callback(accepted)
 
     def _on_settled(self, fut: asyncio.Future[Assignment]) -> None:
         self._inflight.release()
@@ -281,7 +344,10 @@ class SchedulerServer:
         await self._resume()
         self._broken = False
         log.warning(
-            "scheduler for %s resumed at slot %d after a failed write", self.id, self.current
+            "scheduler for %s resumed at slot %d after a failed write",
+            self.id,
+            self.current,
+            extra=where(self.id, self.current),
         )
 
     async def _resume(self) -> None:
@@ -299,7 +365,13 @@ class SchedulerServer:
             try:
                 assignment = await entry.signed
             except Exception as exc:
-                log.error("signing slot %d of %s failed: %s", entry.header.slot, self.id, exc)
+                log.error(
+                    "signing slot %d of %s failed: %s",
+                    entry.header.slot,
+                    self.id,
+                    exc,
+                    extra=where(self.id, entry.header.slot),
+                )
                 entry.durable.set_exception(exc)
                 continue
             task = loop.create_task(self._append(entry, assignment))
@@ -310,10 +382,21 @@ class SchedulerServer:
         try:
             await self._store.append(assignment.record(), entry.body.record())
         except StoreError as exc:
-            log.error("storing slot %d of %s failed: %s", entry.header.slot, self.id, exc)
+            log.error(
+                "storing slot %d of %s failed: %s",
+                entry.header.slot,
+                self.id,
+                exc,
+                extra=where(self.id, entry.header.slot),
+            )
             entry.durable.set_exception(exc)
         except Exception as exc:
-            log.exception("storing slot %d of %s failed", entry.header.slot, self.id)
+            log.exception(
+                "storing slot %d of %s failed",
+                entry.header.slot,
+                self.id,
+                extra=where(self.id, entry.header.slot),
+            )
             entry.durable.set_exception(StoreError(f"store failed: {exc}"))
         else:
             entry.durable.set_result(assignment)

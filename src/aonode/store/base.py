@@ -20,6 +20,7 @@ Rules every backend guarantees (each is a conformance test):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -221,3 +222,17 @@ class Ownership(Protocol):
     async def nodes(self) -> list[dict[str, object]]:
         """Every node using the store, with its URL and last heartbeat."""
         ...
+
+
+CommitObserver = Callable[[int, float], None]
+"""Told ``(items in the batch, seconds the COMMIT took)`` after every committed batch.
+
+It may be called from the store's writer thread, so it must be thread-safe and quick
+(``aonode.metrics`` feeds Prometheus histograms with it)."""
+
+
+@runtime_checkable
+class CommitObservable(Protocol):
+    """A store whose group commits can be watched (both built-in backends)."""
+
+    commit_observer: CommitObserver | None

@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import asyncpg
 
 from aonode.errors import IntegrityError, LeaseLost, StoreError, StoreUnavailable
-from aonode.store.base import AssignmentRecord, LocationRecord, MessageRecord, ResultRecord
+from aonode.store.base import (
+    AssignmentRecord,
+    CommitObserver,
+    LocationRecord,
+    MessageRecord,
+    ResultRecord,
+)
 from aonode.store.pg_lease import LEASES_FOR_SHARE, LeaseBook
 
 _NEXT_SLOTS: Final = (
@@ -105,6 +112,8 @@ class BatchWriter:
         self._next: dict[str, int] = {}  # the next-slot hint per process
         self.commits = 0
         self.appends = 0
+        self.observer: CommitObserver | None = None  # told (items, seconds of COMMIT)
+        self._commit_seconds = 0.0
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -142,6 +151,9 @@ class BatchWriter:
             for (op, _, _), out in zip(batch, outcomes, strict=True)
             if isinstance(op, AssignmentRecord) and not isinstance(out, Failed)
         )
+        if self.observer is not None:
+            with contextlib.suppress(Exception):  # metrics never fail a batch
+                self.observer(len(batch), self._commit_seconds)
         return outcomes
 
     async def _transaction(
@@ -162,7 +174,9 @@ class BatchWriter:
         if written is None:
             await transaction.rollback()
             return None
+        started = time.perf_counter()
         await transaction.commit()
+        self._commit_seconds = time.perf_counter() - started
         return written
 
     async def _write_fast(

@@ -45,6 +45,7 @@ import asyncpg
 from aonode.errors import IntegrityError, StoreError
 from aonode.store.base import (
     AssignmentRecord,
+    CommitObserver,
     LocationRecord,
     MessageRecord,
     Record,
@@ -141,6 +142,7 @@ class PostgresStore:
         self._renewer: asyncio.Task[None] | None = None
         self._pool: asyncpg.Pool | None = None
         self._settings: dict[str, object] = {}
+        self.commit_observer: CommitObserver | None = None  # metrics (aonode.metrics)
 
     @property
     def url(self) -> str:
@@ -157,6 +159,15 @@ class PostgresStore:
     @property
     def schema(self) -> str:
         return self._schema
+
+    @property
+    def dsn(self) -> str:
+        """The connection URL as given (with its password), for tools that read the tables."""
+        return self._dsn
+
+    def _committed(self, items: int, seconds: float) -> None:
+        if self.commit_observer is not None:
+            self.commit_observer(items, seconds)
 
     @property
     def commits(self) -> int:
@@ -205,6 +216,7 @@ class PostgresStore:
                 raise as_store_error(self.url, exc, "cannot open") from exc
             raise
         self._batches = BatchWriter(self.url, conn, self._connect, self._leases)
+        self._batches.observer = self._committed
         self._conn = None  # the batch writer owns it now
         self._writer = asyncio.create_task(
             self._writer_main(self._batches), name="aonode-pg-writer"

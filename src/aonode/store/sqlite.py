@@ -38,6 +38,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -46,6 +47,7 @@ from typing import Any, Final, TypeVar
 from aonode.errors import IntegrityError, StoreError
 from aonode.store.base import (
     AssignmentRecord,
+    CommitObserver,
     LocationRecord,
     MessageRecord,
     Record,
@@ -189,6 +191,7 @@ class SQLiteStore:
         self._next: dict[str, int] = {}  # writer thread only
         self._commits = 0
         self._appends = 0
+        self.commit_observer: CommitObserver | None = None  # metrics; called on the writer
         self._pragmas: dict[str, object] = {}
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -466,7 +469,9 @@ class SQLiteStore:
                 conn.execute("BEGIN IMMEDIATE")
                 written = self._write_careful(conn, batch)
             outcomes, staged = written
+            started = time.perf_counter()
             conn.execute("COMMIT")
+            took = time.perf_counter() - started
         except Exception as exc:  # disk, I/O, lock timeout: the whole batch failed
             if conn.in_transaction:  # a failing ROLLBACK: the next BEGIN will tell
                 with contextlib.suppress(sqlite3.Error):
@@ -484,6 +489,9 @@ class SQLiteStore:
             for (a, _, _), out in zip(batch, outcomes, strict=True)
             if isinstance(a, AssignmentRecord) and out is None
         )
+        if (observer := self.commit_observer) is not None:
+            with contextlib.suppress(Exception):  # never let metrics stop the writer
+                observer(len(batch), took)
         return outcomes
 
     def _write_fast(

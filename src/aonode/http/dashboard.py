@@ -1,0 +1,157 @@
+"""The operator's surface: ``GET /metrics`` (Prometheus) and ``GET /~dashboard``.
+
+The dashboard is one static page shipped in the package (``static/dashboard.html``:
+no build step, no CDN, so it works on an offline node).  It polls
+``GET /~dashboard/state`` about once a second and renders what it gets:
+the node (address, mode, store), its processes with their current slot
+(rates are derived in the page from successive slots), and the latest
+assignments of one process with their hash chain, each link re-checked here
+(``chain[n] = sha256(chain[n-1] ‖ id[n])``).
+
+Handlers return ``(status, body, content type)`` and raise
+:class:`aonode.errors.AONodeError` for bad input, which ``http/app.py`` turns
+into the usual JSON errors.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+
+from aonode.codec.b64 import b64url_decode, b64url_encode
+from aonode.errors import BadParameter, MethodNotAllowed, NotFound
+from aonode.metrics import CONTENT_TYPE
+from aonode.scheduler.hashchain import next_link
+
+if TYPE_CHECKING:
+    from aonode.node import Node
+
+Reply = tuple[int, bytes, str]
+HEADS: Final = frozenset({"metrics", "~dashboard"})
+ID_RE: Final = re.compile(r"^[A-Za-z0-9_-]{43}$")
+MAX_PROCESSES: Final = 200
+MAX_LATEST: Final = 100
+HTML: Final = "text/html; charset=utf-8"
+
+
+def wants_html(accept: str) -> bool:
+    """A browser navigating to ``/`` (``Accept: text/html,…``), not an AO client."""
+    return "text/html" in accept.lower()
+
+
+def page() -> Reply:
+    html = importlib.resources.files("aonode.http").joinpath("static/dashboard.html").read_bytes()
+    return 200, html, HTML
+
+
+def _bounded(query: dict[str, str], name: str, default: int, most: int) -> int:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadParameter(f"{name} must be an integer, got {raw!r}") from None
+    if not 1 <= value <= most:
+        raise BadParameter(f"{name} must be between 1 and {most}, got {value}")
+    return value
+
+
+async def handle(node: Node, method: str, parts: list[str], query: dict[str, str]) -> Reply:
+    """Serve ``/metrics``, ``/~dashboard`` and ``/~dashboard/state`` (``parts[0] in HEADS``)."""
+    if method != "GET":
+        where = "/" + "/".join(parts)
+        raise MethodNotAllowed(f"{method} is not allowed on {where}; use GET", allow=("GET",))
+    head, rest = parts[0], parts[1:]
+    if head == "metrics" and not rest:
+        return 200, node.metrics.exposition(), CONTENT_TYPE
+    if head == "~dashboard" and not rest:
+        return page()
+    if head == "~dashboard" and rest == ["state"]:
+        pid = query.get("process") or None
+        if pid is not None and not ID_RE.match(pid):
+            raise BadParameter(f"process must be a 43-character id, got {pid[:60]!r}")
+        doc = await state(
+            node,
+            pid,
+            limit=_bounded(query, "limit", 20, MAX_PROCESSES),
+            latest=_bounded(query, "latest", 10, MAX_LATEST),
+        )
+        return 200, orjson.dumps(doc), "application/json"
+    raise NotFound(f"no route for /{'/'.join(parts)}", code="no-such-route")
+
+
+async def state(node: Node, selected: str | None, *, limit: int, latest: int) -> dict[str, Any]:
+    """What the page shows: the node, its busiest/newest processes, one process's chain."""
+    if selected is not None:
+        await node.require_process(selected)  # 404 for an unknown one
+    active = node.registry.processes()
+    stored = await node.store.processes()
+    ids = list(dict.fromkeys([*active, *reversed(stored)]))
+    total = len(ids)
+    ids = ids[:limit]
+    if selected is not None and selected not in ids:
+        ids.append(selected)
+    workers = node.processes.info()
+    rows = []
+    for pid in ids:
+        server = node.registry.find(pid)
+        if server is not None:
+            current, queue = server.current, int(server.info()["queue"])
+        else:
+            last = await node.store.latest(pid)
+            current, queue = (last.slot if last is not None else -1), 0
+        computed = workers.get(pid, {}).get("at-slot")
+        rows.append(
+            {"id": pid, "slot": current, "queue": queue, "computed": computed, "live": bool(server)}
+        )
+    chosen = selected or (ids[0] if ids else None)
+    return {
+        "address": node.address,
+        "addresses": node.addresses,
+        "url": node.url,
+        "mode": node.config.mode.value,
+        "store": node.store.url,
+        "time": time.time_ns() // 1_000_000,
+        "processes": rows,
+        "process-count": total,
+        "selected": chosen,
+        "assignments": await _chain(node, chosen, latest) if chosen else [],
+    }
+
+
+async def _chain(node: Node, pid: str, count: int) -> list[dict[str, Any]]:
+    """The newest ``count`` durable assignments of ``pid``, newest first, links checked."""
+    top = await node.store.latest(pid)
+    if top is None:
+        return []
+    first = max(0, top.slot - count)  # one more than shown, to check the oldest link
+    rows = await node.store.slots(pid, first, top.slot, count + 1)
+    out: list[dict[str, Any]] = []
+    previous: bytes | None = b"" if first == 0 else None
+    for row in rows:
+        a = row.assignment
+        try:
+            link = next_link(previous, b64url_decode(a.message)) if previous is not None else None
+            chain = b64url_decode(a.hash_chain)
+        except ValueError:
+            link, chain = None, b""
+        ok = None if link is None else b64url_encode(link) == a.hash_chain
+        stamp = orjson.loads(a.document).get("timestamp")
+        out.append(
+            {
+                "slot": a.slot,
+                "message": a.message,
+                "hash-chain": a.hash_chain,
+                "linked": ok,
+                "timestamp": stamp,
+            }
+        )
+        previous = chain
+    if len(out) > count:
+        out = out[len(out) - count :]
+    return out[::-1]
