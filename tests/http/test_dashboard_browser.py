@@ -25,7 +25,7 @@ BOUND_MS = 30_000  # an upper bound for the page to catch up, not a expectation
 def chromium() -> str:
     found = os.environ.get("AONODE_CHROMIUM") or shutil.which("chromium")
     if found is None:
-        pytest.skip("no chromium executable (scripts/test installs Debian's chromium)")
+        pytest.fail("no chromium executable: run scripts/test, which installs Debian's chromium")
     return found
 
 
