@@ -100,19 +100,36 @@ class ProcessWorker:
             return await self._advance(slot)
 
     async def _advance(self, slot: int) -> Results:
-        """Apply the assignments after ``at_slot`` up to ``slot`` (lock held)."""
+        """Apply the assignments after ``at_slot`` up to ``slot`` (lock held).
+
+        Pipelined: while the compute thread applies one batch, the event loop
+        reads and parses the next one (Lua runs without the GIL)."""
         results = Results()
-        while self.at_slot < slot:
-            rows = await self._store.slots(self.id, self.at_slot + 1, slot, 256)
-            if not rows or rows[0].assignment.slot != self.at_slot + 1:
-                latest = await self._store.latest(self.id)
-                current = latest.slot if latest else -1
-                raise NotFound(
-                    f"slot {slot} of {self.id} is not assigned yet (current {current})",
-                    code="slot-not-assigned",
-                )
-            results = await self._apply([Assignment.from_stored(r) for r in rows])
-        return results
+        if self.at_slot >= slot:
+            return results
+        batch = await self._batch(self.at_slot + 1, slot)
+        while True:
+            applying = asyncio.ensure_future(self._apply(batch))
+            last = batch[-1].slot
+            try:
+                ahead = await self._batch(last + 1, slot) if last < slot else None
+            finally:
+                results = await applying  # also when reading ahead failed
+            if ahead is None:
+                return results
+            batch = ahead
+
+    async def _batch(self, first: int, slot: int) -> list[Assignment]:
+        """The next assignments from ``first`` (at most 256, up to ``slot``), parsed."""
+        rows = await self._store.slots(self.id, first, slot, 256)
+        if not rows or rows[0].assignment.slot != first:
+            latest = await self._store.latest(self.id)
+            current = latest.slot if latest else -1
+            raise NotFound(
+                f"slot {slot} of {self.id} is not assigned yet (current {current})",
+                code="slot-not-assigned",
+            )
+        return [Assignment.from_stored(r) for r in rows]
 
     async def now(self) -> tuple[int, Results]:
         latest = await self._store.latest(self.id)
@@ -170,13 +187,15 @@ class ProcessWorker:
         first = assignments[0].slot
         assert first == self.at_slot + 1, f"applying slot {first} after {self.at_slot}"
         env = aosmsg.process_env(self.process)
-        msgs = [aosmsg.from_assignment(a, self.process) for a in assignments]
         every = self._snapshot_slots
         last_slot = assignments[-1].slot
         overdue = time.monotonic() - self._last_snapshot >= self._snapshot_seconds
 
+        process = self.process
+
         def run() -> list[tuple[Results, bytes | None]]:
             out = []
+            msgs = [aosmsg.from_assignment(a, process) for a in assignments]
             for a, msg in zip(assignments, msgs, strict=True):
                 results = runtime.boot(msg, env) if a.slot == 0 else runtime.apply(msg, env)
                 snap = None
