@@ -104,6 +104,7 @@ class Node:
             async_cache=config.async_cache,
             cache_dir=config.data_dir / "wasm-cache",
         )
+        self.processes.recent_assignments = self._durable_assignments
         self._unloader: asyncio.Task[None] | None = None
         self.push_limits = PushLimits(
             config.push_max_depth,
@@ -245,6 +246,11 @@ class Node:
                 f"none of which this node holds ({', '.join(self.addresses)})"
             )
         return await self._submit(await self.registry.find_or_start(process), message, pid, path)
+
+    def _durable_assignments(self, pid: str, first: int, last: int) -> list[Assignment]:
+        """What this node's scheduler of ``pid`` just made durable (workers compute from it)."""
+        server = self.registry.find(pid)
+        return server.durable(first, last) if server is not None else []
 
     async def _claim(self, pid: str) -> None:
         """Take ``pid``'s lease before serving it; raise where another node owns it."""

@@ -4,6 +4,7 @@ snapshots after a restart, and byte-identical snapshots on two nodes."""
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +15,7 @@ from aonode.codec import ans104
 from aonode.config import NodeConfig
 from aonode.node import Node
 from aonode.scheduler.timestamp import OfflineSource
-from aonode.store.base import MessageRecord
+from aonode.store.base import MessageRecord, StoredSlot
 from aonode.store.sqlite import SQLiteStore
 from aonode.wallet import Wallet
 from tests.conftest import LiveNode, sign_message, sign_process
@@ -279,3 +280,46 @@ async def test_synchronous_cache_stores_results_before_compute_returns(
         assert snap is not None and snap.slot == 10
     finally:
         await node.stop()
+
+
+class _CountingStore(SQLiteStore):
+    """The real SQLite store, counting schedule reads."""
+
+    slot_reads = 0
+
+    async def slots(self, process: str, first: int, last: int, limit: int) -> list[StoredSlot]:
+        type(self).slot_reads += 1
+        return await super().slots(process, first, last, limit)
+
+
+async def test_fresh_assignments_compute_from_the_schedulers_memory(
+    tmp_path: Path, ed_wallet: Wallet, user_wallet: Wallet
+) -> None:
+    """Slots just made durable are computed without re-reading the schedule, and give
+    exactly what computing from the store gives."""
+    first_dir, second_dir = tmp_path / "a", tmp_path / "b"
+    first_dir.mkdir()
+    config = NodeConfig(data_dir=first_dir)
+    store = _CountingStore(first_dir / "aonode.sqlite3")
+    node = Node(config, wallets=[ed_wallet], store=store, timestamps=OfflineSource())
+    await node.start()
+    try:
+        pid = await _schedule_mixed(node, user_wallet, 40)
+        worker = await node.processes.worker(await node.require_process(pid))
+        _CountingStore.slot_reads = 0
+        from_memory = [(await worker.compute(s)).to_json() for s in range(41)]
+        assert _CountingStore.slot_reads == 0
+    finally:
+        await node.stop()
+    shutil.copytree(first_dir, second_dir)
+    db = sqlite3.connect(second_dir / "aonode.sqlite3")
+    db.execute("DELETE FROM computed")
+    db.commit()
+    db.close()
+    again = await _node(second_dir, ed_wallet)
+    try:
+        worker = await again.processes.worker(await again.require_process(pid))
+        from_store = [(await worker.compute(s)).to_json() for s in range(41)]
+    finally:
+        await again.stop()
+    assert from_store == from_memory

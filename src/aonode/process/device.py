@@ -34,7 +34,7 @@ from aonode.message import Message
 from aonode.process.runtime import wasm_image
 from aonode.process.runtime.base import Limits, Results, Runtime
 from aonode.process.runtime.wasm_image import Image
-from aonode.process.worker import ProcessWorker
+from aonode.process.worker import ProcessWorker, RecentAssignments
 from aonode.store.base import Store
 
 log = logging.getLogger("aonode.process")
@@ -138,6 +138,7 @@ class ProcessDevice:
         self._fetched: dict[str, tuple[bytes, str]] = {}  # id → (content, type) from the gateway
         self._cache_dir = cache_dir  # compiled WASM images (None: compile in memory only)
         self.on_applied: Callable[[int], None] | None = None  # told slots applied (metrics)
+        self.recent_assignments: RecentAssignments | None = None  # the scheduler's, if local
 
     async def module_sources(self, process: Message) -> list[str] | None:
         ids = module_ids(process)
@@ -273,6 +274,7 @@ class ProcessDevice:
                 patching=any(d.lower() == "patch@1.0" for d in execution_devices(process)),
             )
             w.on_applied = self.on_applied
+            w.recent = self.recent_assignments
             self._workers[pid] = w
             return w
 

@@ -36,6 +36,10 @@ log = logging.getLogger("aonode.process")
 
 T = TypeVar("T")
 RuntimeFactory = Callable[[bytes | None], Runtime]  # snapshot (None: fresh) → runtime
+# (process, first, last) → the consecutive durable assignments from ``first`` the
+# scheduler still holds in memory (possibly none)
+RecentAssignments = Callable[[str, int, int], list[Assignment]]
+_BATCH = 256  # assignments applied per trip to the compute thread
 
 
 class ProcessWorker:
@@ -77,6 +81,7 @@ class ProcessWorker:
         # Results computed but maybe not yet in the store (writes are asynchronous).
         self._fresh: dict[int, Results] = {}
         self.on_applied: Callable[[int], None] | None = None  # told slots applied (metrics)
+        self.recent: RecentAssignments | None = None
 
     async def _call(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
@@ -120,8 +125,14 @@ class ProcessWorker:
             batch = ahead
 
     async def _batch(self, first: int, slot: int) -> list[Assignment]:
-        """The next assignments from ``first`` (at most 256, up to ``slot``), parsed."""
-        rows = await self._store.slots(self.id, first, slot, 256)
+        """The next assignments from ``first`` (at most 256, up to ``slot``), parsed.
+
+        Those the scheduler just made durable come from its memory; else the store."""
+        if self.recent is not None:
+            fresh = self.recent(self.id, first, min(slot, first + _BATCH - 1))
+            if fresh:
+                return fresh
+        rows = await self._store.slots(self.id, first, slot, _BATCH)
         if not rows or rows[0].assignment.slot != first:
             latest = await self._store.latest(self.id)
             current = latest.slot if latest else -1

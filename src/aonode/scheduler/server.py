@@ -50,6 +50,7 @@ log = logging.getLogger("aonode.scheduler")
 
 _RECENT = 8192  # message ids remembered for re-post detection while not yet durable
 _INFLIGHT = 8192  # assigned-but-not-durable entries allowed before the actor waits
+_DURABLE_KEPT = 512  # durable assignments kept for the process worker (a compute batch is 256)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,9 @@ class SchedulerServer:
         self._queue: asyncio.Queue[_Request | None] = asyncio.Queue(options.queue_size)
         self._pipeline: asyncio.Queue[_Entry | None] = asyncio.Queue(1024)
         self._recent: OrderedDict[str, _Entry] = OrderedDict()
+        # The newest durable assignments by slot: the process worker computes from
+        # these instead of reading and re-parsing what was just stored.
+        self._durable: OrderedDict[int, Assignment] = OrderedDict()
         self._inflight = asyncio.Semaphore(_INFLIGHT)
         self._pending = 0
         self._settled = asyncio.Event()
@@ -359,6 +363,14 @@ class SchedulerServer:
 
     # -- the committer ---------------------------------------------------
 
+    def durable(self, first: int, last: int) -> list[Assignment]:
+        """The consecutive durable assignments ``first..last`` still in memory (maybe none)."""
+        out: list[Assignment] = []
+        while first <= last and (a := self._durable.get(first)) is not None:
+            out.append(a)
+            first += 1
+        return out
+
     async def _committer(self) -> None:
         loop = asyncio.get_running_loop()
         while (entry := await self._pipeline.get()) is not None:
@@ -399,4 +411,7 @@ class SchedulerServer:
             )
             entry.durable.set_exception(StoreError(f"store failed: {exc}"))
         else:
+            self._durable[assignment.slot] = assignment
+            while len(self._durable) > _DURABLE_KEPT:
+                self._durable.popitem(last=False)
             entry.durable.set_result(assignment)
