@@ -10,28 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from aonode.message import Message
+from aonode.process.runtime.base import MESSAGE_FIELDS
 from aonode.scheduler.assignment import Assignment
 from aonode.scheduler.formats import text_or_b64
 
 Json = dict[str, Any]
 
-# Keys a tag may not overwrite: they are the message's own fields.
-_RESERVED = {
-    "Id",
-    "Owner",
-    "From",
-    "Target",
-    "Anchor",
-    "Data",
-    "Tags",
-    "Timestamp",
-    "Block-Height",
-    "Epoch",
-    "Nonce",
-    "Hash-Chain",
-    "Cron",
-    "Module",
-}
+_RESERVED = frozenset(MESSAGE_FIELDS)  # a tag may not overwrite a message field
 
 
 def _with_tags(doc: Json, tags: tuple[tuple[str, str], ...]) -> Json:

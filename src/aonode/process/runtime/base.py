@@ -35,6 +35,33 @@ from typing import Any, Protocol
 Json = dict[str, Any]
 
 
+# An aos message's own fields, as AO's compute units hand them to a process (the
+# json-iface message keeps only these; a tag may not overwrite one of them).
+MESSAGE_FIELDS = (
+    "Id",
+    "Owner",
+    "From",
+    "Target",
+    "Anchor",
+    "Data",
+    "Tags",
+    "Timestamp",
+    "Block-Height",
+    "Epoch",
+    "Nonce",
+    "Hash-Chain",
+    "Cron",
+    "Module",
+)
+
+
+def json_default(value: object) -> Any:
+    """orjson ``default``: bytes become text (invalid UTF-8 replaced); nothing else."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", "replace")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Per-message budget: Lua VM instructions and bytes of memory."""

@@ -23,36 +23,12 @@ from typing import Any
 
 import orjson
 
-from aonode.process.runtime.base import Json, Results
-
-
-def _default(value: object) -> Any:
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).decode("utf-8", "replace")
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-MSG_FIELDS = (
-    "Id",
-    "Owner",
-    "From",
-    "Target",
-    "Anchor",
-    "Data",
-    "Tags",
-    "Timestamp",
-    "Block-Height",
-    "Epoch",
-    "Nonce",
-    "Hash-Chain",
-    "Cron",
-    "Module",
-)
+from aonode.process.runtime.base import MESSAGE_FIELDS, Json, Results, json_default
 
 
 def encode(msg: Json, env: Json, module: Json | None = None) -> tuple[bytes, bytes]:
     """The two NUL-terminated arguments of ``handle``."""
-    doc = {k: msg[k] for k in MSG_FIELDS if k in msg}
+    doc = {k: msg[k] for k in MESSAGE_FIELDS if k in msg}
     process = env.get("Process")
     environment: Json = {}
     if isinstance(process, dict):
@@ -60,8 +36,8 @@ def encode(msg: Json, env: Json, module: Json | None = None) -> tuple[bytes, byt
     if module is not None:
         environment["Module"] = module
     return (
-        orjson.dumps(doc, default=_default) + b"\0",
-        orjson.dumps(environment, default=_default) + b"\0",
+        orjson.dumps(doc, default=json_default) + b"\0",
+        orjson.dumps(environment, default=json_default) + b"\0",
     )
 
 

@@ -58,7 +58,7 @@ from typing import Any
 import orjson
 from lupa import lua53  # type: ignore[import-untyped]
 
-from aonode.process.runtime.base import Json, Limits, Results
+from aonode.process.runtime.base import Json, Limits, Results, json_default
 
 DEFAULT_LIMITS = Limits()
 _FATAL = ("budget", "memory")
@@ -74,12 +74,6 @@ def _resource(name: str) -> bytes | None:
 def _no_attributes(obj: object, name: object, is_setting: bool) -> object:
     """lupa attribute filter: defence in depth, no Python object is ever handed to Lua."""
     raise AttributeError("Python objects are not accessible from a process")
-
-
-def _json_default(value: object) -> Any:
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).decode("utf-8", "replace")
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _as_int(value: object, default: int) -> int:
@@ -341,9 +335,9 @@ class LuaRuntime:
         pid = str(process.get("Id", "")) if isinstance(process, dict) else ""
         slot = _as_int(msg.get("Nonce"), self._next_slot)
         return _Call(
-            msg=orjson.dumps(body, default=_json_default),
+            msg=orjson.dumps(body, default=json_default),
             data=raw,
-            env=orjson.dumps(env, default=_json_default),
+            env=orjson.dumps(env, default=json_default),
             slot=slot,
             seed=random_seed(pid, slot),
             now=_as_int(msg.get("Timestamp"), 0),
