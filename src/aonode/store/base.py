@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from aonode.errors import IntegrityError
+
 
 @dataclass(frozen=True, slots=True)
 class MessageRecord:
@@ -87,6 +89,18 @@ class Record:
     kind: str
     key: str
     value: bytes
+
+
+def check_pairing(record: AssignmentRecord | LocationRecord, body: MessageRecord) -> None:
+    """Refuse an assignment or location record whose message is not the one given with it."""
+    if record.message == body.id:
+        return
+    if isinstance(record, AssignmentRecord):
+        raise IntegrityError(
+            f"assignment of {record.process} slot {record.slot} names message"
+            f" {record.message} but its body is {body.id}"
+        )
+    raise IntegrityError(f"location of {record.address} names another message")
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from aonode.errors import IntegrityError, StoreError
+from aonode.errors import StoreError
 from aonode.store.base import (
     AssignmentRecord,
     CommitObserver,
@@ -51,6 +51,7 @@ from aonode.store.base import (
     Record,
     ResultRecord,
     StoredSlot,
+    check_pairing,
 )
 from aonode.store.pg_lease import LeaseBook
 from aonode.store.pg_schema import check_schema_name, migrate
@@ -273,19 +274,14 @@ class PostgresStore:
     # -- writes ----------------------------------------------------------------
 
     async def append(self, assignment: AssignmentRecord, body: MessageRecord) -> None:
-        if assignment.message != body.id:
-            raise IntegrityError(
-                f"assignment of {assignment.process} slot {assignment.slot} names message"
-                f" {assignment.message} but its body is {body.id}"
-            )
+        check_pairing(assignment, body)
         await self._enqueue(assignment, body)
 
     async def put_message(self, message: MessageRecord) -> None:
         await self._enqueue(None, message)
 
     async def put_location(self, location: LocationRecord, message: MessageRecord) -> bool:
-        if location.message != message.id:
-            raise IntegrityError(f"location of {location.address} names another message")
+        check_pairing(location, message)
         return bool(await self._enqueue(location, message))
 
     async def put_result(self, result: ResultRecord) -> None:

@@ -53,6 +53,7 @@ from aonode.store.base import (
     Record,
     ResultRecord,
     StoredSlot,
+    check_pairing,
 )
 
 T = TypeVar("T")
@@ -258,19 +259,14 @@ class SQLiteStore:
     # -- writes ----------------------------------------------------------------
 
     async def append(self, assignment: AssignmentRecord, body: MessageRecord) -> None:
-        if assignment.message != body.id:
-            raise IntegrityError(
-                f"assignment of {assignment.process} slot {assignment.slot} names message"
-                f" {assignment.message} but its body is {body.id}"
-            )
+        check_pairing(assignment, body)
         await self._enqueue(assignment, body)
 
     async def put_message(self, message: MessageRecord) -> None:
         await self._enqueue(None, message)
 
     async def put_location(self, location: LocationRecord, message: MessageRecord) -> bool:
-        if location.message != message.id:
-            raise IntegrityError(f"location of {location.address} names another message")
+        check_pairing(location, message)
         await self._enqueue(location, message)
         stored = await self.get_location(location.address)
         return stored is not None and stored[0].message == message.id
