@@ -82,6 +82,8 @@ class ProcessWorker:
         self._fresh: dict[int, Results] = {}
         self.on_applied: Callable[[int], None] | None = None  # told slots applied (metrics)
         self.recent: RecentAssignments | None = None
+        self._frontier: int | None = None  # no stored results at or above it (see _cached)
+        self._env = aosmsg.process_env(process)  # the same for every message
 
     async def _call(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
@@ -91,38 +93,50 @@ class ProcessWorker:
         self.last_used = time.monotonic()
         if (fresh := self._fresh.get(slot)) is not None:
             return fresh
-        cached = await self._store.get_result(self.id, slot)
-        if cached is not None:
-            return _results(cached.results)
+        if (cached := await self._cached(slot)) is not None:
+            return cached
+        waited = self._lock.locked()
         async with self._lock:
-            if (fresh := self._fresh.get(slot)) is not None:
-                return fresh
-            cached = await self._store.get_result(self.id, slot)
-            if cached is not None:
-                return _results(cached.results)
+            if waited:  # someone else computed meanwhile, perhaps this very slot
+                if (fresh := self._fresh.get(slot)) is not None:
+                    return fresh
+                if (cached := await self._cached(slot)) is not None:
+                    return cached
             if self._runtime is None or self.at_slot >= slot:
                 await self._load(slot)
             return await self._advance(slot)
+
+    async def _cached(self, slot: int) -> Results | None:
+        """The stored results of ``slot``, skipping the look-up where none can exist.
+
+        Stored results always form a prefix of the schedule (they are written in
+        slot order and a crash loses only a suffix), so once a look-up misses at
+        ``s``, nothing at or above ``s`` is stored but what this worker writes."""
+        if self._frontier is not None and slot >= self._frontier and slot > self.at_slot:
+            return None
+        cached = await self._store.get_result(self.id, slot)
+        if cached is not None:
+            return _results(cached.results)
+        if slot > self.at_slot:
+            self._frontier = slot if self._frontier is None else min(self._frontier, slot)
+        return None
 
     async def _advance(self, slot: int) -> Results:
         """Apply the assignments after ``at_slot`` up to ``slot`` (lock held).
 
         Pipelined: while the compute thread applies one batch, the event loop
         reads and parses the next one (Lua runs without the GIL)."""
-        results = Results()
         if self.at_slot >= slot:
-            return results
+            return Results()
         batch = await self._batch(self.at_slot + 1, slot)
-        while True:
+        while batch[-1].slot < slot:
             applying = asyncio.ensure_future(self._apply(batch))
-            last = batch[-1].slot
             try:
-                ahead = await self._batch(last + 1, slot) if last < slot else None
+                ahead = await self._batch(batch[-1].slot + 1, slot)
             finally:
-                results = await applying  # also when reading ahead failed
-            if ahead is None:
-                return results
+                await applying  # also when reading ahead failed
             batch = ahead
+        return await self._apply(batch)  # the last batch: nothing to read ahead
 
     async def _batch(self, first: int, slot: int) -> list[Assignment]:
         """The next assignments from ``first`` (at most 256, up to ``slot``), parsed.
@@ -161,7 +175,7 @@ class ProcessWorker:
         slot, _ = await self.now()
         async with self._lock:
             runtime = await self._live_at(slot)
-            env = aosmsg.process_env(self.process)
+            env = self._env
             return slot, await self._call(lambda: runtime.dryrun(msg, env))
 
     async def snapshot(self) -> tuple[int, bytes]:
@@ -197,7 +211,7 @@ class ProcessWorker:
         assert runtime is not None
         first = assignments[0].slot
         assert first == self.at_slot + 1, f"applying slot {first} after {self.at_slot}"
-        env = aosmsg.process_env(self.process)
+        env = self._env
         every = self._snapshot_slots
         last_slot = assignments[-1].slot
         overdue = time.monotonic() - self._last_snapshot >= self._snapshot_seconds

@@ -218,6 +218,8 @@ class LuaRuntime:
         self._dumped: bytes | None = None  # dump of the live state, until it changes
         self._next_checkpoint = self._checkpoint_every  # journal length that triggers one
         self._broken: str | None = None
+        self._last_env: Json | None = None
+        self._last_env_bytes = b""
         self._vm: _VM | None = self._rebuild()
 
     @classmethod
@@ -322,6 +324,12 @@ class LuaRuntime:
                 )
         return vm
 
+    def _env_json(self, env: Json) -> bytes:
+        """``env`` as JSON; a worker passes the same env object every time: encoded once."""
+        if env is not self._last_env:
+            self._last_env, self._last_env_bytes = env, orjson.dumps(env, default=json_default)
+        return self._last_env_bytes
+
     def _prepare(self, msg: Json, env: Json) -> _Call:
         data = msg.get("Data")
         if isinstance(data, str):
@@ -337,7 +345,7 @@ class LuaRuntime:
         return _Call(
             msg=orjson.dumps(body, default=json_default),
             data=raw,
-            env=orjson.dumps(env, default=json_default),
+            env=self._env_json(env),
             slot=slot,
             seed=random_seed(pid, slot),
             now=_as_int(msg.get("Timestamp"), 0),
