@@ -13,7 +13,9 @@ Exactly-once delivery rests on two facts:
    ``/schedule`` and ``/push``), never with a second slot.
 
 Signing is serialised per ``(sender, slot)`` within this process, so two
-pushes of one slot running at once cannot sign two messages for one entry.
+pushes of one slot running at once cannot sign two messages for one entry;
+across nodes sharing one store, the record is *added* (kept if present), so
+whichever node stored its signed message first, both send that one.
 An async push is a ``push-job`` record from the moment it is accepted (before
 the 202) until its walk completes.
 """
@@ -143,16 +145,24 @@ class Ledger:
                 for r in await self._store.records(DELIVERY, prefix)
             }
             found: dict[int, Message] = {}
-            new: list[Record] = []
+            signed: dict[int, ans104.DataItem] = {}
             for index, out in entries.items():
                 raw = have.get(index)
                 if raw is not None:
                     found[index] = Message.from_item(ans104.parse(raw))
                     continue
-                item = await self._sign(sender, slot, origin, index, out)
-                new.append(Record(DELIVERY, delivery_key(sender, slot, index), item.raw))
-                found[index] = Message.from_item(item)
-            await asyncio.gather(*(self._store.put_record(r) for r in new))
+                signed[index] = await self._sign(sender, slot, origin, index, out)
+            # add, not put: a node sharing this store that signed the same entry first
+            # wins, and both then send its message (one id, so one delivery)
+            kept = await asyncio.gather(
+                *(
+                    self._store.add_record(Record(DELIVERY, delivery_key(sender, slot, i), it.raw))
+                    for i, it in signed.items()
+                )
+            )
+            for (index, item), record in zip(signed.items(), kept, strict=True):
+                won = item if record.value == item.raw else ans104.parse(record.value)
+                found[index] = Message.from_item(won)
         return found
 
     async def _sign(

@@ -189,6 +189,14 @@ class Store(Protocol):
         """Store ``record`` (replacing the value under its ``(kind, key)``); durable on return."""
         ...
 
+    async def add_record(self, record: Record) -> Record:
+        """Store ``record`` unless its ``(kind, key)`` already holds a value (kept as is).
+
+        Returns the stored record: ``record``, or the one that was there first — so
+        of several writers (nodes) racing on one key exactly one wins.  Durable on return.
+        """
+        ...
+
     async def delete_record(self, kind: str, key: str) -> bool:
         """Remove one record; durable on return.  False when there was none."""
         ...

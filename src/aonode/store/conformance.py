@@ -387,6 +387,25 @@ class StoreConformance:
         finally:
             await again.close()
 
+    async def test_add_record_keeps_the_first_value(self, store_factory: StoreFactory) -> None:
+        store = store_factory("add-records")
+        await store.open()
+        first = Record("push-delivery", "p/1/1", b"first")
+        assert await store.add_record(first) == first
+        assert await store.add_record(Record("push-delivery", "p/1/1", b"second")) == first
+        # racing writers on one key: every one of them is told the same winner
+        racers = [Record("push-delivery", "p/1/2", b"racer %d" % i) for i in range(8)]
+        won = await asyncio.gather(*(store.add_record(r) for r in racers))
+        assert len(set(won)) == 1 and won[0] in racers
+        await store.close()
+        again = store_factory("add-records")
+        await again.open()
+        try:
+            assert await again.get_record("push-delivery", "p/1/1") == first
+            assert await again.get_record("push-delivery", "p/1/2") == won[0]
+        finally:
+            await again.close()
+
     async def test_processes_in_order_of_first_storing(self, store: Store) -> None:
         await append(store, "zeta", 0)
         await append(store, "alpha", 0)

@@ -61,6 +61,9 @@ _UPSERT_RECORD: Final = (
     "INSERT INTO records (kind, key, value) VALUES ($1, $2, $3)"
     " ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value"
 )
+_ADD_RECORD: Final = (
+    "INSERT INTO records (kind, key, value) VALUES ($1, $2, $3) ON CONFLICT (kind, key) DO NOTHING"
+)
 _DELETE_RECORD: Final = "DELETE FROM records WHERE kind = $1 AND key = $2"
 
 _NEXT_CACHE_SIZE: Final = 65_536  # processes whose next slot the writer remembers
@@ -73,12 +76,13 @@ _ITEM_ERRORS: Final = (
 
 
 class RecordWrite:
-    """A queued put (``value`` set) or delete (``value`` None) of one record."""
+    """A queued put (``value`` set; ``only_new``: unless the key holds one) or delete
+    (``value`` None) of one record."""
 
-    __slots__ = ("key", "kind", "value")
+    __slots__ = ("key", "kind", "only_new", "value")
 
-    def __init__(self, kind: str, key: str, value: bytes | None) -> None:
-        self.kind, self.key, self.value = kind, key, value
+    def __init__(self, kind: str, key: str, value: bytes | None, only_new: bool = False) -> None:
+        self.kind, self.key, self.value, self.only_new = kind, key, value, only_new
 
 
 Op = AssignmentRecord | LocationRecord | ResultRecord | RecordWrite | None
@@ -302,7 +306,8 @@ async def _write_other(conn: asyncpg.Connection, op: Op, m: MessageRecord | None
         if op.value is None:
             status = await conn.execute(_DELETE_RECORD, op.kind, op.key)
             return status != "DELETE 0"
-        await conn.execute(_UPSERT_RECORD, op.kind, op.key, op.value)
+        sql = _ADD_RECORD if op.only_new else _UPSERT_RECORD
+        await conn.execute(sql, op.kind, op.key, op.value)
         return None
     if isinstance(op, ResultRecord):
         await conn.execute(_INSERT_RESULT, op.process, op.slot, op.message, op.results, op.snapshot)

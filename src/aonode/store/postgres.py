@@ -290,6 +290,12 @@ class PostgresStore:
     async def put_record(self, record: Record) -> None:
         await self._enqueue(RecordWrite(record.kind, record.key, bytes(record.value)), None)
 
+    async def add_record(self, record: Record) -> Record:
+        value = bytes(record.value)
+        await self._enqueue(RecordWrite(record.kind, record.key, value, only_new=True), None)
+        stored = await self.get_record(record.kind, record.key)
+        return stored if stored is not None else Record(record.kind, record.key, value)
+
     async def delete_record(self, kind: str, key: str) -> bool:
         return bool(await self._enqueue(RecordWrite(kind, key, None), None))
 

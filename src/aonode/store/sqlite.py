@@ -123,6 +123,7 @@ _UPSERT_RECORD: Final = (
     "INSERT INTO records (kind, key, value) VALUES (?, ?, ?)"
     " ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value"
 )
+_ADD_RECORD: Final = "INSERT OR IGNORE INTO records (kind, key, value) VALUES (?, ?, ?)"
 _DELETE_RECORD: Final = "DELETE FROM records WHERE kind = ? AND key = ?"
 _RECORD: Final = "SELECT kind, key, value FROM records WHERE kind = ? AND key = ?"
 _RECORDS: Final = (
@@ -151,12 +152,13 @@ _Future = asyncio.Future[None]
 
 
 class _RecordWrite:
-    """A queued put (``value`` set) or delete (``value`` None) of one record."""
+    """A queued put (``value`` set; ``only_new``: unless the key holds one) or delete
+    (``value`` None) of one record."""
 
-    __slots__ = ("key", "kind", "value")
+    __slots__ = ("key", "kind", "only_new", "value")
 
-    def __init__(self, kind: str, key: str, value: bytes | None) -> None:
-        self.kind, self.key, self.value = kind, key, value
+    def __init__(self, kind: str, key: str, value: bytes | None, only_new: bool = False) -> None:
+        self.kind, self.key, self.value, self.only_new = kind, key, value, only_new
 
 
 # (assignment, or a location, or None for put_message; message; future of the caller)
@@ -295,6 +297,12 @@ class SQLiteStore:
 
     async def put_record(self, record: Record) -> None:
         await self._enqueue(_RecordWrite(record.kind, record.key, bytes(record.value)), None)
+
+    async def add_record(self, record: Record) -> Record:
+        value = bytes(record.value)
+        await self._enqueue(_RecordWrite(record.kind, record.key, value, only_new=True), None)
+        stored = await self.get_record(record.kind, record.key)
+        return stored if stored is not None else Record(record.kind, record.key, value)
 
     async def delete_record(self, kind: str, key: str) -> bool:
         existed = bool(self._query(_RECORD, (kind, key)))
@@ -608,7 +616,7 @@ def _write_record(conn: sqlite3.Connection, r: _RecordWrite) -> None:
     if r.value is None:
         conn.execute(_DELETE_RECORD, (r.kind, r.key))
     else:
-        conn.execute(_UPSERT_RECORD, (r.kind, r.key, r.value))
+        conn.execute(_ADD_RECORD if r.only_new else _UPSERT_RECORD, (r.kind, r.key, r.value))
 
 
 def _next_slot(conn: sqlite3.Connection, process: str) -> int:
