@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -43,6 +42,7 @@ from typing import Any
 
 import lupa.lua53 as lua  # type: ignore[import-untyped]  # lupa ships no stubs
 
+from aonode.process.runtime import hyperaos_shapes as shapes
 from aonode.process.runtime.base import Json, Limits, Results
 
 _HOOK_STEP = 1000
@@ -124,17 +124,21 @@ class _VM:
 
     def run(self, call: _Call) -> _Outcome:
         try:
-            base, req = _to_lua(self._rt, call.base), _to_lua(self._rt, call.req)
+            base, req = shapes.to_lua(self._rt, call.base), shapes.to_lua(self._rt, call.req)
             status, result, handled, trace = self._h.run(
                 base, req, call.seed, call.now, self._limits.instructions
             )
-            if _text(status) != "ok":
-                raw = _text(result)
-                best = _text(handled) if handled is not None else raw
-                return _Outcome(True, None, best, raw, _opt_text(trace))
+            if shapes.text(status) != "ok":
+                raw = shapes.text(result)
+                best = shapes.text(handled) if handled is not None else raw
+                return _Outcome(True, None, best, raw, shapes.opt_text(trace))
             results = result[b"results"] if lua.lua_type(result) == "table" else None
-            value = {"results": _from_lua(results)} if results is not None else _from_lua(result)
-            return _Outcome(False, value, _opt_text(handled))
+            value = (
+                {"results": shapes.from_lua(results)}
+                if results is not None
+                else shapes.from_lua(result)
+            )
+            return _Outcome(False, value, shapes.opt_text(handled))
         except lua.LuaMemoryError:
             return _Outcome(True, error="aonode: Lua memory limit exceeded")
         except (lua.LuaError, ValueError, RecursionError) as exc:
@@ -201,7 +205,7 @@ class HyperAOSRuntime:
     def boot(self, process_msg: Json, env: Json) -> Results:
         if self._booted:
             raise RuntimeError("process already booted")
-        self._pos = _Position(str(process_msg.get("Id") or ""), _body(process_msg), 0, 0)
+        self._pos = _Position(str(process_msg.get("Id") or ""), shapes.body(process_msg), 0, 0)
         self._vm = _VM.fresh(self._sources, self._limits)
         self._booted = True
         return self._step(process_msg, commit=True)
@@ -296,7 +300,7 @@ class HyperAOSRuntime:
             "timestamp": ts,
             "block-height": _int(msg.get("Block-Height"), 0),
             "block-timestamp": ts // 1000,
-            "body": _body(msg),
+            "body": shapes.body(msg),
         }
         if msg.get("Hash-Chain"):
             req["hash-chain"] = str(msg["Hash-Chain"])
@@ -306,34 +310,6 @@ class HyperAOSRuntime:
 
 def _int(value: Any, default: int) -> int:
     return default if value is None or value == "" else int(value)
-
-
-def _body(msg: Mapping[str, Any]) -> Json:
-    """The aos message as HyperBEAM hands it to Lua: lowercase keys, commitments.
-
-    We do not keep the original signature, so every signed message appears as
-    an httpsig RSA commitment by its Owner (``alg`` and ``type`` both set, the
-    two spellings hyper-aos versions read).
-    """
-    body: Json = {}
-    for tag in msg.get("Tags") or ():
-        body.setdefault(str(tag["name"]).lower(), tag["value"])
-    for field in ("Target", "Anchor", "Data"):
-        if msg.get(field):
-            body[field.lower()] = msg[field]
-    owner, sender, mid = msg.get("Owner"), msg.get("From"), msg.get("Id")
-    if sender and owner and sender != owner:
-        body.setdefault("from-process", sender)
-    commitments: Json = {}
-    if owner:
-        commitments[str(mid or "")] = {
-            "commitment-device": "httpsig@1.0",
-            "alg": "rsa-pss-sha512",
-            "type": "rsa-pss-sha512",
-            "committer": owner,
-        }
-    body["commitments"] = commitments
-    return body
 
 
 def _results(out: _Outcome, *, patch_split: bool) -> Results:
@@ -348,12 +324,12 @@ def _results(out: _Outcome, *, patch_split: bool) -> Results:
     text = output.get("data") if isinstance(output, dict) else output
     outbox: list[Json] = []
     patches: list[Json] = []
-    for msg in _ordered(results.get("outbox")):
-        if patch_split and _is_patch(msg):
+    for msg in shapes.ordered(results.get("outbox")):
+        if patch_split and shapes.is_patch(msg):
             patches.append(msg)
         else:
-            outbox.append(_aos_message(msg))
-    data = _text(text) if text is not None else ""
+            outbox.append(shapes.aos_message(msg))
+    data = shapes.text(text) if text is not None else ""
     prompt = output.get("prompt") if isinstance(output, dict) else None
     return Results(
         data=(data or None) if out.error is None else None,
@@ -363,100 +339,3 @@ def _results(out: _Outcome, *, patch_split: bool) -> Results:
         error=out.error,
         extra={"prompt": prompt, "results": results},
     )
-
-
-def _ordered(box: Any) -> list[Json]:
-    if isinstance(box, list):
-        return [m for m in box if isinstance(m, dict)]
-    if not isinstance(box, dict):
-        return []
-    keys = sorted(box, key=lambda k: (0, int(k), "") if k.isdigit() else (1, 0, k))
-    return [box[k] for k in keys if isinstance(box[k], dict)]
-
-
-def _is_patch(msg: Json) -> bool:
-    low = {k.lower(): v for k, v in msg.items()}
-    return low.get("method") == "PATCH" or low.get("device") == "patch@1.0"
-
-
-def _aos_message(msg: Json) -> Json:
-    """A hyper-aos outbox entry in aos shape; keys keep the case Lua gave them."""
-    special: dict[str, str] = {}
-    tags: list[Json] = []
-    for key, value in msg.items():
-        low = key.lower()
-        if low in ("target", "data", "anchor"):
-            special.setdefault(low, _value_text(value))
-        elif low == "tags" and isinstance(value, (dict, list)):
-            pairs = value.items() if isinstance(value, dict) else _tag_list(value)
-            tags.extend({"name": str(n), "value": _value_text(v)} for n, v in pairs)
-        elif value is not None:
-            tags.append({"name": key, "value": _value_text(value)})
-    out: Json = {"Target": special.get("target"), "Data": special.get("data", ""), "Tags": tags}
-    if "anchor" in special:
-        out["Anchor"] = special["anchor"]
-    for tag in tags:
-        out.setdefault(tag["name"], tag["value"])
-    return out
-
-
-def _tag_list(items: list[Any]) -> list[tuple[Any, Any]]:
-    return [(t.get("name"), t.get("value")) for t in items if isinstance(t, dict)]
-
-
-def _value_text(value: Any) -> str:
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return _text(value)
-
-
-def _text(value: Any) -> str:
-    """Lua's ``tostring`` for the values that cross the boundary."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-        s = format(value, ".14g")
-        return s if any(c in s for c in ".en") else s + ".0"
-    if value is None:
-        return "nil"
-    return str(value)
-
-
-def _opt_text(value: Any) -> str | None:
-    return None if value is None else _text(value)
-
-
-def _to_lua(rt: Any, obj: Any) -> Any:
-    if isinstance(obj, str):
-        return obj.encode()
-    if isinstance(obj, Mapping):
-        table = rt.table()
-        for key, value in obj.items():
-            table[_to_lua(rt, key)] = _to_lua(rt, value)
-        return table
-    if isinstance(obj, (list, tuple)):
-        table = rt.table()
-        for i, value in enumerate(obj, 1):
-            table[i] = _to_lua(rt, value)
-        return table
-    return obj
-
-
-def _from_lua(value: Any, depth: int = 0) -> Any:
-    """Lua value → JSON-able Python; arrays 1..n become lists, keys are sorted."""
-    if depth > 64:
-        raise ValueError("result nested too deeply (or recursive)")
-    kind = lua.lua_type(value)
-    if kind is None:
-        return _text(value) if isinstance(value, bytes) else value
-    if kind != "table":
-        return None
-    items = [(k, _from_lua(v, depth + 1)) for k, v in value.items()]
-    keys = [k for k, _ in items]
-    if items and all(type(k) is int for k in keys) and sorted(keys) == [*range(1, len(keys) + 1)]:
-        return [v for _, v in sorted(items, key=lambda kv: kv[0])]
-    return {_text(k): v for k, v in sorted(items, key=lambda kv: _text(kv[0])) if v is not None}
