@@ -44,7 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from aonode.errors import IntegrityError, StoreError
+from aonode.errors import StoreError
 from aonode.store.base import (
     AssignmentRecord,
     CommitObserver,
@@ -54,6 +54,13 @@ from aonode.store.base import (
     ResultRecord,
     StoredSlot,
     check_pairing,
+)
+from aonode.store.sqlite_batch import (
+    Item,
+    Outcome,
+    RecordWrite,
+    write_careful,
+    write_fast,
 )
 
 T = TypeVar("T")
@@ -90,24 +97,9 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
-_INSERT_ASSIGNMENT: Final = (
-    "INSERT INTO assignments (process, slot, message, hash_chain, document) VALUES (?, ?, ?, ?, ?)"
-)
-_INSERT_MESSAGE: Final = "INSERT OR IGNORE INTO messages (id, codec, raw) VALUES (?, ?, ?)"
-_INSERT_PROCESS: Final = "INSERT INTO processes (id) VALUES (?)"
-_UPSERT_LOCATION: Final = (
-    "INSERT INTO locations (address, nonce, message) VALUES (?, ?, ?)"
-    " ON CONFLICT (address) DO UPDATE SET nonce = excluded.nonce, message = excluded.message"
-    " WHERE excluded.nonce > locations.nonce"
-)
 _LOCATION: Final = (
     "SELECT l.address, l.nonce, l.message, m.raw, m.codec FROM locations AS l"
     " JOIN messages AS m ON m.id = l.message WHERE l.address = ?"
-)
-_INSERT_RESULT: Final = (
-    "INSERT INTO computed (process, slot, message, results, snapshot) VALUES (?, ?, ?, ?, ?)"
-    " ON CONFLICT (process, slot) DO UPDATE SET snapshot = excluded.snapshot"
-    " WHERE excluded.snapshot IS NOT NULL AND computed.snapshot IS NULL"
 )
 _RESULT: Final = (
     "SELECT process, slot, message, results FROM computed WHERE process = ? AND slot = ?"
@@ -119,17 +111,10 @@ _LATEST_SNAPSHOT: Final = (
     "SELECT process, slot, message, results, snapshot FROM computed"
     " WHERE process = ? AND slot <= ? AND snapshot IS NOT NULL ORDER BY slot DESC LIMIT 1"
 )
-_UPSERT_RECORD: Final = (
-    "INSERT INTO records (kind, key, value) VALUES (?, ?, ?)"
-    " ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value"
-)
-_ADD_RECORD: Final = "INSERT OR IGNORE INTO records (kind, key, value) VALUES (?, ?, ?)"
-_DELETE_RECORD: Final = "DELETE FROM records WHERE kind = ? AND key = ?"
 _RECORD: Final = "SELECT kind, key, value FROM records WHERE kind = ? AND key = ?"
 _RECORDS: Final = (
     "SELECT kind, key, value FROM records WHERE kind = ? AND substr(key, 1, ?) = ? ORDER BY key"
 )
-_NEXT_SLOT: Final = "SELECT max(slot) FROM assignments WHERE process = ?"
 _LATEST: Final = (
     "SELECT process, slot, message, hash_chain, document FROM assignments"
     " WHERE process = ? ORDER BY slot DESC LIMIT 1"
@@ -151,27 +136,6 @@ _NEXT_CACHE_SIZE: Final = 65_536  # processes whose next slot the writer remembe
 _Future = asyncio.Future[None]
 
 
-class _RecordWrite:
-    """A queued put (``value`` set; ``only_new``: unless the key holds one) or delete
-    (``value`` None) of one record."""
-
-    __slots__ = ("key", "kind", "only_new", "value")
-
-    def __init__(self, kind: str, key: str, value: bytes | None, only_new: bool = False) -> None:
-        self.kind, self.key, self.value, self.only_new = kind, key, value, only_new
-
-
-# (assignment, or a location, or None for put_message; message; future of the caller)
-_Item = tuple[
-    AssignmentRecord | LocationRecord | ResultRecord | _RecordWrite | None,
-    MessageRecord | None,
-    _Future,
-]
-_Outcome = BaseException | None
-# Errors that concern one item's values (binding), not the connection or the disk.
-_ITEM_ERRORS: Final = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError)
-
-
 class SQLiteStore:
     """:class:`aonode.store.base.Store` on one SQLite file (see module docstring).
 
@@ -188,7 +152,7 @@ class SQLiteStore:
         self._max_batch = max_batch
         self._state = "new"  # new -> open -> closing -> closed
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()  # None = stop
+        self._queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()  # None = stop
         self._writer: threading.Thread | None = None
         self._stopped: _Future | None = None
         self._next: dict[str, int] = {}  # writer thread only
@@ -296,17 +260,17 @@ class SQLiteStore:
         return ResultRecord(*rows[0]) if rows else None
 
     async def put_record(self, record: Record) -> None:
-        await self._enqueue(_RecordWrite(record.kind, record.key, bytes(record.value)), None)
+        await self._enqueue(RecordWrite(record.kind, record.key, bytes(record.value)), None)
 
     async def add_record(self, record: Record) -> Record:
         value = bytes(record.value)
-        await self._enqueue(_RecordWrite(record.kind, record.key, value, only_new=True), None)
+        await self._enqueue(RecordWrite(record.kind, record.key, value, only_new=True), None)
         stored = await self.get_record(record.kind, record.key)
         return stored if stored is not None else Record(record.kind, record.key, value)
 
     async def delete_record(self, kind: str, key: str) -> bool:
         existed = bool(self._query(_RECORD, (kind, key)))
-        await self._enqueue(_RecordWrite(kind, key, None), None)
+        await self._enqueue(RecordWrite(kind, key, None), None)
         return existed
 
     async def get_record(self, kind: str, key: str) -> Record | None:
@@ -319,7 +283,7 @@ class SQLiteStore:
 
     def _enqueue(
         self,
-        assignment: AssignmentRecord | LocationRecord | ResultRecord | _RecordWrite | None,
+        assignment: AssignmentRecord | LocationRecord | ResultRecord | RecordWrite | None,
         body: MessageRecord | None,
     ) -> _Future:
         # Synchronous on purpose: the item is queued before the caller's first await.
@@ -463,15 +427,15 @@ class SQLiteStore:
             raise
         return SCHEMA_VERSION
 
-    def _commit(self, conn: sqlite3.Connection, batch: list[_Item]) -> list[_Outcome]:
+    def _commit(self, conn: sqlite3.Connection, batch: list[Item]) -> list[Outcome]:
         """Write ``batch`` in one transaction; an outcome per item (None = stored)."""
         try:
             conn.execute("BEGIN IMMEDIATE")
-            written = self._write_fast(conn, batch)
+            written = write_fast(conn, batch, self._next)
             if written is None:
                 conn.execute("ROLLBACK")
                 conn.execute("BEGIN IMMEDIATE")
-                written = self._write_careful(conn, batch)
+                written = write_careful(conn, batch)
             outcomes, staged = written
             started = time.perf_counter()
             conn.execute("COMMIT")
@@ -498,139 +462,6 @@ class SQLiteStore:
                 observer(len(batch), took)
         return outcomes
 
-    def _write_fast(
-        self, conn: sqlite3.Connection, batch: list[_Item]
-    ) -> tuple[list[_Outcome], dict[str, int]] | None:
-        """Every item checked against the cache, then ``executemany``; None = redo carefully."""
-        staged: dict[str, int] = {}
-        assignments: list[tuple[str, int, str, str, bytes]] = []
-        new_processes: list[tuple[str]] = []
-        messages: list[tuple[str, str, bytes]] = []
-        locations: list[tuple[str, int, str]] = []
-        results: list[tuple[str, int, str, bytes, bytes | None]] = []
-        records: list[_RecordWrite] = []
-        for a, m, _ in batch:
-            if isinstance(a, ResultRecord):
-                results.append((a.process, a.slot, a.message, a.results, a.snapshot))
-                continue
-            if isinstance(a, _RecordWrite):
-                records.append(a)
-                continue
-            assert m is not None
-            messages.append((m.id, m.codec, m.raw))
-            if a is None:
-                continue
-            if isinstance(a, LocationRecord):
-                locations.append((a.address, a.nonce, a.message))
-                continue
-            expected = staged.get(a.process)
-            if expected is None:
-                expected = self._next.get(a.process)
-                if expected is None:
-                    expected = _next_slot(conn, a.process)
-            if a.slot != expected:
-                return None
-            staged[a.process] = expected + 1
-            assignments.append((a.process, a.slot, a.message, a.hash_chain, a.document))
-            if a.slot == 0:
-                new_processes.append((a.process,))
-        try:
-            conn.executemany(_INSERT_ASSIGNMENT, assignments)
-            conn.executemany(_INSERT_PROCESS, new_processes)
-            conn.executemany(_INSERT_MESSAGE, messages)
-            conn.executemany(_UPSERT_LOCATION, locations)
-            conn.executemany(_INSERT_RESULT, results)
-            for r in records:  # in call order: a put then a delete of one key must stay so
-                _write_record(conn, r)
-        except _ITEM_ERRORS:
-            return None  # e.g. a (process, message) duplicate: find it item by item
-        return [None] * len(batch), staged
-
-    def _write_careful(
-        self, conn: sqlite3.Connection, batch: list[_Item]
-    ) -> tuple[list[_Outcome], dict[str, int]]:
-        """Item by item against the database itself; a bad item is rejected alone."""
-        staged: dict[str, int] = {}
-        outcomes: list[_Outcome] = []
-        for a, m, _ in batch:
-            if isinstance(a, _RecordWrite):
-                try:
-                    _write_record(conn, a)
-                except _ITEM_ERRORS as exc:
-                    outcomes.append(StoreError(f"record {a.kind}/{a.key}: {exc}"))
-                else:
-                    outcomes.append(None)
-                continue
-            if isinstance(a, ResultRecord):
-                try:
-                    conn.execute(
-                        _INSERT_RESULT, (a.process, a.slot, a.message, a.results, a.snapshot)
-                    )
-                except _ITEM_ERRORS as exc:
-                    outcomes.append(StoreError(f"result {a.process}/{a.slot}: {exc}"))
-                else:
-                    outcomes.append(None)
-                continue
-            assert m is not None
-            if a is None or isinstance(a, LocationRecord):
-                try:
-                    conn.execute(_INSERT_MESSAGE, (m.id, m.codec, m.raw))
-                    if a is not None:
-                        conn.execute(_UPSERT_LOCATION, (a.address, a.nonce, a.message))
-                except _ITEM_ERRORS as exc:
-                    outcomes.append(StoreError(f"message {m.id!r} cannot be stored: {exc}"))
-                else:
-                    outcomes.append(None)
-                continue
-            expected = staged.get(a.process)
-            if expected is None:
-                expected = staged[a.process] = _next_slot(conn, a.process)
-            if a.slot != expected:
-                kind = "is already assigned" if a.slot < expected else "would leave a gap"
-                outcomes.append(
-                    IntegrityError(
-                        f"process {a.process}: slot {a.slot} {kind} (next slot is {expected})"
-                    )
-                )
-                continue
-            conn.execute("SAVEPOINT item")
-            try:
-                conn.execute(
-                    _INSERT_ASSIGNMENT, (a.process, a.slot, a.message, a.hash_chain, a.document)
-                )
-                if a.slot == 0:
-                    conn.execute(_INSERT_PROCESS, (a.process,))
-                conn.execute(_INSERT_MESSAGE, (m.id, m.codec, m.raw))
-            except _ITEM_ERRORS as exc:
-                conn.execute("ROLLBACK TO item")
-                conn.execute("RELEASE item")
-                outcomes.append(_item_error(a, exc))
-                continue
-            conn.execute("RELEASE item")
-            staged[a.process] = expected + 1
-            outcomes.append(None)
-        return outcomes, staged
-
-
-def _write_record(conn: sqlite3.Connection, r: _RecordWrite) -> None:
-    if r.value is None:
-        conn.execute(_DELETE_RECORD, (r.kind, r.key))
-    else:
-        conn.execute(_ADD_RECORD if r.only_new else _UPSERT_RECORD, (r.kind, r.key, r.value))
-
-
-def _next_slot(conn: sqlite3.Connection, process: str) -> int:
-    top: int | None = conn.execute(_NEXT_SLOT, (process,)).fetchone()[0]
-    return 0 if top is None else top + 1
-
-
-def _item_error(a: AssignmentRecord, exc: sqlite3.Error) -> StoreError:
-    if not isinstance(exc, sqlite3.IntegrityError):
-        return StoreError(f"process {a.process}: slot {a.slot} cannot be stored: {exc}")
-    if "assignments.message" in str(exc):
-        return IntegrityError(f"process {a.process}: message {a.message} already has a slot")
-    return IntegrityError(f"process {a.process}: slot {a.slot} rejected: {exc}")
-
 
 def _stored_slot(row: Sequence[Any]) -> StoredSlot:
     process, slot, message, hash_chain, document, raw, codec = row
@@ -648,7 +479,7 @@ def _as_store_error(url: str, exc: BaseException) -> BaseException:
     return error
 
 
-def _settle(future: _Future | None, outcome: _Outcome) -> None:
+def _settle(future: _Future | None, outcome: Outcome) -> None:
     if future is None or future.done():  # done = the caller was cancelled
         return
     if outcome is None:
@@ -657,6 +488,6 @@ def _settle(future: _Future | None, outcome: _Outcome) -> None:
         future.set_exception(outcome)
 
 
-def _deliver(batch: list[_Item], outcomes: list[_Outcome]) -> None:
+def _deliver(batch: list[Item], outcomes: list[Outcome]) -> None:
     for (_, _, future), outcome in zip(batch, outcomes, strict=True):
         _settle(future, outcome)
