@@ -27,6 +27,12 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 BINARY_TYPES = ("application/ans104", "application/octet-stream")
 
 
+# A refused (oversized) body at most this much over the limit is read and dropped
+# before the 413 goes out; larger ones are answered at once (the client may see
+# the connection close before it reads the answer).
+_DRAIN = 1 << 20
+
+
 @dataclass(slots=True)
 class Request:
     method: str
@@ -60,6 +66,8 @@ class Request:
             return self._body
         declared = self.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            if int(declared) <= self.max_body + _DRAIN:
+                await self._discard(self.max_body + _DRAIN)
             raise PayloadTooLarge(
                 f"body of {declared} bytes is over the limit of {self.max_body} bytes"
             )
@@ -72,12 +80,25 @@ class Request:
             chunk = event.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
+                if event.get("more_body", False):
+                    await self._discard(self.max_body + _DRAIN - size)
                 raise PayloadTooLarge(f"body is over the limit of {self.max_body} bytes")
             chunks.append(chunk)
             if not event.get("more_body", False):
                 break
         self._body = b"".join(chunks)
         return self._body
+
+    async def _discard(self, budget: int) -> None:
+        """Read and drop up to ``budget`` bytes of a refused body, so that a client
+        still sending it gets to read the error instead of a closed connection."""
+        while budget > 0:
+            event = await self.receive()
+            if event["type"] == "http.disconnect":
+                return
+            budget -= len(event.get("body", b""))
+            if not event.get("more_body", False):
+                return
 
     def param(self, name: str) -> str | None:
         """A request parameter from the query, else from a header (HyperBEAM style)."""
