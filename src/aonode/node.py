@@ -16,6 +16,7 @@ import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aonode import wallet as wallet_mod
@@ -55,6 +56,20 @@ class SchedulePage:
     next: int | None
 
 
+def node_id(data_dir: Path) -> str:
+    """This node's identity across restarts (``node-id`` in the data directory)."""
+    path = data_dir / "node-id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        made = secrets.token_hex(8)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(made + "\n")
+        tmp.replace(path)
+        return made
+
+
 def load_wallets(config: NodeConfig) -> list[Wallet]:
     """The main wallet (generated on first start) first, then the extra ones."""
     path = config.wallet_path
@@ -90,7 +105,9 @@ class Node:
         # A store shared by several nodes (PostgreSQL): one owner per process (a lease).
         self.url = config.advertise_url or f"http://{config.host}:{config.port}"
         if isinstance(self.store, Ownership):
-            self.store.use_leases(f"{self.address}/{secrets.token_hex(8)}", self.url)
+            # <node>#<incarnation>: a restarted node takes its own leases back at once
+            owner = f"{self.address}/{node_id(config.data_dir)}#{secrets.token_hex(4)}"
+            self.store.use_leases(owner, self.url)
         self.timestamps = timestamps if timestamps is not None else make_source(config.gateway)
         self.uploads = make_uploader(self.config, self.wallets, self.store)  # None: no target
         self._signer = ThreadPoolExecutor(config.sign_threads, thread_name_prefix="aonode-sign")

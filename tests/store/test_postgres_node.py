@@ -49,8 +49,8 @@ async def make_node(tmp_path: Path, ed_wallet: Wallet, pg_url: str) -> AsyncIter
         db: Path | None = None,  # the SQLite fixture's file; here all share pg_url
         **changes: object,
     ) -> Node:
-        config = replace(
-            NodeConfig(data_dir=tmp_path, mode=mode, store=pg_url),
+        config = replace(  # each node its own data dir: its own node id
+            NodeConfig(data_dir=tmp_path / f"node-{len(nodes)}", mode=mode, store=pg_url),
             **changes,  # type: ignore[arg-type]
         )
         node = Node(config, wallets=wallets or [ed_wallet], timestamps=OfflineSource())
@@ -78,8 +78,9 @@ async def live(
         **changes: object,
     ) -> LiveNode:
         port = free_port("127.0.0.1")
+        data_dir = tmp_path / f"live-{len(started)}"  # its own node id
         config = replace(
-            NodeConfig(data_dir=tmp_path, port=port, mode=mode, store=pg_url),
+            NodeConfig(data_dir=data_dir, port=port, mode=mode, store=pg_url),
             **changes,  # type: ignore[arg-type]
         )
         node = Node(config, wallets=wallets or [ed_wallet], timestamps=OfflineSource())
@@ -396,3 +397,58 @@ __all__ = [
     "test_scheduler_location_records",
     "test_second_server_for_same_process_raises",
 ]
+
+
+async def test_a_node_restarted_after_kill_9_takes_its_own_lease_back_at_once(
+    user_wallet: Wallet, pg_url: str, tmp_path: Path
+) -> None:
+    """With a long lease (600 s) nobody else could take the process for ten minutes;
+    the same node (same data directory) restarted after kill -9 serves it at once,
+    under a new token, and continues the same schedule."""
+    store = pg_url + "?lease_seconds=600"
+    data = tmp_path / "node"
+
+    async def start() -> tuple[asyncio.subprocess.Process, str]:
+        port = free_port("127.0.0.1")
+        proc = await _aonode(
+            "serve", "--store", store, "--port", str(port), "--data-dir", str(data)
+        )
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+        assert "aonode listening on" in line, line
+        return proc, f"http://127.0.0.1:{port}"
+
+    first, url = await start()
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            address = (await client.get("/~meta@1.0/info/address")).text
+            proc = sign_process(user_wallet, address)
+            r = await client.post("/~scheduler@1.0/schedule", content=proc.item.raw, headers=ANS)
+            assert r.status_code == 200 and r.json()["slot"] == 0, r.text
+    finally:
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+    tokens = await _lease_tokens(pg_url, proc.id)
+
+    second, url = await start()
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            m = sign_message(user_wallet, proc.id, data=b"after the crash")
+            r = await client.post(f"/{proc.id}/schedule", content=m.item.raw, headers=ANS)
+            assert r.status_code == 200 and r.json()["slot"] == 1, r.text
+    finally:
+        second.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(second.wait(), 60)
+    after = await _lease_tokens(pg_url, proc.id)
+    assert after[1] == tokens[1] + 1  # a new incarnation: the old one is fenced out
+    assert after[0].split("#")[0] == tokens[0].split("#")[0]  # the same node
+
+
+async def _lease_tokens(pg_url: str, pid: str) -> tuple[str, int]:
+    conn = await asyncpg.connect(pg_url)
+    try:
+        row = await conn.fetchrow("SELECT owner, token FROM leases WHERE process = $1", pid)
+    finally:
+        await conn.close()
+    assert row is not None
+    return str(row[0]), int(row[1])

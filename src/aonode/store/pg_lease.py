@@ -1,14 +1,17 @@
 """Ownership of processes across nodes that share one PostgreSQL: leases with fencing.
 
 Each process has at most one lease row: the owner (one node *incarnation*:
-an id made fresh at every start), the owner's advertised URL, a fencing
+``<node>#<incarnation>``, the node part stable across restarts of one node,
+the incarnation fresh at every start), the owner's advertised URL, a fencing
 token and an expiry.  The rules:
 
 * **Claim**: a node takes the lease when there is none, when it has expired
-  (the owner stopped renewing), or keeps it when it is its own.  Taking it from
-  another owner adds one to the token; the token only ever grows (rows are
-  never deleted; a release only expires the row), so an owner that lost its
-  lease can never match the row again.
+  (the owner stopped renewing), or when its owner is an earlier incarnation of
+  the same node (a node restarted after a crash need not wait for its own old
+  lease to run out), or keeps it when it is its own.  Taking it from another
+  owner adds one to the token; the token only ever grows (rows are never
+  deleted; a release only expires the row), so an owner that lost its lease
+  can never match the row again — an old incarnation included.
 * **Fencing**: every append of a node that uses leases reads the process's
   lease row ``FOR SHARE`` *in the append's transaction* and needs it to carry
   this node's owner id and token.  A takeover must update that row, so it
@@ -42,6 +45,7 @@ _CLAIM: Final = (
     " expires_at = excluded.expires_at,"
     " token = CASE WHEN l.owner = excluded.owner THEN l.token ELSE l.token + 1 END"
     " WHERE l.owner = excluded.owner OR l.expires_at < now()"
+    " OR split_part(l.owner, '#', 1) = split_part(excluded.owner, '#', 1)"
     " RETURNING token"
 )
 _OWNER: Final = "SELECT url FROM leases WHERE process = $1"
