@@ -9,6 +9,7 @@ set-up of the target a real deployment does by funding its wallet.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -100,3 +101,31 @@ def tag(result: dict[str, Any], name: str) -> str | None:
         if t["name"] == name:
             return str(t["value"])
     return None
+
+
+async def forward(listen_port: int, target_port: int) -> asyncio.Server:
+    """Open ``listen_port`` on 127.0.0.1 as a plain TCP relay to ``target_port``.
+
+    A node whose upload target is ``listen_port`` sees the target come up only
+    when this is called: after the test has registered its wallets with arlocal,
+    so no upload can reach arlocal before arlocal would keep its items."""
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while chunk := await reader.read(65536):
+                writer.write(chunk)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def relay(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        try:
+            target_r, target_w = await asyncio.open_connection("127.0.0.1", target_port)
+        except OSError:
+            client_w.close()
+            return
+        await asyncio.gather(pipe(client_r, target_w), pipe(target_r, client_w))
+
+    return await asyncio.start_server(relay, "127.0.0.1", listen_port)

@@ -28,7 +28,7 @@ from aonode.scheduler.upload import UploadOptions
 from aonode.wallet import Wallet
 from tests.arlocal_fixtures import INTEROP, Arlocal
 from tests.conftest import LiveNode, sign_message, sign_process
-from tests.upload_helpers import arbundles_verify, held, register, tag, uploaded_by
+from tests.upload_helpers import arbundles_verify, forward, held, register, tag, uploaded_by
 
 ANS = {"content-type": "application/ans104"}
 Live = Callable[..., Awaitable[LiveNode]]
@@ -152,10 +152,14 @@ async def test_backlog_goes_up_in_bounded_batches_once_the_target_is_up(
     status = (await ln.client.get("/~scheduler@1.0/status")).json()["upload"]
     assert (status["pending"], status["uploaded"]) == (31, 0)
 
-    arlocal = arlocal_factory(port)
+    arlocal = arlocal_factory()
     await register(arlocal.url, rsa_wallet.address)
     await register(arlocal.url, user_wallet.address, 0)
-    await asyncio.wait_for(ln.node.uploads.wait(proc.id, 30), SETTLE)
+    gate = await forward(port, arlocal.port)  # now the node's target is up
+    try:
+        await asyncio.wait_for(ln.node.uploads.wait(proc.id, 30), SETTLE)
+    finally:
+        gate.close()
     up = await uploaded_by(arlocal.url, rsa_wallet.address)
     assert len(up.bundles) == 4  # 10 + 10 + 10 + 1 slots: the backlog, bounded per bundle
     assert len(up.items) == 62 and all(n == 1 for n in up.copies.values())
@@ -183,11 +187,15 @@ async def test_unreachable_target_fails_remote_confirmation_clearly_and_loses_no
     page = (await ln.client.get(f"/{proc.id}/schedule")).json()
     assert [a["message"] for a in page["assignments"]] == [proc.id]  # kept locally
 
-    arlocal = arlocal_factory(port)  # the target comes up: the backlog goes by itself
+    arlocal = arlocal_factory()
     await register(arlocal.url, rsa_wallet.address)
     await register(arlocal.url, user_wallet.address, 0)
     assert ln.node.uploads is not None
-    await asyncio.wait_for(ln.node.uploads.wait(proc.id, 0), SETTLE)
+    gate = await forward(port, arlocal.port)  # the target comes up: the backlog goes by itself
+    try:
+        await asyncio.wait_for(ln.node.uploads.wait(proc.id, 0), SETTLE)
+    finally:
+        gate.close()
     assignment = page["assignments"][0]["id"]
     assert await held(arlocal.url, [assignment, proc.id]) == {assignment, proc.id}
 
