@@ -20,7 +20,8 @@ import pytest
 
 from aonode.codec import ans104, jsonform
 from aonode.codec.b64 import b64url_encode
-from aonode.cron import FORMS, Cron, CronTask, RunStatus, next_due, now_ms, parse_duration
+from aonode.cron import Cron
+from aonode.cron_task import FORMS, CronTask, RunStatus, next_due, now_ms, parse_duration
 from aonode.errors import BadParameter
 from aonode.http.server import free_port
 from aonode.store.base import Record

@@ -31,7 +31,7 @@ from prometheus_client.registry import Collector
 from aonode.store.base import CommitObservable
 
 if TYPE_CHECKING:
-    from aonode.cron import CronTask, RunStatus
+    from aonode.cron_task import CronTask, RunStatus
     from aonode.node import Node
     from aonode.scheduler.assignment import Assignment
 

@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 
 from aonode.codec.b64 import b64url_encode
-from aonode.cron import Cron, TaskType
+from aonode.cron import Cron
+from aonode.cron_task import TaskType
 from aonode.errors import BadParameter, InvalidMessage, MethodNotAllowed, NotFound
 from aonode.http.request import Request, read_message
 from aonode.verifier import Verifier

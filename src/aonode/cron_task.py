@@ -1,0 +1,202 @@
+"""Cron tasks as values: interval parsing, the stored task, what a firing sends.
+
+See :mod:`aonode.cron` for the timer loop and the durability rules.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+
+from aonode.codec import ans104
+from aonode.codec.b64 import b64url_decode, b64url_encode
+from aonode.errors import BadParameter
+from aonode.wallet import Wallet
+
+KIND = "cron"
+# (method, target, headers, body) → (status, body): the node's own routes, in process
+Dispatch = Callable[[str, str, list[tuple[str, str]], bytes], Awaitable[tuple[int, bytes]]]
+TaskType = Literal["once", "every"]
+
+UNITS = {"millisecond": 1, "second": 1000, "minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
+FORMS = (
+    "N-milliseconds, N-seconds, N-minutes, N-hours or N-days "
+    "(singular allowed, e.g. 1-second; N a whole number)"
+)
+RESERVED = ("cron-path", "interval", "delay")
+_DURATION = re.compile(r"^\s*([+-]?\d+)-([A-Za-z]+)\s*$")
+_ID = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+
+def parse_duration(text: str, *, name: str = "interval", allow_zero: bool = False) -> int:
+    """``"5-seconds"`` → 5000 (milliseconds); a 400 naming the accepted forms otherwise."""
+    m = _DURATION.match(text)
+    unit = m.group(2).lower() if m else ""
+    unit = unit[:-1] if unit.endswith("s") else unit
+    if m is None or unit not in UNITS:
+        raise BadParameter(
+            f"{name} {text!r} is not a duration; accepted: {FORMS}", code="bad-" + name
+        )
+    amount = int(m.group(1))
+    if amount < 0 or (amount == 0 and not allow_zero):
+        least = "zero or more" if allow_zero else "positive"
+        raise BadParameter(
+            f"{name} {text!r} must be {least}; accepted: {FORMS}", code="bad-" + name
+        )
+    return amount * UNITS[unit]
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def next_due(due: int, now: int, interval: int) -> int:
+    """The first tick ``due + k*interval`` (k >= 1) after ``now``: missed ticks coalesce."""
+    return due + max(1, (now - due) // interval + 1) * interval
+
+
+@dataclass(frozen=True, slots=True)
+class CronTask:
+    """A task as stored (JSON) and listed."""
+
+    id: str
+    type: TaskType
+    path: str
+    keys: tuple[tuple[str, str], ...]
+    next_run: int | None  # epoch ms; None once a once-task has fired
+    interval: str | None = None
+    interval_ms: int | None = None
+    runs: int = 0
+    created: int = 0
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(
+            {
+                "v": 1,
+                "id": self.id,
+                "type": self.type,
+                "path": self.path,
+                "keys": [list(kv) for kv in self.keys],
+                "next-run": self.next_run,
+                "interval": self.interval,
+                "interval-ms": self.interval_ms,
+                "runs": self.runs,
+                "created": self.created,
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> CronTask:
+        d = orjson.loads(raw)
+        kind: TaskType = "every" if d["type"] == "every" else "once"
+        return cls(
+            id=str(d["id"]),
+            type=kind,
+            path=str(d["path"]),
+            keys=tuple((str(k), str(v)) for k, v in d["keys"]),
+            next_run=None if d["next-run"] is None else int(d["next-run"]),
+            interval=d.get("interval"),
+            interval_ms=d.get("interval-ms"),
+            runs=int(d.get("runs", 0)),
+            created=int(d.get("created", 0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunStatus:
+    """How the last firing of a task went (memory only)."""
+
+    at: int
+    status: int | None  # the HTTP status the route answered; None: it raised
+    error: str | None = None
+
+
+def new_task(type_: TaskType, params: Iterable[tuple[str, str]], *, now: int) -> CronTask:
+    """A task from request parameters (reserved keys, case-insensitive; the rest are keys)."""
+    reserved: dict[str, str] = {}
+    keys: dict[str, tuple[str, str]] = {}
+    for name, value in params:
+        low = name.lower()
+        if low in RESERVED:
+            reserved[low] = value
+        else:
+            keys[low] = (name, value)  # a later value wins (the query over the body)
+    path = reserved.get("cron-path", "").strip()
+    if not path:
+        raise BadParameter("cron-path is required: the path to request", code="missing-cron-path")
+    if not path.startswith("/"):
+        path = "/" + path
+    if "~cron@1.0" in urlsplit(path).path:
+        raise BadParameter("a cron-path may not point at ~cron@1.0 itself", code="bad-cron-path")
+    interval, interval_ms = None, None
+    if type_ == "every":
+        interval = reserved.get("interval")
+        if interval is None:
+            raise BadParameter(f"interval is required; accepted: {FORMS}", code="bad-interval")
+        interval_ms = parse_duration(interval)
+    delay = reserved.get("delay")
+    delay_ms = parse_duration(delay, name="delay", allow_zero=True) if delay else 0
+    task = CronTask(
+        id=b64url_encode(os.urandom(32)),
+        type=type_,
+        path=path,
+        keys=tuple(keys.values()),
+        next_run=now + delay_ms,
+        interval=interval,
+        interval_ms=interval_ms,
+        created=now,
+    )
+    if task.keys:
+        message_target(task)  # refuse a bad target now, not at every firing
+    return task
+
+
+def message_target(task: CronTask) -> bytes:
+    """The target of a firing's message: ``target`` key, else the path's process id or query."""
+    given = next((v for k, v in task.keys if k.lower() == "target"), None)
+    if given is None:
+        split = urlsplit(task.path)
+        head = split.path.strip("/").split("/", 1)[0].partition("~")[0]
+        query = {k.lower(): v for k, v in parse_qsl(split.query)}
+        given = head if _ID.match(head) else query.get("target", "")
+    if given == "":
+        return b""
+    try:
+        raw = b64url_decode(given)
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise BadParameter(f"target {given!r} is not a 43-character id", code="bad-target")
+    return raw
+
+
+def firing_request(task: CronTask, wallet: Wallet) -> tuple[str, list[tuple[str, str]], bytes]:
+    """(method, headers, body) of one firing (see the module docstring)."""
+    if not task.keys:
+        return "GET", [], b""
+    base = {"data-protocol": ("Data-Protocol", "ao"), "variant": ("Variant", "ao.N.1")}
+    base["type"] = ("Type", "Message")
+    tags: list[tuple[str, str]] = []
+    data = b""
+    for name, value in task.keys:
+        low = name.lower()
+        if low == "data":
+            data = value.encode()
+        elif low not in ("target", "anchor"):
+            base.pop(low, None)
+            tags.append((name, value))
+    item = ans104.sign(
+        wallet,
+        data=data,
+        tags=[*base.values(), *tags],
+        target=message_target(task),
+        anchor=os.urandom(32),
+    )
+    return "POST", [("content-type", "application/ans104")], item.raw
