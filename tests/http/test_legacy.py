@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from aonode.codec import ans104
-from aonode.codec.b64 import b64url_decode
+from aonode.codec.b64 import b64url_decode, b64url_encode
 from aonode.wallet import Wallet
 from tests.conftest import LiveNode, sign_message, sign_process
 
@@ -92,6 +93,20 @@ async def test_info_and_timestamp(live: Live) -> None:
     assert len(body["block_height"]) == 12 and body["block_height"].isdigit()
 
 
+def legacy_chains(pid: str, native: list[dict[str, Any]]) -> list[str]:
+    """The legacy SU's hash chain over a native schedule (research/peers.md): slot 0
+    sha256(process id), then sha256(previous assignment id ‖ previous chain)."""
+    chains: list[str] = []
+    link = b""
+    for i, a in enumerate(native):
+        if a["slot"] == 0:
+            link = hashlib.sha256(b64url_decode(pid)).digest()
+        else:
+            link = hashlib.sha256(b64url_decode(native[i - 1]["id"]) + link).digest()
+        chains.append(b64url_encode(link))
+    return chains
+
+
 async def test_one_schedule_two_views(live: Live, user_wallet: Wallet) -> None:
     ln = await live()
     pid = await legacy_spawn(ln, user_wallet)
@@ -109,11 +124,15 @@ async def test_one_schedule_two_views(live: Live, user_wallet: Wallet) -> None:
     edges = await legacy_pages(ln, pid)
     assert [a["message"] for a in native] == ids
     assert [e["node"]["message"]["id"] for e in edges] == ids
-    for a, e, h in zip(native, edges, aos2, strict=True):
+    legacy = legacy_chains(pid, native)
+    for a, e, h, chain in zip(native, edges, aos2, legacy, strict=True):
         t = tags(e["node"]["assignment"])
         assert list(t) == (LEGACY_TAGS if a["slot"] else LEGACY_TAGS[:-1])
         assert int(t["Nonce"]) == a["slot"] == int(h["cursor"])
-        assert t["Hash-Chain"] == a["hash-chain"]
+        # the legacy view shows the legacy chain (what a legacy CU checks); the two
+        # rules agree at slot 0 (sha256 of the process id) and differ after it
+        assert t["Hash-Chain"] == chain
+        assert (chain == a["hash-chain"]) == (a["slot"] == 0)
         assert int(t["Timestamp"]) == a["timestamp"] and e["cursor"] == str(a["timestamp"])
         assert t["Process"] == pid and t["Epoch"] == "0" and t["Type"] == "Assignment"
         assert int(t["Block-Height"]) == a["block-height"] and len(t["Block-Height"]) == 12

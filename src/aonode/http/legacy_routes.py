@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import re
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,10 @@ from aonode.message import Message
 from aonode.node import Node
 from aonode.scheduler import legacy_format
 from aonode.scheduler.assignment import Assignment
+from aonode.scheduler.legacy_chain import LegacyChains
+
+# Legacy hash chains are derived per node (from its store) and memoised.
+_CHAINS: weakref.WeakKeyDictionary[Node, LegacyChains] = weakref.WeakKeyDictionary()
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 DEFAULT_LIMIT = 100  # the legacy SU's default page size
@@ -155,8 +160,21 @@ async def _dispatch(node: Node, request: Request, parts: list[str]) -> Any:
         latest = await node.store.latest(head)
         if latest is None:
             raise NotFound(f"unknown process {head}", code="unknown-process")
-        return legacy_format.message(await _slot(node, head, latest.slot))
+        return await _message(node, await _slot(node, head, latest.slot))
     return await _read(node, request, head)
+
+
+def _chains(node: Node) -> LegacyChains:
+    """The node's memo of legacy hash chains (made on first use)."""
+    chains = _CHAINS.get(node)
+    if chains is None:
+        chains = _CHAINS[node] = LegacyChains(node.store)
+    return chains
+
+
+async def _message(node: Node, a: Assignment, *, show_anchor: bool = False) -> dict[str, Any]:
+    chain = (await _chains(node).of(a.header.process, [a]))[a.slot]
+    return legacy_format.message(a, chain, show_anchor=show_anchor)
 
 
 async def _slot(node: Node, pid: str, slot: int) -> Assignment:
@@ -219,7 +237,7 @@ async def _read(node: Node, request: Request, tx: str) -> Any:
         stored = await node.store.by_message(pid, tx)
         if stored is not None:
             anchor = "show-anchor" in request.query
-            return legacy_format.message(Assignment.from_stored(stored), show_anchor=anchor)
+            return await _message(node, Assignment.from_stored(stored), show_anchor=anchor)
     if await node.process_message(tx) is not None:
         return await _page(node, request, tx)
     if pid is not None and await node.process_message(pid) is None:
@@ -253,6 +271,7 @@ async def _page(node: Node, request: Request, pid: str) -> dict[str, Any]:
         rows, more = await _by_time(node, pid, first, last, cap, until)
     return legacy_format.page(
         rows,
+        await _chains(node).of(pid, rows),
         has_next_page=more,
         nonce_mode=nonce_mode,
         show_anchor="show-anchor" in request.query,

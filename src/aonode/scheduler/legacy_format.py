@@ -18,6 +18,7 @@ first commitment, which signs the native tag set (``Slot`` rather than
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aonode.codec import ans104
@@ -62,14 +63,15 @@ def message_inner(item: SignedItem, *, show_anchor: bool = False) -> dict[str, A
     }
 
 
-def legacy_tags(assignment: Assignment) -> list[dict[str, str]]:
-    """The legacy SU's assignment tags, in its order."""
+def legacy_tags(assignment: Assignment, chain: str) -> list[dict[str, str]]:
+    """The legacy SU's assignment tags, in its order; ``chain``: the legacy hash chain
+    (:mod:`aonode.scheduler.legacy_chain`)."""
     h = assignment.header
     tags = [
         ("Process", h.process),
         ("Epoch", EPOCH),
         ("Nonce", str(h.slot)),
-        ("Hash-Chain", h.hash_chain),
+        ("Hash-Chain", chain),
         ("Block-Height", str(h.block_height).zfill(HEIGHT_DIGITS)),
         ("Timestamp", str(h.timestamp)),
         ("Data-Protocol", "ao"),
@@ -81,7 +83,7 @@ def legacy_tags(assignment: Assignment) -> list[dict[str, str]]:
     return [{"name": n, "value": v} for n, v in tags]
 
 
-def assignment_inner(assignment: Assignment) -> dict[str, Any]:
+def assignment_inner(assignment: Assignment, chain: str) -> dict[str, Any]:
     signer: dict[str, str] = {"address": "", "key": ""}
     signature = ""
     if assignment.commitments:  # always, for a stored assignment
@@ -90,23 +92,28 @@ def assignment_inner(assignment: Assignment) -> dict[str, Any]:
     return {
         "id": assignment.id,
         "owner": signer,
-        "tags": legacy_tags(assignment),
+        "tags": legacy_tags(assignment, chain),
         "signature": signature,
         "anchor": None,
         "target": "",
     }
 
 
-def message(assignment: Assignment, *, show_anchor: bool = False) -> dict[str, Any]:
+def message(assignment: Assignment, chain: str, *, show_anchor: bool = False) -> dict[str, Any]:
     """One slot as the legacy ``Message``."""
     return {
         "message": message_inner(assignment.body.item, show_anchor=show_anchor),
-        "assignment": assignment_inner(assignment),
+        "assignment": assignment_inner(assignment, chain),
     }
 
 
 def page(
-    assignments: list[Assignment], *, has_next_page: bool, nonce_mode: bool, show_anchor: bool
+    assignments: list[Assignment],
+    chains: Mapping[int, str],
+    *,
+    has_next_page: bool,
+    nonce_mode: bool,
+    show_anchor: bool,
 ) -> dict[str, Any]:
     """A ``PaginatedMessages`` page; cursors are timestamps, or slots in nonce mode."""
     return {
@@ -114,7 +121,7 @@ def page(
         "edges": [
             {
                 "cursor": str(a.slot if nonce_mode else a.header.timestamp),
-                "node": message(a, show_anchor=show_anchor),
+                "node": message(a, chains[a.slot], show_anchor=show_anchor),
             }
             for a in assignments
         ],
