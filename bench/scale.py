@@ -57,6 +57,7 @@ import loadgen  # noqa: E402
 from aonode import wallet as wallet_mod  # noqa: E402
 from aonode.codec import ans104  # noqa: E402
 from aonode.codec.b64 import b64url_decode  # noqa: E402
+from schedule import spawn  # noqa: E402
 
 ANS = {"content-type": "application/ans104"}
 CONCURRENCY = 64
@@ -137,28 +138,6 @@ def nodes(
                     proc.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-
-
-def spawn(urls: list[str], scheduler: str, user: wallet_mod.Wallet) -> list[str]:
-    """``PROCESSES`` processes, round-robin: each owned by the node it was posted to."""
-    pids = []
-    with httpx.Client(timeout=60) as client:
-        for i in range(PROCESSES):
-            item = ans104.sign(
-                user,
-                data=str(i).encode(),
-                tags=[
-                    ("Data-Protocol", "ao"),
-                    ("Variant", "ao.N.1"),
-                    ("Type", "Process"),
-                    ("Scheduler", scheduler),
-                ],
-            )
-            url = urls[i % len(urls)]
-            r = client.post(f"{url}/~scheduler@1.0/schedule", content=item.raw, headers=ANS)
-            r.raise_for_status()
-            pids.append(item.id)
-    return pids
 
 
 def message(user: wallet_mod.Wallet, pid: str) -> bytes:
@@ -290,7 +269,7 @@ def run(
     store = server.create_database("scale") if server else None
     postmaster = _postmaster(server) if server else None
     with nodes(count, store, wallet) as (urls, node_pids):
-        pids = spawn(urls, wallet.address, user)
+        pids = spawn(urls, wallet.address, user, PROCESSES)  # each owned where posted
         owners, redirected = learn_owners(urls, pids, user)
         warm = load(plan(owners, user, 1500), lambda: 0.0)
         n = max(3000, int(warm["per_s"] * seconds))

@@ -28,7 +28,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,9 +104,11 @@ def node_process(kind: str, mode: str, cpu: int | None) -> Iterator[tuple[str, s
                 proc.kill()
 
 
-def spawn(url: str, scheduler: str, user: wallet_mod.Wallet, n: int) -> list[str]:
+def spawn(urls: str | Sequence[str], scheduler: str, user: wallet_mod.Wallet, n: int) -> list[str]:
+    """``n`` processes naming ``scheduler``, posted round-robin to ``urls`` (one or many nodes)."""
+    nodes = [urls] if isinstance(urls, str) else list(urls)
     pids = []
-    with httpx.Client(base_url=url, timeout=60) as client:
+    with httpx.Client(timeout=60) as client:
         for i in range(n):
             item = ans104.sign(
                 user,
@@ -118,7 +120,8 @@ def spawn(url: str, scheduler: str, user: wallet_mod.Wallet, n: int) -> list[str
                     ("Scheduler", scheduler),
                 ],
             )
-            r = client.post("/~scheduler@1.0/schedule", content=item.raw, headers=ANS)
+            url = nodes[i % len(nodes)]
+            r = client.post(f"{url}/~scheduler@1.0/schedule", content=item.raw, headers=ANS)
             r.raise_for_status()
             pids.append(item.id)
     return pids

@@ -130,6 +130,20 @@ class LiveNode:
         await self._task
 
 
+async def serve_live(node: Node, *, client_timeout: float = 30) -> LiveNode:
+    """Serve ``node`` over HTTP on its configured port; returns once it listens
+    (a failure to start is raised here).  ``LiveNode.close`` stops it."""
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(node, on_ready=ready.set_result, stop=stop))
+    waiting: set[asyncio.Future[Any]] = {task, ready}
+    done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()
+    url = ready.result()
+    return LiveNode(node, url, httpx.AsyncClient(base_url=url, timeout=client_timeout), task, stop)
+
+
 @pytest.fixture
 async def live(
     tmp_path: Path, ed_wallet: Wallet
@@ -150,15 +164,7 @@ async def live(
             store=SQLiteStore(tmp_path / "aonode.sqlite3"),
             timestamps=OfflineSource(),
         )
-        ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        stop = asyncio.Event()
-        task = asyncio.create_task(serve(node, on_ready=ready.set_result, stop=stop))
-        waiting: set[asyncio.Future[Any]] = {task, ready}
-        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            task.result()
-        url = ready.result()
-        ln = LiveNode(node, url, httpx.AsyncClient(base_url=url, timeout=30), task, stop)
+        ln = await serve_live(node)
         started.append(ln)
         return ln
 

@@ -13,12 +13,11 @@ import httpx
 
 from aonode.codec import jsonform
 from aonode.config import NodeConfig
-from aonode.http.server import serve
 from aonode.node import Node
 from aonode.scheduler.timestamp import OfflineSource
 from aonode.store.sqlite import SQLiteStore
 from aonode.wallet import Wallet
-from tests.conftest import LiveNode
+from tests.conftest import LiveNode, serve_live
 
 ServeAt = Callable[..., Awaitable[LiveNode]]
 
@@ -52,14 +51,7 @@ async def nodes(tmp_path: Path) -> AsyncIterator[ServeAt]:
             store=SQLiteStore(data_dir / "aonode.sqlite3"),
             timestamps=OfflineSource(),
         )
-        ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        stop = asyncio.Event()
-        task = asyncio.create_task(serve(node, on_ready=ready.set_result, stop=stop))
-        done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            task.result()
-        url = ready.result()
-        ln = LiveNode(node, url, httpx.AsyncClient(base_url=url, timeout=60), task, stop)
+        ln = await serve_live(node, client_timeout=60)
         started.append(ln)
         return ln
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from aonode.errors import ConfigError, IntegrityError, StoreError, StoreUnavailable
+from aonode.errors import ConfigError, StoreError, StoreUnavailable
 from aonode.store import Record, Store, open_store
 from aonode.store.conformance import (
     StoreConformance,
@@ -128,27 +128,6 @@ async def test_newer_schema_is_refused(pg_url: str) -> None:
     with pytest.raises(StoreError):
         await append(store, "p", 0)
     await store.close()
-
-
-async def test_second_node_on_the_same_schema_cannot_overwrite(pg_url: str) -> None:
-    # The first node's next-slot hint goes stale; the database, not the hint, decides.
-    first, second = PostgresStore(pg_url), PostgresStore(pg_url)
-    await first.open()
-    await second.open()
-    try:
-        await append(first, "p", 0)
-        await append(second, "p", 1, "from-second")
-        with pytest.raises(IntegrityError):
-            await append(first, "p", 1, "from-first")
-        await append(first, "p", 2)  # slot 2 is right, although first never wrote slot 1
-        assert await schedule(second, "p") == [
-            slot_of("p", 0),
-            slot_of("p", 1, "from-second"),
-            slot_of("p", 2),
-        ]
-    finally:
-        await first.close()
-        await second.close()
 
 
 async def test_two_nodes_racing_for_one_process_stay_gap_free(pg_url: str) -> None:

@@ -21,7 +21,7 @@ import pytest
 
 from aonode import wallet as wallet_mod
 from aonode.config import Mode, NodeConfig
-from aonode.http.server import free_port, serve
+from aonode.http.server import free_port
 from aonode.node import Node
 from aonode.scheduler.hashchain import verify_chain
 from aonode.scheduler.location import register_own
@@ -29,7 +29,7 @@ from aonode.scheduler.timestamp import OfflineSource
 from aonode.store import open_store
 from aonode.store.postgres import PostgresStore
 from aonode.wallet import Wallet
-from tests.conftest import LiveNode, NodeFactory, sign_message, sign_process
+from tests.conftest import LiveNode, NodeFactory, serve_live, sign_message, sign_process
 from tests.pg_fixture import standalone_server
 
 ANS = {"content-type": "application/ans104"}
@@ -84,14 +84,7 @@ async def live(
             **changes,  # type: ignore[arg-type]
         )
         node = Node(config, wallets=wallets or [ed_wallet], timestamps=OfflineSource())
-        ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        stop = asyncio.Event()
-        task = asyncio.create_task(serve(node, on_ready=ready.set_result, stop=stop))
-        done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            task.result()
-        url = ready.result()
-        ln = LiveNode(node, url, httpx.AsyncClient(base_url=url, timeout=30), task, stop)
+        ln = await serve_live(node)
         started.append(ln)
         return ln
 

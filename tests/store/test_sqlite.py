@@ -115,28 +115,6 @@ async def test_failed_commit_fails_its_batch_and_nothing_after_it(tmp_path: Path
         await store.close()
 
 
-async def test_second_writer_on_the_same_file_cannot_overwrite(tmp_path: Path) -> None:
-    # Two stores on one file (a misconfiguration): the first one's next-slot cache goes
-    # stale, and the database, not the cache, must decide.
-    first, second = SQLiteStore(tmp_path / "x.db"), SQLiteStore(tmp_path / "x.db")
-    await first.open()
-    await second.open()
-    try:
-        await append(first, "p", 0)
-        await append(second, "p", 1, "from-second")
-        with pytest.raises(IntegrityError):
-            await append(first, "p", 1, "from-first")
-        await append(first, "p", 2)  # slot 2 is right, although first never saw slot 1
-        assert await schedule(first, "p") == [
-            slot_of("p", 0),
-            slot_of("p", 1, "from-second"),
-            slot_of("p", 2),
-        ]
-    finally:
-        await first.close()
-        await second.close()
-
-
 async def test_reads_do_not_wait_for_a_held_write_lock(store: SQLiteStore) -> None:
     await append(store, "p", 0)
     path = Path(store.url.removeprefix("sqlite://"))

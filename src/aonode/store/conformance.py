@@ -387,6 +387,28 @@ class StoreConformance:
         finally:
             await again.close()
 
+    async def test_a_second_store_on_the_same_data_cannot_overwrite(
+        self, store_factory: StoreFactory
+    ) -> None:
+        # Two stores on one location (two nodes on one database, or a misconfigured
+        # second writer on one file): the first one's next-slot hint goes stale, and
+        # the database, not the hint, decides.
+        first, second = store_factory("shared"), store_factory("shared")
+        await first.open()
+        await second.open()
+        try:
+            await append(first, "p", 0)
+            await append(second, "p", 1, "from-second")
+            with pytest.raises(IntegrityError):
+                await append(first, "p", 1, "from-first")
+            await append(first, "p", 2)  # slot 2 is right, although first never wrote slot 1
+            expected = [slot_of("p", 0), slot_of("p", 1, "from-second"), slot_of("p", 2)]
+            assert await schedule(first, "p") == expected
+            assert await schedule(second, "p") == expected
+        finally:
+            await first.close()
+            await second.close()
+
     async def test_add_record_keeps_the_first_value(self, store_factory: StoreFactory) -> None:
         store = store_factory("add-records")
         await store.open()
