@@ -25,7 +25,9 @@ Dispatch (see :func:`claims`): HyperBEAM-style paths always carry a device
 id (``/{pid}/schedule``, ``/{pid}/slot``, ``/{pid}/compute``...).  The legacy
 surface takes only what that leaves free: the root, one bare 43-character id
 (``/{id}``, no ``~``), ``/{pid}/latest``, and the fixed words ``timestamp``,
-``processes``, ``result``, ``results``, ``state``, ``cron``, ``dry-run``.  No path is served by both.
+``processes``, ``result``, ``results``, ``state``, ``cron``, ``dry-run``,
+``graphql`` (the gateway queries legacy clients make: :mod:`graphql_gateway`).
+No path is served by both.
 
 Both surfaces read and write the one schedule through :class:`Node`: a slot
 posted on either is the same slot, with the same hash chain, on both.
@@ -50,7 +52,7 @@ from aonode.errors import (
     NotOwner,
     Overloaded,
 )
-from aonode.http import legacy_cu, process_routes
+from aonode.http import graphql_gateway, legacy_cu, process_routes
 from aonode.http.errors import status_of
 from aonode.http.request import Request, read_message
 from aonode.message import Message
@@ -65,17 +67,18 @@ _CHAINS: weakref.WeakKeyDictionary[Node, LegacyChains] = weakref.WeakKeyDictiona
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 DEFAULT_LIMIT = 100  # the legacy SU's default page size
 MAX_LIMIT = 1000  # the largest page legacy clients ask for (CU, aoconnect, HyperBEAM)
-WORDS = {("timestamp",), ("dry-run",)}
+WORDS = {("timestamp",), ("dry-run",), ("graphql",)}
 PREFIXES = {"processes", "result", "results", "state", "cron"}
 
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """``doc`` is JSON, or ``bytes`` sent as ``application/octet-stream``."""
+    """``doc`` is JSON, or ``bytes`` sent as they are, typed ``content_type``."""
 
     status: int
     doc: Any
     headers: list[tuple[str, str]] = field(default_factory=list)
+    content_type: str = "application/octet-stream"
 
 
 def claims(parts: list[str]) -> bool:
@@ -92,6 +95,10 @@ def claims(parts: list[str]) -> bool:
 async def handle(node: Node, request: Request, parts: list[str]) -> Reply:
     """Serve a claimed path; every error but a redirect leaves legacy-shaped."""
     try:
+        if parts == ["graphql"]:  # the gateway's GraphQL, for spawn and scheduler-utils
+            _allow(request, "POST")
+            answer = await graphql_gateway.answer(node, await request.body())
+            return Reply(answer.status, answer.body, content_type="application/json")
         if len(parts) == 2 and parts[0] == "state":
             _allow(request, "GET")
             image, extra = await legacy_cu.state(node, request, _pid(parts[1]))
