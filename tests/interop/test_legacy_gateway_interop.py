@@ -119,3 +119,16 @@ async def _spawn(ln: LiveNode, user: Wallet) -> dict[str, Any]:
     r = await ln.client.post("/~scheduler@1.0/schedule", content=proc.item.raw, headers=ANS)
     assert r.status_code == 200, r.text
     return {"process": proc.id}
+
+
+async def test_mainnet_recipe(live: Live, rsa_wallet: Wallet, tmp_path: Path) -> None:
+    ln = await live()
+    module = await store_module(ln, rsa_wallet)
+    jwk = tmp_path / "me.json"
+    wallet_mod.save(rsa_wallet, jwk)
+    env = {"AONODE_URL": ln.url.rstrip("/"), "WALLET": str(jwk), "MODULE": module}
+    out = await asyncio.to_thread(run_recipe, "recipe_mainnet.mjs", env)
+    assert out["slot"] == 2
+    assert (await ln.client.get(f"/{out['pid']}/slot")).json()["current"] == 2
+    assert out["result"]["Output"]["data"] == "21" and out["result"]["Error"] is None
+    assert out["dryrun"]["Output"]["data"] == "40"
