@@ -92,29 +92,41 @@ async def _rows(node: Node, pid: str, first: int, last: int) -> list[Assignment]
     return out
 
 
-def _after(a: Assignment, bound: Bound) -> bool:
-    if bound.slot is not None:
-        return (a.header.timestamp, a.slot) > (bound.timestamp, bound.slot)
-    return a.header.timestamp > bound.timestamp
+async def _first_later(node: Node, pid: str, timestamp: int, last: int) -> int:
+    """The lowest slot whose timestamp is after ``timestamp`` (timestamps never decrease)."""
+    low, high = 0, last + 1
+    while low < high:
+        mid = (low + high) // 2
+        (row,) = await node.store.slots(pid, mid, mid, 1)
+        if Assignment.from_stored(row).header.timestamp > timestamp:
+            high = mid
+        else:
+            low = mid + 1
+    return low
 
 
-async def _range(
-    node: Node, pid: str, since: Bound | None, until: Bound | None
-) -> list[Assignment]:
-    """The slots after ``since`` and up to ``until``, in slot order."""
+async def _span(node: Node, pid: str, since: Bound | None, until: Bound | None) -> range:
+    """The slots after ``since`` and up to ``until``: slots are in timestamp order, so a
+    cursor's slot (or, for a bare timestamp, a binary search) gives each end."""
     latest = await node.store.latest(pid)
     if latest is None:
-        return []
-    first = since.slot + 1 if since is not None and since.slot is not None else 0
-    last = latest.slot
-    if until is not None and until.slot is not None:
-        last = min(last, until.slot)
-    rows = await _rows(node, pid, first, last)
+        return range(0)
+    first, last = 0, latest.slot
     if since is not None:
-        rows = [a for a in rows if _after(a, since)]
+        if since.slot is not None:
+            first = since.slot + 1
+        else:
+            first = await _first_later(node, pid, since.timestamp, last)
     if until is not None:
-        rows = [a for a in rows if not _after(a, until)]
-    return rows
+        if until.slot is not None:
+            last = min(last, until.slot)
+        else:
+            last = await _first_later(node, pid, until.timestamp, last) - 1
+    return range(first, last + 1)
+
+
+def _ends(span: range) -> tuple[int, int]:
+    return (span.start, span.stop - 1) if span else (0, -1)
 
 
 async def _node_of(node: Node, pid: str, a: Assignment) -> Any:
@@ -135,12 +147,13 @@ async def results(node: Node, request: Request, pid: str) -> dict[str, Any]:
     limit = min(int(raw_limit), node.config.page_limit)
     since = parse_bound("from", request.query.get("from"))
     until = parse_bound("to", request.query.get("to"))
-    rows = await _range(node, pid, since, until)
+    span = await _span(node, pid, since, until)
+    ends = span[:limit] if sort == "ASC" else span[::-1][:limit]
+    page = await _rows(node, pid, min(ends, default=0), max(ends, default=-1))
     if sort == "DESC":
-        rows.reverse()
-    page = rows[:limit]
+        page.reverse()
     return {
-        "pageInfo": {"hasNextPage": len(rows) > limit},
+        "pageInfo": {"hasNextPage": len(span) > limit},
         "edges": [{"cursor": cursor(a, sort), "node": await _node_of(node, pid, a)} for a in page],
     }
 
@@ -153,7 +166,7 @@ async def cron(node: Node, request: Request, pid: str) -> dict[str, Any]:
     signer = node.address  # the wallet ~cron@1.0 signs its firings with
     rows = [
         a
-        for a in await _range(node, pid, since, until)
+        for a in await _rows(node, pid, *_ends(await _span(node, pid, since, until)))
         if a.slot > 0 and a.body.item.owner_address == signer
     ]
     return {
