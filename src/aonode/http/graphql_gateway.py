@@ -19,7 +19,8 @@ The schema is a subset of the Arweave gateway schema with the same names, so
 the clients' queries parse and validate unchanged; the queries are executed
 by graphql-core (a real parser and validator): a query asking for a field or
 argument outside the subset is answered as a GraphQL server answers it,
-``400 {"errors": [{"message"}]}``.
+``400 {"errors": [{"message"}]}``; a fault of the node itself while resolving
+stays a 500 (the client did nothing wrong).
 
 What is not indexed here is answered empty rather than guessed: a query by
 owner finds only location records; ``recipients``, ``bundledIn``, ``block``
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from graphql import GraphQLSchema, build_schema, graphql
+from graphql import GraphQLError, GraphQLSchema, build_schema, graphql
 
 from aonode.codec.b64 import b64url_encode
 from aonode.errors import AONodeError
@@ -215,6 +216,11 @@ async def answer(node: Node, body: bytes) -> Answer:
     except AONodeError as exc:
         return _error(exc.message)
     if result.errors:
+        for e in result.errors:  # a fault of the node's own, not of the query: not a 400
+            original = e.original_error
+            ours = not isinstance(original, (AONodeError, GraphQLError))
+            if e.path is not None and isinstance(original, Exception) and ours:
+                raise original
         errors = [{"message": e.message} for e in result.errors]
         if result.data is None:  # a query that could not run: the client's mistake
             return Answer(400, orjson.dumps({"errors": errors}))
