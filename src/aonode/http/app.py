@@ -76,6 +76,8 @@ def _value(value: Any) -> Response:
 
 
 def _legacy(reply: legacy_routes.Reply) -> Response:
+    if isinstance(reply.doc, bytes):
+        return Response(reply.status, reply.doc, reply.content_type, reply.headers)
     return json_response(reply.doc, reply.status, reply.headers)
 
 

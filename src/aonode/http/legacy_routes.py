@@ -15,14 +15,19 @@ HyperBEAM reading an ``ao.TN.1`` SU) speak to an SU with these routes
 
 and, for aoconnect's legacy ``result``/``dryrun`` pointed at this node as
 its compute unit, ``GET /result/{msgid}?process-id=P`` and ``POST
-/dry-run?process-id=P``.
+/dry-run?process-id=P``; the legacy CU's readers ``GET /results/{pid}``,
+``GET /state/{pid}`` and ``GET /cron/{pid}`` live in :mod:`legacy_cu`.
+An empty query value (``?from=&limit=``) counts as absent, as the legacy
+clients send it.
 
 Dispatch (see :func:`claims`): HyperBEAM-style paths always carry a device
 (``/~dev@1.0/...``, ``/{pid}~process@1.0/...``) or a key after the process
 id (``/{pid}/schedule``, ``/{pid}/slot``, ``/{pid}/compute``...).  The legacy
 surface takes only what that leaves free: the root, one bare 43-character id
 (``/{id}``, no ``~``), ``/{pid}/latest``, and the fixed words ``timestamp``,
-``processes``, ``result``, ``dry-run``.  No path is served by both.
+``processes``, ``result``, ``results``, ``state``, ``cron``, ``dry-run``,
+``graphql`` (the gateway queries legacy clients make: :mod:`graphql_gateway`).
+No path is served by both.
 
 Both surfaces read and write the one schedule through :class:`Node`: a slot
 posted on either is the same slot, with the same hash chain, on both.
@@ -47,7 +52,7 @@ from aonode.errors import (
     NotOwner,
     Overloaded,
 )
-from aonode.http import process_routes
+from aonode.http import graphql_gateway, legacy_cu, process_routes
 from aonode.http.errors import status_of
 from aonode.http.request import Request, read_message
 from aonode.message import Message
@@ -62,15 +67,18 @@ _CHAINS: weakref.WeakKeyDictionary[Node, LegacyChains] = weakref.WeakKeyDictiona
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 DEFAULT_LIMIT = 100  # the legacy SU's default page size
 MAX_LIMIT = 1000  # the largest page legacy clients ask for (CU, aoconnect, HyperBEAM)
-WORDS = {("timestamp",), ("dry-run",)}
-PREFIXES = {"processes", "result"}
+WORDS = {("timestamp",), ("dry-run",), ("graphql",)}
+PREFIXES = {"processes", "result", "results", "state", "cron"}
 
 
 @dataclass(frozen=True, slots=True)
 class Reply:
+    """``doc`` is JSON, or ``bytes`` sent as they are, typed ``content_type``."""
+
     status: int
     doc: Any
     headers: list[tuple[str, str]] = field(default_factory=list)
+    content_type: str = "application/octet-stream"
 
 
 def claims(parts: list[str]) -> bool:
@@ -87,6 +95,14 @@ def claims(parts: list[str]) -> bool:
 async def handle(node: Node, request: Request, parts: list[str]) -> Reply:
     """Serve a claimed path; every error but a redirect leaves legacy-shaped."""
     try:
+        if parts == ["graphql"]:  # the gateway's GraphQL, for spawn and scheduler-utils
+            _allow(request, "POST")
+            answer = await graphql_gateway.answer(node, await request.body())
+            return Reply(answer.status, answer.body, content_type="application/json")
+        if len(parts) == 2 and parts[0] == "state":
+            _allow(request, "GET")
+            image, extra = await legacy_cu.state(node, request, _pid(parts[1]))
+            return Reply(200, image, extra)
         return Reply(200, await _dispatch(node, request, parts))
     except NotOwner:
         raise  # the app answers 307 + Location to the owner, as on every route
@@ -104,6 +120,12 @@ def _allow(request: Request, method: str) -> None:
         raise MethodNotAllowed(
             f"{request.method} is not allowed on {request.path}; use {method}", allow=(method,)
         )
+
+
+def _pid(text: str) -> str:
+    if not ID_RE.match(text):
+        raise BadParameter(f"{text!r} is not a 43-character base64url id")
+    return text
 
 
 def _now_ms() -> int:
@@ -124,7 +146,7 @@ def _id_param(request: Request, *names: str, required: bool = False) -> str | No
 
 def _int(request: Request, name: str, *, low: int, high: int | None = None) -> int | None:
     raw = request.query.get(name)
-    if raw is None:
+    if raw is None or raw == "":  # an empty cursor (``?from=``) is no cursor
         return None
     try:
         value = int(raw)
@@ -155,6 +177,10 @@ async def _dispatch(node: Node, request: Request, parts: list[str]) -> Any:
             raise BadParameter(f"{parts[1]!r} is not a 43-character base64url id")
         if head == "processes":
             return legacy_format.process_inner(await _slot(node, parts[1], 0))
+        if head == "results":
+            return await legacy_cu.results(node, request, parts[1])
+        if head == "cron":
+            return await legacy_cu.cron(node, request, parts[1])
         return await _result(node, request, parts[1])
     if parts[1:] == ["latest"]:
         latest = await node.store.latest(head)
