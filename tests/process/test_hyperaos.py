@@ -84,7 +84,7 @@ def test_boot_runs_the_process_message_through_the_default_handler(hproc: HyperP
 
 def test_eval_keeps_globals_between_messages(hproc: HyperProc) -> None:
     first = hproc.eval("X = 10")
-    assert (first.data, first.error) == (None, None)
+    assert (first.data, first.error) == ("", None)  # aos: no output is ""
     assert hproc.eval("X = X * 2").error is None
     assert hproc.eval("return X").data == "20"
     assert hproc.eval("return 'hello'").data == "hello"
@@ -119,7 +119,7 @@ def test_syntax_error_is_reported_and_the_process_still_works(hproc: HyperProc) 
     hproc.eval("X = 1")
     bad = hproc.eval("x = = 1")
     assert bad.error is not None and "unexpected symbol" in bad.error
-    assert bad.data is None
+    assert bad.data == ""
     assert hproc.eval("return X + 1").data == "2"
 
 

@@ -371,7 +371,7 @@ def _results(out: _Outcome, *, patch_split: bool) -> Results:
     data = shapes.text(text) if text is not None else ""
     prompt = output.get("prompt") if isinstance(output, dict) else None
     return Results(
-        data=(data or None) if out.error is None else None,
+        data=data if out.error is None else "",
         output=data,
         outbox=tuple(outbox),
         patches=tuple(patches),
