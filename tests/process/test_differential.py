@@ -114,6 +114,9 @@ DIFFERENCES = {
     "json-error-text": "json.decode fails on the same inputs with other words "
     "('json: unexpected character at byte 7' against hyper-aos's "
     "\"unexpected character '}' at line 1 col 7\")",
+    "curry-partial": "a curried function given several (not all) arguments at once keeps "
+    "them all; hyper-aos's (and aos's) curry keeps only the first, so propEq('id', '2')(x) "
+    "fails there",
     "inbox-count": "#Inbox counts one less than on hyper-aos, which keeps the process "
     "message in the Inbox (see boot-inbox)",
 }
@@ -531,6 +534,36 @@ CORPUS: tuple[Program, ...] = (
             " Answer = Get(m, 'Data') end)",
             differs="on-reply",
         ),
+    ),
+    # -- .utils (aos 2's helpers) and what an Eval shows
+    P(
+        "utils",
+        E("U = require('.utils')"),
+        E("return table.concat(U.map(function(v) return v * 2 end, {1, 2, 3}), ',')"),
+        E("return table.concat(U.map(function(v) return v + 1 end)({1, 2}), ',')"),
+        E("return table.concat(U.filter(function(v) return v > 1 end, {1, 2, 3}), ',')"),
+        E("return U.reduce(function(a, v) return a + v end, 0, {1, 2, 3})"),
+        E(
+            "return U.find(U.propEq('id', '2'), {{id = '1'}, {id = '2', n = 'two'}}).n",
+            differs="curry-partial",
+        ),
+        E("return U.find(U.propEq('id')('2'), {{id = '1'}, {id = '2', n = 'two'}}).n"),
+        E("return U.propEq('id', 2)({id = 2})"),
+        E("return tostring(U.includes(2, {1, 2})) .. tostring(U.includes(5)({1, 2}))"),
+        E("return U.prop('x', {x = 'y'})"),
+        E("return table.concat(U.reverse({1, 2, 3}), ',')"),
+        E("return table.concat(U.concat({1}, {2, 3}), ',')"),
+        E("return U.compose(function(x) return x + 1 end, function(x) return x * 10 end)(2)"),
+        E("return #U.keys({a = 1, b = 2}) + #U.values({a = 1, b = 2})"),
+        E("return U.reverse({'a', 'b'})"),
+    ),
+    P(
+        "eval-output",
+        E("print('x')"),
+        E("print('x'); print('y'); return 'z'"),
+        E("print('n'); return {k = 'v'}"),
+        E("return {list = {1, 'two'}, n = {m = true}}"),
+        E("return {{1}, {2}}"),
     ),
     # -- json
     P(

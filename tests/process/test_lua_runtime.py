@@ -109,7 +109,7 @@ def test_utils_is_aos_utils(proc: Proc) -> None:
         "table.concat(U.filter(function(v) return v % 2 == 1 end, {1, 2, 3}), ',')": "1,3",
         "U.reduce(function(a, v) return a + v end, 0, {1, 2, 3})": "6",
         "U.reduce(function(a, v) return a + v end)(10)({1, 2})": "13",
-        "U.find(U.propEq('id', 2), {{id = 1}, {id = 2, n = 'two'}}).n": "two",
+        "U.find(U.propEq('id', '2'), {{id = '1'}, {id = '2', n = 'two'}}).n": "two",
         "tostring(U.includes(2, {1, 2})) .. tostring(U.includes(5)({1, 2}))": "truefalse",
         "U.prop('x', {x = 'y'})": "y",
         "table.concat(U.reverse({1, 2, 3}), ',')": "3,2,1",

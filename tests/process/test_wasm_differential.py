@@ -65,6 +65,7 @@ WASM_DIFFERS: dict[tuple[str, int], str] = {
     **_steps("inbox", 4, key="inbox-count"),
     **_steps("math-random", 4, key="random-stream"),
     **_steps("trust", 5, key="untrusted-text"),
+    **_steps("utils", 6, key="curry-partial"),
 }
 
 

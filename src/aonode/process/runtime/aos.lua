@@ -157,7 +157,11 @@ U.find = U.curry(function(fn, t)
   return nil
 end, 2)
 
-U.propEq = U.curry(function(name, value, object) return object[name] == value end, 3)
+U.propEq = U.curry(function(name, value, object) -- aos compares strings only
+  assert(type(name) == "string", "first argument should be a string")
+  assert(type(value) == "string", "second argument should be a string")
+  return object[name] == value
+end, 3)
 U.prop = U.curry(function(name, object) return object[name] end, 2)
 
 U.includes = U.curry(function(value, t)
