@@ -345,12 +345,12 @@ def eval_(
     if c.status_code >= 400:
         raise _fail(c.text, 1)
     results = c.json()["results"]
-    if results.get("output"):
-        typer.echo(results["output"], nl=not str(results["output"]).endswith("\n"))
+    # The output is what aos shows: the prints, then the Eval's value (every runtime).
+    shown = results.get("output") or results.get("data") or ""
+    if shown:
+        typer.echo(shown, nl=not str(shown).endswith("\n"))
     if results.get("error"):
         raise _fail(str(results["error"]), 1)
-    if results.get("data") is not None:
-        typer.echo(results["data"])
 
 
 @app.command()

@@ -13,6 +13,8 @@ from aonode.process.runtime.base import Limits
 from aonode.process.runtime.lua import LuaRuntime, random_seed
 from tests.process.conftest import OTHER, PID, TEST_LIMITS, Proc, ProcFactory
 
+R, G, B, Z = "\x1b[31m", "\x1b[32m", "\x1b[34m", "\x1b[0m"  # aos's ANSI colours
+
 # -- seed 003, Part 1 ------------------------------------------------------------
 
 
@@ -66,28 +68,69 @@ def test_dryrun_sees_the_latest_state_and_reports_its_outbox(proc: Proc) -> None
         ("return 1.5", "1.5"),
         ("return 7 // 2", "3"),
         ("return true", "true"),
-        ("return {b = 1, a = {1, 2}, c = 'x'}", '{"a":[1,2],"b":1,"c":"x"}'),
-        ("return {}", "[]"),
-        ("return nil", None),
-        ("Y = 1", None),
+        # aos 2's stringify, colours included (keys red, strings green, others blue)
+        (
+            "return {b = 1, a = {1, 2}, c = 'x'}",
+            "{\n "
+            + ",\n ".join(
+                [
+                    f"  {R}a{Z} = {{ {B}1{Z}, {B}2{Z} }}",
+                    f"  {R}b{Z} = {B}1{Z}",
+                    f'  {R}c{Z} = {G}"x"{Z}',
+                ]
+            )
+            + "\n}",
+        ),
+        ("return {}", "{  }"),
+        ("return {'a', 2}", f'{{ {G}"a"{Z}, {B}2{Z} }}'),
+        ("return {{1}, true}", f"{{\n  {{ {B}1{Z} }},\n  {B}true{Z}\n }}"),
+        ("return nil", ""),
+        ("Y = 1", ""),
     ],
 )
-def test_eval_value_becomes_data(proc: Proc, code: str, data: str | None) -> None:
+def test_eval_value_becomes_data(proc: Proc, code: str, data: str) -> None:
     res = proc.eval(code)
     assert (res.data, res.error) == (data, None)
+    assert res.output == data  # aos: the Eval's Output ends with its value
 
 
-def test_print_goes_to_output_not_data(proc: Proc) -> None:
+def test_print_reaches_the_eval_output_before_its_value(proc: Proc) -> None:
     res = proc.eval("print('a', 1, nil) print({k = 'v'}) return 'r'")
-    assert res.output == "a\t1\tnil\n" + '{"k":"v"}'
+    assert res.output == f'a\t1\tnil\n{{\n   {R}k{Z} = {G}"v"{Z}\n}}\nr'
     assert res.data == "r"
+
+
+def test_utils_is_aos_utils(proc: Proc) -> None:
+    """require('.utils'): aos 2's curried helpers, data last."""
+    proc.eval("U = require('.utils')")
+    cases = {
+        "table.concat(U.map(function(v) return v * 2 end, {1, 2, 3}), ',')": "2,4,6",
+        "table.concat(U.map(function(v) return v + 1 end)({1, 2}), ',')": "2,3",
+        "table.concat(U.filter(function(v) return v % 2 == 1 end, {1, 2, 3}), ',')": "1,3",
+        "U.reduce(function(a, v) return a + v end, 0, {1, 2, 3})": "6",
+        "U.reduce(function(a, v) return a + v end)(10)({1, 2})": "13",
+        "U.find(U.propEq('id', '2'), {{id = '1'}, {id = '2', n = 'two'}}).n": "two",
+        "tostring(U.includes(2, {1, 2})) .. tostring(U.includes(5)({1, 2}))": "truefalse",
+        "U.prop('x', {x = 'y'})": "y",
+        "table.concat(U.reverse({1, 2, 3}), ',')": "3,2,1",
+        "table.concat(U.concat({1}, {2, 3}), ',')": "1,2,3",
+        "U.compose(function(x) return x + 1 end, function(x) return x * 10 end)(2)": "21",
+        "table.concat(U.keys({a = 1, b = 2}), ',')": "a,b",
+        "table.concat(U.values({a = 1, b = 2}), ',')": "1,2",
+        "U.curry(function(a, b, c) return a .. b .. c end, 3)('x')('y', 'z')": "xyz",
+        "require('.utils') == Utils": "true",
+    }
+    for expr, want in cases.items():
+        assert proc.value(expr) == want, expr
+    res = proc.eval("return U.map(print, {a = 1})")
+    assert res.error is not None and "array" in res.error
 
 
 def test_syntax_error_is_an_error_result(proc: Proc) -> None:
     proc.eval("X = 1")
     res = proc.eval("X = = 2")
     assert res.error is not None and "unexpected symbol" in res.error
-    assert res.data is None
+    assert res.data == ""
     assert proc.value("X") == "1"
 
 
@@ -102,7 +145,7 @@ def test_user_error_keeps_what_ran_before_it(proc: Proc) -> None:
 def test_non_owner_eval_is_refused(proc: Proc) -> None:
     proc.eval("X = 1")
     res = proc.eval("X = 666; return 'pwned'", frm=OTHER)
-    assert res.data is None and res.error is None
+    assert res.data == "" and res.error is None
     assert proc.value("X") == "1"
     assert proc.value("#Inbox") == "1"  # it lands in the Inbox, like any unhandled message
 
@@ -147,7 +190,7 @@ def test_sandbox(proc: Proc, code: str, error: str) -> None:
     proc.eval("X = 20")
     res = proc.eval(f"X = 'touched'; {code}")
     assert res.error is not None and error in res.error, res.error
-    assert res.data is None
+    assert res.data == ""
     assert proc.value("X") in ("20", "touched")
     assert proc.value("1 + 1") == "2"
 

@@ -68,6 +68,22 @@ def error_response(error: AONodeError) -> Response:
     return json_response({"error": {"code": error.code, "message": error.message}}, status, headers)
 
 
+def _after_assignment(exc: Exception, pid: str, slot: int, message_id: str) -> Response:
+    """An error that came after the message took its slot durably: it names the slot.
+
+    The message is on the schedule whatever failed next (computing, delivering);
+    a client told only "error" would re-send it blind, so the body says where it is."""
+    if isinstance(exc, AONodeError):
+        response = error_response(exc)
+        doc = orjson.loads(response.body)
+    else:
+        log.exception("push of %s slot %d failed after the assignment", pid, slot)
+        response = Response(500, b"", "application/json")
+        doc = {"error": {"code": "internal-error", "message": "the node failed; see its log"}}
+    doc.update(process=pid, slot=slot, id=message_id)
+    return json_response(doc, response.status, [*response.headers, ("process", pid)])
+
+
 def _value(value: Any) -> Response:
     """A sub-path's value: text as text, anything else as JSON."""
     if isinstance(value, str):
@@ -300,13 +316,18 @@ class App:
                 [("process", pid)],
             )
         # push-depth / push-budget: another node continuing its walk here (push/remote.py)
-        tree = await node.pusher.push(
-            pid,
-            slot,
-            result_depth=result_depth,
-            depth=_int_param(request, "push-depth") or 0,
-            budget=_int_param(request, "push-budget"),
-        )
+        try:
+            tree = await node.pusher.push(
+                pid,
+                slot,
+                result_depth=result_depth,
+                depth=_int_param(request, "push-depth") or 0,
+                budget=_int_param(request, "push-budget"),
+            )
+        except Exception as exc:
+            if message_id is None:
+                raise
+            return _after_assignment(exc, pid, slot, message_id)
         tree["id"] = message_id
         return json_response(tree, headers=[("process", pid)])
 

@@ -182,11 +182,48 @@ class ProcessDevice:
         return self._fetched[mid]
 
     async def check_modules(self, process: Message) -> None:
-        """At spawn: the modules or the image a process names exist and can run (else 4xx)."""
+        """At spawn: the modules or the image a process names exist and can run (else 4xx).
+
+        A Lua module is loaded once in a throw-away VM: one that fails to load
+        (a syntax error, ``require`` of a library the sandbox lacks) would
+        otherwise be accepted and then fail every message it is given a slot for."""
         if wasm_mode(process) is not None:
-            await self.wasm_image(process)
-        else:
-            await self.module_sources(process)
+            image = await self.wasm_image(process)
+            await self._check_instantiates(image, json_iface=wasm_mode(process) == "json")
+            return
+        sources = await self.module_sources(process)
+        if sources is None or not any(d.lower() == LUA for d in execution_devices(process)):
+            return  # the built-in aos module, or a schedule only (never computed)
+        from aonode.process.runtime.hyperaos import ModuleLoadError, check_modules
+
+        names = chunk_names(module_ids(process), sources)
+        limits = self._limits
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, check_modules, sources, names, limits)
+        except ModuleLoadError as exc:
+            raise BadParameter(
+                f"the Lua module {exc.module} does not load: {exc.reason}",
+                code="module-load-failed",
+            ) from None
+
+    async def _check_instantiates(self, image: Image, *, json_iface: bool) -> None:
+        """An image that compiles may still not start under this node's limits (its
+        initial memory over the cap, an import it cannot satisfy at instantiation):
+        found now, it is a 400 at spawn instead of an error at every message."""
+        from aonode.process.runtime.wasm import WasmFailure
+
+        limits = self._limits
+
+        def start() -> None:
+            make_wasm_runtime(image, limits, None, json_iface=json_iface).close()
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, start)
+        except WasmFailure as exc:
+            raise BadParameter(
+                f"image {image.id} cannot start on this node: {exc}", code="image-cannot-start"
+            ) from None
 
     async def wasm_image(self, process: Message, *, legacy: bool = False) -> Image:
         """The compiled image of a WASM process; BadParameter (400) when it cannot run."""
@@ -252,9 +289,10 @@ class ProcessDevice:
 
             elif any(d.lower() == LUA for d in execution_devices(process)):
                 sources = await self.module_sources(process)
+                names = chunk_names(module_ids(process), sources or [])
 
                 def factory(snapshot: bytes | None) -> Runtime:
-                    return make_runtime(sources, limits, snapshot)
+                    return make_runtime(sources, limits, snapshot, names=names)
 
             else:
                 raise BadParameter(
@@ -310,7 +348,28 @@ class ProcessDevice:
         self._executor.shutdown(wait=True)
 
 
-def make_runtime(sources: list[str] | None, limits: Limits, snapshot: bytes | None) -> Runtime:
+def chunk_names(ids: list[str], sources: list[str]) -> list[str]:
+    """The name each module's Lua chunk gets (errors quote it): its id, or ``hyper-aos``.
+
+    Error positions read ``<name>:<line>:``; naming a user's module "hyper-aos"
+    would send them looking in the wrong file, so only hyper-aos (it names
+    itself in its ``info``) keeps that name."""
+    return [
+        "hyper-aos" if _HYPER_AOS_MARK in src else mid
+        for mid, src in zip(ids, sources, strict=False)
+    ]
+
+
+_HYPER_AOS_MARK = 'info = "hyper-aos"'
+
+
+def make_runtime(
+    sources: list[str] | None,
+    limits: Limits,
+    snapshot: bytes | None,
+    *,
+    names: list[str] | None = None,
+) -> Runtime:
     """The runtime for a process: built-in aos, or the named module (hyper-aos contract)."""
     if sources is None:
         from aonode.process.runtime.lua import LuaRuntime
@@ -324,7 +383,7 @@ def make_runtime(sources: list[str] | None, limits: Limits, snapshot: bytes | No
 
     if snapshot is not None:
         return HyperAOSRuntime.restore(snapshot, limits=limits)
-    runtime: Runtime = HyperAOSRuntime(sources, limits=limits)
+    runtime: Runtime = HyperAOSRuntime(sources, limits=limits, names=names or ())
     return runtime
 
 

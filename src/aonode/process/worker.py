@@ -176,7 +176,14 @@ class ProcessWorker:
         async with self._lock:
             runtime = await self._live_at(slot)
             env = self._env
-            return slot, await self._call(lambda: runtime.dryrun(msg, env))
+
+            def run() -> Results:
+                try:
+                    return runtime.dryrun(msg, env)
+                except Exception as exc:  # as in _apply: the dry run's error result
+                    return _fault(self.id, slot, exc)
+
+            return slot, await self._call(run)
 
     async def snapshot(self) -> tuple[int, bytes]:
         slot, _ = await self.now()
@@ -222,7 +229,10 @@ class ProcessWorker:
             out = []
             msgs = [aosmsg.from_assignment(a, process) for a in assignments]
             for a, msg in zip(assignments, msgs, strict=True):
-                results = runtime.boot(msg, env) if a.slot == 0 else runtime.apply(msg, env)
+                try:
+                    results = runtime.boot(msg, env) if a.slot == 0 else runtime.apply(msg, env)
+                except Exception as exc:  # a runtime fault: this message's error, not a 500
+                    results = _fault(process.id, a.slot, exc)
                 snap = None
                 if a.slot % every == 0 or (overdue and a.slot == last_slot):
                     try:
@@ -353,6 +363,16 @@ def _patch_keys(out: Json) -> dict[str, Any]:
         if isinstance(v, str | int | float | bool) and k.lower() not in keys:
             keys[k.lower()] = v
     return {k: v for k, v in keys.items() if k not in _NOT_STATE}
+
+
+def _fault(pid: str, slot: int, exc: Exception) -> Results:
+    """The result of a message whose runtime raised instead of answering.
+
+    The assignment is durable already, so the slot must get a result: the
+    client sees the failure as that message's error (as aos reports one),
+    never as a 500 that hides which slot it took."""
+    log.error("process %s slot %d: the runtime failed: %r", pid, slot, exc, exc_info=exc)
+    return Results(data="", error=f"aonode: the runtime failed at slot {slot}: {exc}")
 
 
 def _results(doc: bytes) -> Results:

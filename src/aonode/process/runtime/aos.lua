@@ -5,11 +5,12 @@ runs inside the runtime's sandbox like any user code, so everything it defines
 (ao, Handlers, Inbox, Owner, ...) is ordinary process state that Eval can read
 and change, and that a snapshot carries.  The runtime keeps the table returned
 at the end and calls its `handle(msg, env)` once per message; the result is
-`{ Data?, Messages, Spawns, Assignments, Error? }`, and whatever `print`
-writes is collected by the runtime as the message's output.
+`{ Data, Messages, Spawns, Assignments, Error? }`.  As in aos, the output is
+what `print` wrote followed by an Eval's value, tables in aos's stringify
+format (with its colours); `Data` is that value alone, `""` when there is none.
 
-Deliberate differences from aos: `print` writes no colour codes; `receive`
-(coroutine-suspended handlers) is not supported; a process that names no
+Deliberate differences from aos: `receive` (coroutine-suspended handlers) is
+not supported; a process that names no
 Authority trusts every message (aos trusts none but its owner).  How it
 differs from hyper-aos, and why: docs/aos-differences.md (kept true by
 tests/process/test_differential.py).
@@ -28,16 +29,183 @@ Name = nil
 Owner = nil
 local MAX_INBOX = 10000
 
--- print: like Lua's, but tables are shown as JSON.
+---------------------------------------------------------------- stringify
+-- How aos 2 shows a table in a terminal: a flat list of strings and numbers on
+-- one line, `{ 1, "a" }`; anything else one entry a line, `key = value`, keys
+-- red, strings green, other values blue (the ANSI colours aos writes).
+local C = { red = "\27[31m", green = "\27[32m", blue = "\27[34m", reset = "\27[0m" }
+
+local function scalar(v)
+  if type(v) == "string" then return C.green .. '"' .. v .. '"' .. C.reset end
+  return C.blue .. tostring(v) .. C.reset
+end
+
+local function flatList(t)
+  local n = 0
+  for k, v in pairs(t) do
+    n = n + 1
+    if k ~= n or (type(v) ~= "string" and type(v) ~= "number") then return false end
+  end
+  return true
+end
+
+local function stringify(t, indent, seen)
+  indent = indent or 0
+  seen = seen or {}
+  if flatList(t) then
+    local items = {}
+    for i, v in ipairs(t) do items[i] = scalar(v) end
+    return "{ " .. concat(items, ", ") .. " }"
+  end
+  local pad, inner = string.rep(" ", indent), string.rep(" ", indent + 2)
+  local lines, list, n = {}, true, 0
+  for k, v in pairs(t) do
+    n = n + 1
+    if list and k ~= n then list, lines = false, {} end -- a map after all: start again as one
+    local shown
+    if type(v) == "table" then
+      if seen[v] then return "<circular reference>" end
+      seen[v] = true
+      shown = stringify(v, indent + 2, seen)
+    else
+      shown = scalar(v)
+    end
+    if list then
+      lines[#lines + 1] = inner .. shown
+    else
+      lines[#lines + 1] = inner .. C.red .. tostring(k) .. C.reset .. " = " .. shown
+    end
+  end
+  if list then return "{\n" .. concat(lines, ",\n") .. "\n" .. pad .. " }" end
+  return "{\n " .. concat(lines, ",\n ") .. "\n" .. pad .. "}"
+end
+
+package.loaded[".stringify"] = { format = stringify, colors = C }
+
+---------------------------------------------------------------- .utils
+-- aos 2's functional helpers (`require('.utils')`): curried, data last, so
+-- `utils.map(f)(list)` and `utils.map(f, list)` agree.  `curry` needs the arity
+-- when it is not 2 (aos reads it from the debug library, which the sandbox lacks).
+local U = {}
+
+function U.curry(fn, arity)
+  arity = arity or 2
+  assert(type(fn) == "function", "curry: a function is required")
+  if arity < 2 then return fn end
+  local function take(have)
+    return function(...)
+      local args = { table.unpack(have, 1, have.n) }
+      local n = have.n
+      for i = 1, select("#", ...) do
+        n = n + 1
+        args[n] = select(i, ...)
+      end
+      args.n = n
+      if n >= arity then return fn(table.unpack(args, 1, n)) end
+      return take(args)
+    end
+  end
+  return take({ n = 0 })
+end
+
+function U.isArray(t)
+  if type(t) ~= "table" then return false end
+  local n = 0
+  for k in pairs(t) do
+    if math.type(k) ~= "integer" or k < 1 then return false end
+    n = n + 1
+  end
+  return n == #t
+end
+
+U.concat = U.curry(function(a, b)
+  assert(U.isArray(a) and U.isArray(b), "concat: two arrays are required")
+  local out = { table.unpack(a) }
+  for _, v in ipairs(b) do out[#out + 1] = v end
+  return out
+end, 2)
+
+U.reduce = U.curry(function(fn, initial, t)
+  assert(type(fn) == "function", "reduce: the first argument must be a function")
+  local acc = initial
+  for k, v in pairs(t) do
+    if acc == nil then acc = v else acc = fn(acc, v, k) end
+  end
+  return acc
+end, 3)
+
+U.map = U.curry(function(fn, data)
+  assert(type(fn) == "function" and U.isArray(data), "map: a function and an array are required")
+  local out = {}
+  for k, v in ipairs(data) do out[#out + 1] = fn(v, k) end
+  return out
+end, 2)
+
+U.filter = U.curry(function(fn, data)
+  assert(type(fn) == "function" and U.isArray(data), "filter: a function and an array are required")
+  local out = {}
+  for _, v in ipairs(data) do
+    if fn(v) then out[#out + 1] = v end
+  end
+  return out
+end, 2)
+
+U.find = U.curry(function(fn, t)
+  for _, v in pairs(t) do
+    if fn(v) then return v end
+  end
+  return nil
+end, 2)
+
+U.propEq = U.curry(function(name, value, object) -- aos compares strings only
+  assert(type(name) == "string", "first argument should be a string")
+  assert(type(value) == "string", "second argument should be a string")
+  return object[name] == value
+end, 3)
+U.prop = U.curry(function(name, object) return object[name] end, 2)
+
+U.includes = U.curry(function(value, t)
+  assert(U.isArray(t), "includes: an array is required")
+  return U.find(function(v) return v == value end, t) ~= nil
+end, 2)
+
+function U.reverse(data)
+  assert(U.isArray(data), "reverse: an array is required")
+  local out = {}
+  for i = #data, 1, -1 do out[#out + 1] = data[i] end
+  return out
+end
+
+function U.compose(...)
+  local fns = table.pack(...)
+  return function(...)
+    local values = table.pack(...)
+    for i = fns.n, 1, -1 do values = table.pack(fns[i](table.unpack(values, 1, values.n))) end
+    return table.unpack(values, 1, values.n)
+  end
+end
+
+function U.keys(t)
+  local out = {}
+  for k in pairs(t) do out[#out + 1] = k end
+  return out
+end
+
+function U.values(t)
+  local out = {}
+  for _, v in pairs(t) do out[#out + 1] = v end
+  return out
+end
+
+package.loaded[".utils"] = U
+Utils = U
+
+-- print: like Lua's, tables shown as aos shows them (stringify).
 function print(...)
   local parts = {}
   for i = 1, select("#", ...) do
     local v = select(i, ...)
-    if type(v) == "table" then
-      local ok, s = pcall(json.encode, v)
-      v = ok and s or tostring(v)
-    end
-    parts[i] = tostring(v)
+    parts[i] = type(v) == "table" and stringify(v) or tostring(v)
   end
   emit(concat(parts, "\t"))
 end
@@ -342,8 +510,11 @@ local function evaluate(code)
   if not fn then error(err, 0) end
   local value, failure = fn()
   if failure then error(failure, 0) end -- aos: a second value reports an error (`return nil, err`)
-  if SHOWN[type(value)] then value = tostring(value) end -- shown as aos shows them, not as JSON
+  if SHOWN[type(value)] then value = tostring(value) end -- shown as aos shows them
+  if type(value) == "table" then value = stringify(value) end
   result = value
+  -- aos: the Eval's Output is what it printed, then its value
+  if value ~= nil then emit(tostring(value)) end
 end
 
 local function eval(msg) evaluate(type(msg.Data) == "string" and msg.Data or "") end
@@ -420,8 +591,9 @@ local function handle(msg, env)
     Handlers.add("_eval", isEval, eval) -- re-instated if user code removed it, as aos does
     ok, err = pcall(Handlers.evaluate, msg, env)
   end
-  if not ok then return { Error = type(err) == "string" and err or tostring(err) } end
+  if not ok then return { Data = "", Error = type(err) == "string" and err or tostring(err) } end
   local box = ao.outbox
+  if result == nil then result = "" end -- aos: no output is "", not null
   return { Data = result, Messages = box.Messages, Spawns = box.Spawns, Assignments = box.Assignments }
 end
 

@@ -77,10 +77,10 @@ class Results:
     ``outbox`` entries are aos messages: ``{"Target", "Data", "Tags": [...],
     "Anchor"?}`` plus each tag as a key; ``spawns`` and ``assignments`` as aos
     returns them.  ``data`` is the returned value as a string (Eval's return,
-    ``nil`` → ``None``); ``output`` is what ``print`` wrote.
+    ``nil`` → ``""`` as in aos); ``output`` is what ``print`` wrote.
     """
 
-    data: str | None = None
+    data: str | None = ""  # "" when nothing was returned, as aos's Output.data
     output: str = ""
     outbox: tuple[Json, ...] = ()
     spawns: tuple[Json, ...] = ()

@@ -74,6 +74,28 @@ class _Outcome:
     trace: str | None = None
 
 
+class ModuleLoadError(ValueError):
+    """A module's source does not load: a syntax error, a failing ``require``, a raise.
+
+    ``module`` is the chunk's name (the module's id when the device knows it),
+    ``reason`` the loader's own words; the device turns it into a 400 at spawn."""
+
+    def __init__(self, module: str, reason: str) -> None:
+        super().__init__(f"Lua module {module} failed to load: {reason}")
+        self.module = module
+        self.reason = reason
+
+
+def check_modules(
+    sources: Sequence[str], names: Sequence[str] = (), limits: Limits | None = None
+) -> None:
+    """Load ``sources`` in a throw-away VM, so a spawn can be refused before any slot.
+
+    Raises :class:`ModuleLoadError`; a module that loads here loads at boot too
+    (loading is deterministic and sees no message)."""
+    _VM.fresh(sources, limits or Limits(), names)
+
+
 class NotSnapshottable(NotImplementedError):
     """The state holds something the serializer cannot write (e.g. a coroutine)."""
 
@@ -95,14 +117,16 @@ class _VM:
         self._h: Any = self._rt.execute(_PRELUDE.encode(), serializer)
 
     @classmethod
-    def fresh(cls, sources: Sequence[str], limits: Limits) -> _VM:
+    def fresh(cls, sources: Sequence[str], limits: Limits, names: Sequence[str] = ()) -> _VM:
         vm = cls(limits)
         for i, src in enumerate(sources):
-            name = "hyper-aos" if i == 0 else f"module-{i}"
+            name = names[i] if i < len(names) else ("hyper-aos" if i == 0 else f"module-{i}")
             try:
                 vm._h.load_module(src.encode(), name.encode(), limits.instructions)
+            except lua.LuaMemoryError:
+                raise ModuleLoadError(name, "Lua memory limit exceeded") from None
             except lua.LuaError as exc:
-                raise ValueError(f"Lua module {name} failed to load: {exc}") from None
+                raise ModuleLoadError(name, shapes.text(exc.args[0]) if exc.args else "") from None
         vm._h.install()
         return vm
 
@@ -172,10 +196,15 @@ class HyperAOSRuntime:
         *,
         limits: Limits | None = None,
         checkpoint_every: int = 1000,
+        names: Sequence[str] = (),
     ) -> None:
         if not module_sources:
             raise ValueError("HyperAOSRuntime needs at least one Lua module source")
         self._sources = tuple(module_sources)
+        self._names = tuple(names)  # chunk names (module ids); default: hyper-aos, module-1…
+        # Why every message fails, when the modules did not load at boot (checked at
+        # spawn, so only a module that loaded then and not now: each message says so).
+        self._broken: str | None = None
         self._limits = limits or Limits()
         self._checkpoint_every = max(1, checkpoint_every)
         self._vm: _VM | None = None
@@ -206,15 +235,23 @@ class HyperAOSRuntime:
         if self._booted:
             raise RuntimeError("process already booted")
         self._pos = _Position(str(process_msg.get("Id") or ""), shapes.body(process_msg), 0, 0)
-        self._vm = _VM.fresh(self._sources, self._limits)
         self._booted = True
+        try:
+            self._vm = _VM.fresh(self._sources, self._limits, self._names)
+        except ModuleLoadError as exc:
+            self._broken = str(exc)
+            return Results(data="", error=self._broken)
         return self._step(process_msg, commit=True)
 
     def apply(self, msg: Json, env: Json) -> Results:
+        if self._broken is not None:
+            return Results(data="", error=self._broken)
         return self._step(msg, commit=True)
 
     def dryrun(self, msg: Json, env: Json) -> Results:
         """Runs on a replica restored from the live state's dump; the live VM is untouched."""
+        if self._broken is not None:
+            return Results(data="", error=self._broken)
         live = self._clean_vm()
         try:
             state = self._checkpoint(live)
@@ -227,6 +264,8 @@ class HyperAOSRuntime:
 
     def snapshot(self) -> bytes:
         """The live state's bytes; raises NotImplementedError when it cannot be written."""
+        if self._broken is not None:
+            raise NotImplementedError(f"no state to snapshot: {self._broken}")
         state = self._checkpoint(self._clean_vm())
         pos = self._pos
         head = json.dumps(
@@ -275,7 +314,7 @@ class HyperAOSRuntime:
             raise RuntimeError("process not booted (or closed)")
         if self._dirty:
             if self._base is None:
-                vm = _VM.fresh(self._sources, self._limits)
+                vm = _VM.fresh(self._sources, self._limits, self._names)
             else:
                 vm = _VM.restored(self._base, self._limits)
             for call in self._journal:
@@ -332,7 +371,7 @@ def _results(out: _Outcome, *, patch_split: bool) -> Results:
     data = shapes.text(text) if text is not None else ""
     prompt = output.get("prompt") if isinstance(output, dict) else None
     return Results(
-        data=(data or None) if out.error is None else None,
+        data=data if out.error is None else "",
         output=data,
         outbox=tuple(outbox),
         patches=tuple(patches),

@@ -104,7 +104,7 @@ def decode(raw: bytes) -> Results:
         extra["gas-used"] = response["GasUsed"]
     error = response.get("Error")
     return Results(
-        data=text or None,
+        data=text,  # aos: no output is "", never null
         output=text,
         outbox=tuple(_with_tag_keys(m) for m in response.get("Messages") or ()),
         spawns=tuple(_with_tag_keys(m) for m in response.get("Spawns") or ()),
