@@ -27,9 +27,18 @@ count (coroutines the sandbox creates get the hook too); past
 ``Limits.instructions`` it raises, and keeps raising, so a ``pcall`` loop
 cannot outlive it (the sandbox's ``pcall``, ``xpcall``, ``coroutine.resume``
 and ``coroutine.wrap`` re-raise a budget or memory failure).  ``Limits.memory``
-caps the whole Lua state (lupa's allocator) while a message runs.  Not covered:
-time spent inside one C function (a pathological pattern in ``string.find``
-backtracks without executing VM instructions); that needs a watchdog outside Lua.
+caps the whole Lua state (lupa's allocator, so C allocations too) while a
+message runs.  Time inside one C function is one VM instruction, so
+``costed.lua`` wraps the string and table functions that can run long: each
+charges the budget for the work its arguments ask of C (bytes, elements,
+the worst case of a pattern), refuses a result past the memory cap before C
+allocates it, and runs a pattern whose worst case is large in a Lua port of
+the matcher that the hook counts.  All of that depends on the arguments
+only, so it fails the same way on every node.  The last line is a backstop on
+the process's CPU time (``cpu_backstop``), checked by the hook, for work no
+argument shows (``..`` on long strings): node-local, so its failure says
+``non-deterministic`` in ``Results.extra``.  Lua runs without the GIL on the
+worker's compute threads, so other processes compute meanwhile.
 
 Failures.  An ``error()`` in a handler is aos's business: aos reports it in
 the result and keeps what the message changed before it.  A budget or memory
@@ -61,8 +70,11 @@ from lupa import lua53  # type: ignore[import-untyped]
 from aonode.process.runtime.base import Json, Limits, Results, json_default
 
 DEFAULT_LIMITS = Limits()
-_FATAL = ("budget", "memory")
-_HOOK_STEP = 10_000  # instructions between two calls of the budget hook
+_FATAL = ("budget", "memory", "timeout")
+_HOOK_STEP = 1_000  # instructions between two calls of the budget hook (and the backstop)
+# Process CPU seconds one message may take before the backstop ends it (see the
+# module docstring: node-local, so such a failure is marked non-deterministic).
+DEFAULT_CPU_BACKSTOP = 60.0
 
 
 @cache
@@ -114,7 +126,7 @@ class _Call:
 class _VM:
     """One Lua state: harness, sandbox and module."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, backstop: float = DEFAULT_CPU_BACKSTOP) -> None:
         self._limits = limits
         self._lua: Any = lua53.LuaRuntime(
             encoding=None,
@@ -123,7 +135,9 @@ class _VM:
             attribute_filter=_no_attributes,
             max_memory=0,  # 0 = no cap yet; set while user code runs
         )
-        self._api: Any = self._lua.execute(_HARNESS)
+        self._api: Any = self._lua.execute(_HARNESS, self._lua.execute(_COSTED))
+        # no string the cap could not hold anyway: refused before C allocates it
+        self._api[b"set_limits"](max(1, limits.memory), backstop)
         serializer = _resource("snapshot.lua")
         self.can_snapshot = serializer is not None
         if serializer is not None:
@@ -169,7 +183,10 @@ class _VM:
 
 def _results(kind: str, payload: str, output: str) -> Results:
     if kind != "ok":
-        return Results(output=output, error=payload, extra={"rolled-back": kind in _FATAL})
+        extra = {"rolled-back": kind in _FATAL}
+        if kind == "timeout":  # another node may have computed it: say so
+            extra["non-deterministic"] = True
+        return Results(output=output, error=payload, extra=extra)
     raw = payload.encode()
     try:
         doc = orjson.loads(raw)
@@ -203,6 +220,7 @@ class LuaRuntime:
         limits: Limits = DEFAULT_LIMITS,
         checkpoint_every: int = 1000,
         snapshot: bytes | None = None,
+        cpu_backstop: float = DEFAULT_CPU_BACKSTOP,
     ) -> None:
         if module_sources is None:
             builtin = _resource("aos.lua")
@@ -211,6 +229,7 @@ class LuaRuntime:
         else:
             self._sources = [(f"module-{i}", s.encode()) for i, s in enumerate(module_sources)]
         self._limits = limits
+        self._backstop = cpu_backstop
         self._checkpoint_every = max(1, checkpoint_every)
         self._base = snapshot  # the state the journal starts from (None: the module, fresh)
         self._journal: list[_Call] = []
@@ -264,7 +283,7 @@ class LuaRuntime:
         except NotImplementedError:  # no serializer, or a state it cannot write
             replica = self._rebuild()
         else:
-            replica = _VM(self._limits)
+            replica = _VM(self._limits, self._backstop)
             replica.restore(state)
         try:
             return _results(*replica.run(call))
@@ -300,7 +319,7 @@ class LuaRuntime:
 
     def _rebuild(self) -> _VM:
         """A VM holding the base with the journal replayed on it."""
-        vm = _VM(self._limits)
+        vm = _VM(self._limits, self._backstop)
         if self._base is not None:
             if not vm.can_snapshot:
                 raise NotImplementedError(
@@ -352,11 +371,12 @@ class LuaRuntime:
         )
 
 
-def _harness() -> bytes:
-    source = _resource("sandbox.lua")
+def _harness(name: str) -> bytes:
+    source = _resource(name)
     if source is None:  # pragma: no cover - a broken installation
-        raise RuntimeError("aonode's sandbox.lua is missing from the package")
+        raise RuntimeError(f"aonode's {name} is missing from the package")
     return source
 
 
-_HARNESS = _harness()
+_HARNESS = _harness("sandbox.lua")
+_COSTED = _harness("costed.lua")
