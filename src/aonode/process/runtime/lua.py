@@ -128,6 +128,7 @@ class _VM:
 
     def __init__(self, limits: Limits, backstop: float = DEFAULT_CPU_BACKSTOP) -> None:
         self._limits = limits
+        self._cap = limits.memory if limits.lua_memory is None else limits.lua_memory
         self._lua: Any = lua53.LuaRuntime(
             encoding=None,
             register_eval=False,
@@ -137,7 +138,7 @@ class _VM:
         )
         self._api: Any = self._lua.execute(_HARNESS, self._lua.execute(_COSTED))
         # no string the cap could not hold anyway: refused before C allocates it
-        self._api[b"set_limits"](max(1, limits.memory), backstop)
+        self._api[b"set_limits"](max(1, self._cap), backstop)
         serializer = _resource("snapshot.lua")
         self.can_snapshot = serializer is not None
         if serializer is not None:
@@ -146,7 +147,7 @@ class _VM:
     def _guarded(self, fn: Any, *args: Any) -> tuple[str, str, str]:
         limit = max(1, self._limits.instructions)
         step = min(limit, _HOOK_STEP)
-        self._lua.set_max_memory(self._limits.memory, total=True)
+        self._lua.set_max_memory(self._cap, total=True)
         try:
             kind, payload, output = fn(*args, limit, step)
         except lua53.LuaMemoryError:
