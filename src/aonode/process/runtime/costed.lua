@@ -102,14 +102,22 @@ return function(charge, limits, fatal)
   ------------------------------------------------------------ the Lua matcher
   -- A port of lstrlib.c's match(): same items, same backtracking order.
   local CAP_UNFINISHED, CAP_POSITION, MAXCCALLS = -1, -2, 200
-  local CLASS = {}
+  -- %a, %d, ...: a 256-entry table per class, built the first time the Lua
+  -- matcher meets the class (most processes never run it: no memory spent).
+  local CLASS, LETTERS = {}, {}
   for _, k in ipairs({ "a", "c", "d", "g", "l", "p", "s", "u", "w", "x", "z" }) do
+    LETTERS[sbyte(k)], LETTERS[sbyte(k:upper())] = k, k
+  end
+  local function class_table(cl)
+    local k = LETTERS[cl]
+    if not k then return nil end
     local yes, no = {}, {}
     for b = 0, 255 do
       local hit = (k == "z" and b == 0) or (k ~= "z" and sfind(schar(b), "^%" .. k) ~= nil)
       yes[b], no[b] = hit, not hit
     end
     CLASS[sbyte(k)], CLASS[sbyte(k:upper())] = yes, no
+    return CLASS[cl]
   end
 
   local function new_state(src, pat)
@@ -119,7 +127,7 @@ return function(charge, limits, fatal)
   end
 
   local function match_class(c, cl)
-    local t = CLASS[cl]
+    local t = CLASS[cl] or class_table(cl)
     if t then return t[c] end
     return cl == c
   end

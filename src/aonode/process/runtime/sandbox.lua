@@ -520,7 +520,28 @@ local function run_message(msg_json, data, env_json)
   return results_json(P.process.handle(msg, deep_copy(last_env))) -- the module may change it
 end
 
-local snapshot -- the serializer (snapshot.lua), when installed
+-- The serializer (snapshot.lua) is compiled when a dump or restore needs it and
+-- dropped after: its code would otherwise be ~55 KiB of every live process's
+-- heap for an operation that runs once per hundred messages.  Python keeps the
+-- one copy of its source and passes it in.
+local function with_serializer(src, f, arg)
+  local serializer = assert(rawload(src, "=snapshot.lua", "t", _G))()
+  local r = f(serializer, arg)
+  serializer = nil
+  collectgarbage() -- the dump's or load's working tables, and the serializer
+  return r
+end
+
+local function dump_with(serializer)
+  return serializer.dump({ env = P.env, process = P.process, strings = STRING_MT.__index,
+                           ids = ids, last_id = last_id }, KNOWN)
+end
+
+local function restore_with(serializer, s)
+  local root = serializer.load(s, KNOWN)
+  P.env, P.process, ids, last_id = root.env, root.process, root.ids, root.last_id
+  STRING_MT.__index = root.strings
+end
 
 return {
   load_module = function(src, name, limit, step)
@@ -532,16 +553,7 @@ return {
     rng, now = seed, ts
     return guarded(run_message, msg_json, data, env_json, limit, step)
   end,
-  install_snapshot = function(src)
-    snapshot = assert(rawload(src, "=snapshot.lua", "t", _G))()
-  end,
-  dump = function()
-    return snapshot.dump({ env = P.env, process = P.process, strings = STRING_MT.__index,
-                           ids = ids, last_id = last_id }, KNOWN)
-  end,
-  restore = function(s)
-    local root = snapshot.load(s, KNOWN)
-    P.env, P.process, ids, last_id = root.env, root.process, root.ids, root.last_id
-    STRING_MT.__index = root.strings
-  end,
+  dump = function(src) return with_serializer(src, dump_with) end,
+  restore = function(src, s) with_serializer(src, restore_with, s) end,
+  collect = function() collectgarbage() end,
 }
