@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -154,8 +155,9 @@ class _VM:
             self._lua.set_max_memory(0)
         return kind.decode(), payload.decode("utf-8", "replace"), output.decode("utf-8", "replace")
 
-    def load_module(self, source: bytes, name: str) -> tuple[str, str]:
-        kind, payload, _ = self._guarded(self._api[b"load_module"], source, name.encode())
+    def load_module(self, source: bytes, name: str, binary: bool = False) -> tuple[str, str]:
+        """``binary``: ``source`` is bytecode the node compiled itself (never user input)."""
+        kind, payload, _ = self._guarded(self._api[b"load_module"], source, name.encode(), binary)
         self._api[b"collect"]()  # loading leaves garbage the size of the module's code
         return kind, payload
 
@@ -226,12 +228,16 @@ class LuaRuntime:
             builtin = _resource("aos.lua")
             assert builtin is not None, "aos.lua is missing from the package"
             self._sources: list[tuple[str, bytes]] = [("aos.lua", builtin)]
+            self._builtin = True
         else:
             self._sources = [(f"module-{i}", s.encode()) for i, s in enumerate(module_sources)]
+            self._builtin = False
         self._limits = limits
         self._backstop = cpu_backstop
         self._checkpoint_every = max(1, checkpoint_every)
-        self._base = snapshot  # the state the journal starts from (None: the module, fresh)
+        # the state the journal starts from (None: the module, fresh), zlib-compressed:
+        # it is read only to rebuild after a failure, and held by every live process
+        self._base = None if snapshot is None else zlib.compress(snapshot, 1)
         self._journal: list[_Call] = []
         self._next_slot = 0
         self._dumped: bytes | None = None  # dump of the live state, until it changes
@@ -312,7 +318,7 @@ class LuaRuntime:
             raise NotImplementedError("snapshot.lua is not installed: no snapshots")
         if self._dumped is None:
             self._dumped = vm.dump()
-            self._base = self._dumped
+            self._base = zlib.compress(self._dumped, 1)
             self._journal.clear()
             self._next_checkpoint = self._checkpoint_every
         return self._dumped
@@ -325,10 +331,11 @@ class LuaRuntime:
                 raise NotImplementedError(
                     "snapshot.lua is not installed: cannot restore a snapshot"
                 )
-            vm.restore(self._base)
+            vm.restore(zlib.decompress(self._base))
         else:
             for name, source in self._sources:
-                kind, payload = vm.load_module(source, name)
+                binary = self._builtin and name == "aos.lua"
+                kind, payload = vm.load_module(_builtin_code() if binary else source, name, binary)
                 if kind != "ok":
                     self._broken = f"the module failed to load ({name}): {payload}"
                     return vm
@@ -362,7 +369,8 @@ class LuaRuntime:
         pid = str(process.get("Id", "")) if isinstance(process, dict) else ""
         slot = _as_int(msg.get("Nonce"), self._next_slot)
         return _Call(
-            msg=orjson.dumps(body, default=json_default),
+            # a copy: orjson's bytes keep its ~4 KiB buffer, and the journal holds them
+            msg=bytes(memoryview(orjson.dumps(body, default=json_default))),
             data=raw,
             env=self._env_json(env),
             slot=slot,
@@ -378,16 +386,30 @@ def _harness(name: str) -> bytes:
     return source
 
 
-def _stripped(source: bytes, name: str) -> bytes:
-    """The chunk compiled once, without debug info, for every VM to load as is.
+@cache
+def _builtin_code() -> bytes:
+    """aos.lua compiled once per node process, debug info kept (its error lines
+    are the user's to read): each process loads it without running the parser,
+    whose working memory would otherwise stay in the process's heap."""
+    source = _resource("aos.lua")
+    assert source is not None, "aos.lua is missing from the package"
+    return _compiled(source, "aos.lua", strip=False)
 
-    Each VM then skips the compiler, and its copy of the code is about a third
-    smaller (no line or local-name tables): ~32 KiB less per live process.  Only
-    the privileged harness is stripped: its errors carry no line of their own
-    (they name the caller's); user code and the module keep theirs."""
+
+def _stripped(source: bytes, name: str) -> bytes:
+    """The harness compiled once, without debug info, for every VM to load as is.
+
+    Its copy of the code is then about a third smaller in each VM (no line or
+    local-name tables): ~32 KiB less per live process.  Only the privileged
+    harness is stripped: its errors carry no line of their own (they name the
+    caller's); user code and the module keep theirs."""
+    return _compiled(source, name, strip=True)
+
+
+def _compiled(source: bytes, name: str, *, strip: bool) -> bytes:
     compiler = lua53.LuaRuntime(encoding=None, register_eval=False)
-    dump = compiler.eval("function(s, n) return string.dump(assert(load(s, n, 't')), true) end")
-    code: bytes = dump(source, f"={name}".encode())
+    dump = compiler.eval("function(s, n, k) return string.dump(assert(load(s, n, 't')), k) end")
+    code: bytes = dump(source, f"={name}".encode(), strip)
     return code
 
 

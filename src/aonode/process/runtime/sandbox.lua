@@ -496,8 +496,8 @@ local function guarded(fn, a, b, c, limit, step)
   return "error", errtext(v), output
 end
 
-local function load_module(src, name)
-  local chunk, err = rawload(src, "=" .. name, "t", P.env)
+local function load_module(src, name, binary) -- binary: the node's own compiled module only
+  local chunk, err = rawload(src, "=" .. name, binary and "b" or "t", P.env)
   if not chunk then rawerror(err, 0) end
   local r = chunk()
   if type(r) == "function" then r = { handle = r } end
@@ -544,8 +544,8 @@ local function restore_with(serializer, s)
 end
 
 return {
-  load_module = function(src, name, limit, step)
-    return guarded(load_module, src, name, nil, limit, step)
+  load_module = function(src, name, binary, limit, step)
+    return guarded(load_module, src, name, binary, limit, step)
   end,
   has_process = function() return P.process ~= nil end,
   set_limits = function(max_string, backstop) limits.max_string, budget.backstop = max_string, backstop end,
