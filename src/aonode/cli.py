@@ -103,6 +103,12 @@ def serve(
             help="Upload assignments and messages to this Arweave node (or arlocal); required by remote_confirmation (env AONODE_UPLOAD_URL)"
         ),
     ] = None,
+    lua_memory: Annotated[
+        str | None,
+        typer.Option(
+            help="Memory cap of each live Lua process, C allocations included, e.g. 64MiB; a message past it fails and is rolled back (env AONODE_LUA_MEMORY; default 64MiB)"
+        ),
+    ] = None,
     log_level: Annotated[
         str, typer.Option(help="Log level: debug, info, warning (default), error")
     ] = "warning",
@@ -143,6 +149,8 @@ def serve(
             changes["max_body"] = parse_size(max_body)
         if scheduler_map:
             changes["scheduler_map"] = parse_scheduler_map(scheduler_map)
+        if lua_memory is not None:
+            changes["lua_memory"] = parse_size(lua_memory)
         config = replace(config, **changes).validated()
         node = Node(config)
     except AONodeError as exc:

@@ -25,6 +25,7 @@ class Mode(StrEnum):
 
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
+DEFAULT_LUA_MEMORY = 64 * 1024 * 1024  # per live Lua process (lua@5.3a on the built-in aos)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,9 @@ class NodeConfig:
     # (scheduler/upload.py); required by remote_confirmation, background otherwise
     upload_url: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
+    # the memory cap of one Lua process's state, C allocations included; a message
+    # that needs more fails (rolled back) and the process goes on
+    lua_memory: int = DEFAULT_LUA_MEMORY
 
     @property
     def store_url(self) -> str:
@@ -101,6 +105,8 @@ class NodeConfig:
             raise ConfigError("sign threads must be at least 1")
         for key, url in self.scheduler_map.items():
             check_node_url(key, url)
+        if self.lua_memory < 1024 * 1024:
+            raise ConfigError("lua memory must be at least 1MiB")
         if self.push_retry_seconds <= 0:
             raise ConfigError("push retry seconds must be positive")
         return self
@@ -202,6 +208,8 @@ def from_env(base: NodeConfig, environ: Mapping[str, str] | None = None) -> Node
         changes["upload_url"] = v
     if v := env.get("AONODE_SCHEDULER_MAP"):
         changes["scheduler_map"] = parse_scheduler_map(e for e in v.split(",") if e.strip())
+    if v := env.get("AONODE_LUA_MEMORY"):
+        changes["lua_memory"] = parse_size(v)
     return replace(base, **changes)  # type: ignore[arg-type]
 
 

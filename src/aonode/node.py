@@ -33,6 +33,7 @@ from aonode.errors import (
 from aonode.message import Message
 from aonode.metrics import NodeMetrics
 from aonode.process.device import ProcessDevice, check_spawn
+from aonode.process.runtime.base import Limits
 from aonode.push import Pusher, PushLimits
 from aonode.scheduler.assignment import Assignment
 from aonode.scheduler.registry import Registry
@@ -123,6 +124,7 @@ class Node:
             gateway=config.gateway,
             async_cache=config.async_cache,
             cache_dir=config.data_dir / "wasm-cache",
+            limits=Limits(lua_memory=config.lua_memory),
         )
         self.processes.recent_assignments = self._durable_assignments
         self._unloader: asyncio.Task[None] | None = None

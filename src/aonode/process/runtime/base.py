@@ -64,10 +64,15 @@ def json_default(value: object) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Per-message budget: Lua VM instructions and bytes of memory."""
+    """Per-message budget: Lua VM instructions and bytes of memory.
+
+    ``memory`` caps a WASM instance's linear memory (aos WASM needs ~68 MiB);
+    ``lua_memory``, when set, caps a built-in-aos Lua state instead (a much
+    smaller heap, so the node can hold a tighter line there)."""
 
     instructions: int = 200_000_000
     memory: int = 256 * 1024 * 1024
+    lua_memory: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,10 +15,15 @@ local os_date, os_difftime = os.date, os.difftime
 local co_create, co_resume = coroutine.create, coroutine.resume
 local STRING_MT = getmetatable("")
 python = nil -- lupa's bridge: a process never reaches Python
+local costed = ... -- costed.lua's constructor (lua.py passes it)
+local os_clock = os.clock
 
 local BUDGET, MEMORY = "instruction budget exceeded", "memory limit exceeded"
+local TIMEOUT = "cpu time backstop exceeded (node-local, not deterministic)"
 local P = {} -- env: the sandbox's globals; process: the module's entry table
-local budget = { used = 0, limit = 0, step = 1, tripped = false }
+local budget = { used = 0, limit = 0, step = 1, tripped = false, timed_out = false,
+                 started = 0.0, backstop = 60.0 }
+local limits = { max_string = 1 << 30 } -- read by costed.lua's wrappers
 local now, rng, out = 0, 0, {}
 local ids, last_id = setmetatable({}, { __mode = "k" }), 0
 
@@ -193,9 +198,21 @@ end
 local JSON = { encode = function(v) return json_encode(v) end, decode = json_decode }
 
 ------------------------------------------------------------------ limits
+-- The wall-clock backstop: the one non-deterministic bound, for work no
+-- argument-based charge sees (the `..` operator on long strings, long-string
+-- comparisons).  It is the process's CPU time (os.clock), checked here, so it
+-- trips between instructions; costed.lua bounds each C call itself.
 local function hook()
   local b = budget
   b.used = b.used + b.step
+  if b.used >= b.limit then b.tripped = true; rawerror(BUDGET, 0) end
+  if os_clock() - b.started > b.backstop then b.timed_out = true; rawerror(TIMEOUT, 0) end
+end
+
+-- What costed.lua's wrappers pay for the C work they are about to ask for.
+local function charge(units)
+  local b = budget
+  b.used = b.used + units
   if b.used >= b.limit then b.tripped = true; rawerror(BUDGET, 0) end
 end
 
@@ -207,6 +224,7 @@ end
 local function rethrow(ok, ...)
   if not ok then
     if budget.tripped then rawerror(BUDGET, 0) end
+    if budget.timed_out then rawerror(TIMEOUT, 0) end
     if is_memory((...)) then rawerror(MEMORY, 0) end
   end
   return ok, ...
@@ -314,11 +332,15 @@ local function new_sandbox()
     out[#out + 1] = concat(parts, "\t")
   end
   S.load = function(chunk, name, mode, ...) -- text only, in the process's globals by default
+    if type(chunk) == "string" then charge(1 + #chunk // 16) end
     local env = P.env
     if select("#", ...) > 0 then env = ... end
     return rawload(chunk, name, "t", env)
   end
-  S.loadstring = function(s, name) return rawload(s, name, "t", P.env) end
+  S.loadstring = function(s, name)
+    if type(s) == "string" then charge(1 + #s // 16) end
+    return rawload(s, name, "t", P.env)
+  end
   S.require = function(name)
     local pkg = rawget(P.env, "package")
     local loaded = type(pkg) == "table" and rawget(pkg, "loaded")
@@ -339,6 +361,11 @@ local function new_sandbox()
   S.collectgarbage = function() return 0 end
   S.unpack = table.unpack
   S.string, S.table, S.utf8 = copy(string), copy(table), copy(utf8)
+  local W, T = costed(charge, limits, function(e)
+    return e == BUDGET or e == TIMEOUT or is_memory(e)
+  end)
+  for k, f in next, W do S.string[k] = f end
+  for k, f in next, T do S.table[k] = f end
   S.math = copy(math)
   S.math.random, S.math.randomseed = random, randomseed
   S.coroutine = copy(coroutine)
@@ -456,6 +483,7 @@ end
 -- Runs fn under the budget: ("ok", value, output) or (kind, message, output).
 local function guarded(fn, a, b, c, limit, step)
   budget.used, budget.limit, budget.step, budget.tripped = 0, limit, step, false
+  budget.timed_out, budget.started = false, os_clock()
   out = {}
   debug_sethook(hook, "", step)
   local ok, v = rawpcall(fn, a, b, c)
@@ -463,12 +491,13 @@ local function guarded(fn, a, b, c, limit, step)
   local output = concat(out, "\n")
   if ok then return "ok", v, output end
   if budget.tripped then return "budget", BUDGET, output end
+  if budget.timed_out then return "timeout", TIMEOUT, output end
   if is_memory(v) then return "memory", MEMORY, output end
   return "error", errtext(v), output
 end
 
-local function load_module(src, name)
-  local chunk, err = rawload(src, "=" .. name, "t", P.env)
+local function load_module(src, name, binary) -- binary: the node's own compiled module only
+  local chunk, err = rawload(src, "=" .. name, binary and "b" or "t", P.env)
   if not chunk then rawerror(err, 0) end
   local r = chunk()
   if type(r) == "function" then r = { handle = r } end
@@ -491,27 +520,40 @@ local function run_message(msg_json, data, env_json)
   return results_json(P.process.handle(msg, deep_copy(last_env))) -- the module may change it
 end
 
-local snapshot -- the serializer (snapshot.lua), when installed
+-- The serializer (snapshot.lua) is compiled when a dump or restore needs it and
+-- dropped after: its code would otherwise be ~55 KiB of every live process's
+-- heap for an operation that runs once per hundred messages.  Python keeps the
+-- one copy of its source and passes it in.
+local function with_serializer(src, f, arg)
+  local serializer = assert(rawload(src, "=snapshot.lua", "t", _G))()
+  local r = f(serializer, arg)
+  serializer = nil
+  collectgarbage() -- the dump's or load's working tables, and the serializer
+  return r
+end
+
+local function dump_with(serializer)
+  return serializer.dump({ env = P.env, process = P.process, strings = STRING_MT.__index,
+                           ids = ids, last_id = last_id }, KNOWN)
+end
+
+local function restore_with(serializer, s)
+  local root = serializer.load(s, KNOWN)
+  P.env, P.process, ids, last_id = root.env, root.process, root.ids, root.last_id
+  STRING_MT.__index = root.strings
+end
 
 return {
-  load_module = function(src, name, limit, step)
-    return guarded(load_module, src, name, nil, limit, step)
+  load_module = function(src, name, binary, limit, step)
+    return guarded(load_module, src, name, binary, limit, step)
   end,
   has_process = function() return P.process ~= nil end,
+  set_limits = function(max_string, backstop) limits.max_string, budget.backstop = max_string, backstop end,
   run = function(msg_json, data, env_json, seed, ts, limit, step)
     rng, now = seed, ts
     return guarded(run_message, msg_json, data, env_json, limit, step)
   end,
-  install_snapshot = function(src)
-    snapshot = assert(rawload(src, "=snapshot.lua", "t", _G))()
-  end,
-  dump = function()
-    return snapshot.dump({ env = P.env, process = P.process, strings = STRING_MT.__index,
-                           ids = ids, last_id = last_id }, KNOWN)
-  end,
-  restore = function(s)
-    local root = snapshot.load(s, KNOWN)
-    P.env, P.process, ids, last_id = root.env, root.process, root.ids, root.last_id
-    STRING_MT.__index = root.strings
-  end,
+  dump = function(src) return with_serializer(src, dump_with) end,
+  restore = function(src, s) with_serializer(src, restore_with, s) end,
+  collect = function() collectgarbage() end,
 }
