@@ -132,7 +132,13 @@ def _read_long(region: bytes, pos: int, what: str) -> tuple[int, int]:
 
 
 def _read_string(region: bytes, pos: int, index: int, part: str, limit: int) -> tuple[str, int]:
-    length, pos = _read_long(region, pos, f"tag {index} {part} length")
+    # Fast path: a length under 64 is one byte; only a longer one pays for the
+    # general reader and its error text (this runs twice per tag per request).
+    byte = region[pos] if pos < len(region) else 0x80
+    if byte < 0x80:
+        length, pos = (byte >> 1) ^ -(byte & 1), pos + 1
+    else:
+        length, pos = _read_long(region, pos, f"tag {index} {part} length")
     if length < 0:
         raise InvalidMessage(f"tag {index} {part} has a negative length ({length})")
     if length > limit:
