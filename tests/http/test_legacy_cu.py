@@ -52,7 +52,14 @@ def _before(cursor: str) -> str:
 async def test_results_pages_in_both_orders(live: Live, user_wallet: Wallet) -> None:
     ln = await live()
     pid, _ = await _process(ln, user_wallet, 5)
-    expected = [None, "0", "10", "20", "30", "40"]  # slot 0 is the process itself
+    expected = [
+        "",
+        "0",
+        "10",
+        "20",
+        "30",
+        "40",
+    ]  # slot 0 is the process itself (no output: "" as aos)
     asc = await _all(ln, pid, "ASC", 2)
     assert _data(asc) == expected
     assert all(set(e["node"]) >= {"Output", "Messages", "Spawns", "Error"} for e in asc)
