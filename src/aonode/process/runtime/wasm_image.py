@@ -251,31 +251,39 @@ def load(image_id: str, wasm: bytes, cache_dir: Path | None = None) -> Image:
     """The compiled image, from memory, the disk cache, or compiled now (and cached)."""
     digest = hashlib.sha256(wasm).hexdigest()
     key = (image_id, digest)
-    with _lock:
-        if (hit := _compiled.get(key)) is not None:
-            return hit
     path = None
-    module = None
     if cache_dir is not None:
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in image_id)[:64]
         name = f"{safe}-{digest[:16]}-wasmtime{wasmtime_version()}-i{REWRITE_VERSION}.cwasm"
         path = cache_dir / name
-        if path.is_file():
-            try:
-                # read, not mapped: a file truncated under a mapping would crash the node
-                module = wasmtime.Module.deserialize(engine(), path.read_bytes())
-            except wasmtime.WasmtimeError as exc:  # another build or config: recompile
-                log.info("cached image %s not usable (%s); compiling again", path, exc)
+    with _lock:
+        hit = _compiled.get(key)
+    if hit is not None:
+        if path is not None and not path.is_file():  # compiled for another node or a check
+            _write_cache(path, hit.module)
+        return hit
+    module = None
+    if path is not None and path.is_file():
+        try:
+            # read, not mapped: a file truncated under a mapping would crash the node
+            module = wasmtime.Module.deserialize(engine(), path.read_bytes())
+        except wasmtime.WasmtimeError as exc:  # another build or config: recompile
+            log.info("cached image %s not usable (%s); compiling again", path, exc)
     if module is None:
         module = compile_image(wasm)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_bytes(bytes(module.serialize()))
-            os.replace(tmp, path)
+            _write_cache(path, module)
     image = _describe(image_id, module)
     with _lock:
         return _compiled.setdefault(key, image)
+
+
+def _write_cache(path: Path, module: wasmtime.Module) -> None:
+    """Write a compiled image atomically, so a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_bytes(bytes(module.serialize()))
+    os.replace(tmp, path)
 
 
 def compile_image(wasm: bytes) -> wasmtime.Module:
