@@ -27,6 +27,7 @@ from aonode.errors import (
     NotFound,
     NotOwner,
     Overloaded,
+    PayloadTooLarge,
 )
 from aonode.http import cron_routes, dashboard, legacy_routes, process_routes
 from aonode.http.errors import status_of
@@ -63,6 +64,8 @@ def error_response(error: AONodeError) -> Response:
         headers.append(("retry-after", str(error.retry_after)))
     if isinstance(error, MethodNotAllowed) and error.allow:
         headers.append(("allow", ", ".join(error.allow)))
+    if isinstance(error, PayloadTooLarge):  # the body is left unread: no reuse
+        headers.append(("connection", "close"))
     if status == 503 and not headers:
         headers.append(("retry-after", "1"))
     return json_response({"error": {"code": error.code, "message": error.message}}, status, headers)
