@@ -43,7 +43,7 @@ from aonode.http.server import free_port
 from aonode.migrate import export_store, import_store
 from aonode.wallet import Wallet
 from tests.conftest import sign_message, sign_process
-from tests.test_crash import start_node, stop_node
+from tests.test_crash import check_schedules, start_node, stop_node
 
 ANS = {"content-type": "application/ans104"}
 PRIME = 1_000_000_007
@@ -117,7 +117,7 @@ async def run_soak(
             async with httpx.AsyncClient(
                 base_url=url, timeout=60, limits=httpx.Limits(max_connections=64)
             ) as client:
-                await _check_acknowledged(client, state)
+                await check_schedules(client, state.pids, state.acked)
                 if not state.pids:
                     await _spawn(client, state, address)
                 await _load(client, node, state, report, rng.randint(1, max_acks), rng)
@@ -203,33 +203,6 @@ async def _load(
     )
 
 
-async def _schedule(client: httpx.AsyncClient, pid: str) -> list[str]:
-    """The message ids of ``pid``'s schedule in slot order (gap-free, or it fails)."""
-    ids: list[str] = []
-    first = 0
-    while True:
-        r = await client.get(f"/{pid}/schedule", params={"from": first})
-        assert r.status_code == 200, r.text
-        page = r.json()
-        for a in page["assignments"]:
-            assert a["slot"] == len(ids), "gap or duplicate after a crash"
-            ids.append(a["message"])
-        if not page["continues"]:
-            return ids
-        first = page["next"]
-
-
-async def _check_acknowledged(client: httpx.AsyncClient, state: _State) -> list[list[str]]:
-    schedules = []
-    for pid in state.pids:
-        ids = await _schedule(client, pid)
-        slot_of = {mid: slot for slot, mid in enumerate(ids)}
-        for mid, slot in state.acked[pid].items():
-            assert slot_of.get(mid) == slot, f"acknowledged {mid} (slot {slot}) was lost"
-        schedules.append(ids)
-    return schedules
-
-
 def _fold(ids: list[str], amounts: dict[str, int]) -> int:
     """The state a correct replay reaches: slot 0 spawns, slot 1 installs the
     handler, every later slot is a Mix sent by this soak."""
@@ -256,7 +229,7 @@ async def _final(data_dir: Path, state: _State, report: SoakReport) -> None:
     node, url, _ = await start_node(data_dir, free_port("127.0.0.1"))
     try:
         async with httpx.AsyncClient(base_url=url, timeout=120) as client:
-            schedules = await _check_acknowledged(client, state)
+            schedules = await check_schedules(client, state.pids, state.acked)
             expected = [str(_fold(ids, state.amounts)) for ids in schedules]
             survived = [await _state_of(client, state, pid) for pid in state.pids]
             report.slots = sum(len(ids) + 1 for ids in schedules)

@@ -168,10 +168,14 @@ async def burst(
 
 async def check_schedules(
     client: httpx.AsyncClient, pids: list[str], acked: dict[str, dict[str, int]]
-) -> None:
+) -> list[list[str]]:
+    """Every acknowledged message at its slot, slots gap-free; each process's
+    message ids in slot order."""
+    schedules = []
     for pid in pids:
         stored: dict[str, int] = {}
         slots: list[int] = []
+        ids: list[str] = []
         first = 0
         while True:
             r = await client.get(f"/{pid}/schedule", params={"from": first})
@@ -180,9 +184,12 @@ async def check_schedules(
             for a in page["assignments"]:
                 stored[a["message"]] = a["slot"]
                 slots.append(a["slot"])
+                ids.append(a["message"])
             if not page["continues"]:
                 break
             first = page["next"]
         assert slots == list(range(len(slots))), "gap or duplicate after a crash"
         for mid, slot in acked[pid].items():
             assert stored.get(mid) == slot, f"acknowledged {mid} (slot {slot}) was lost"
+        schedules.append(ids)
+    return schedules
