@@ -30,12 +30,14 @@ _HASHLIB_NAMES = {
 
 @cache
 def library_code(name: bytes) -> bytes | None:
-    """The compiled chunk of library ``name`` (debug info kept: its errors name lines)."""
+    """The compiled chunk of library ``name``, without debug info: it is copied into
+    the state (and the snapshots) of every process that requires it, and aos's
+    own messages from these libraries carry no line either."""
     if name.decode("ascii", "replace") not in LIBRARIES:
         return None
     path = resources.files("aonode.process.runtime") / f"lualib_{name.decode()}.lua"
     compiler = lua53.LuaRuntime(encoding=None, register_eval=False)
-    dump = compiler.eval("function(s, n) return string.dump(assert(load(s, n, 't'))) end")
+    dump = compiler.eval("function(s, n) return string.dump(assert(load(s, n, 't')), true) end")
     code: bytes = dump(path.read_bytes(), b"=" + name + b".lua")
     return code
 
