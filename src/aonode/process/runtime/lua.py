@@ -69,6 +69,7 @@ import orjson
 from lupa import lua53  # type: ignore[import-untyped]
 
 from aonode.process.runtime.base import Json, Limits, Results, json_default
+from aonode.process.runtime.lualib import host_digest, library_code
 
 DEFAULT_LIMITS = Limits()
 _FATAL = ("budget", "memory", "timeout")
@@ -137,7 +138,9 @@ class _VM:
             attribute_filter=_no_attributes,
             max_memory=0,  # 0 = no cap yet; set while user code runs
         )
-        self._api: Any = self._lua.execute(_HARNESS, self._lua.execute(_COSTED_CODE))
+        self._api: Any = self._lua.execute(
+            _HARNESS, self._lua.execute(_COSTED_CODE), library_code, host_digest
+        )
         # no string the cap could not hold anyway: refused before C allocates it
         self._api[b"set_limits"](max(1, self._cap), backstop)
         self._serializer = _resource("snapshot.lua")  # one copy, shared by every VM

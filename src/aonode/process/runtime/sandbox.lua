@@ -15,7 +15,9 @@ local os_date, os_difftime = os.date, os.difftime
 local co_create, co_resume = coroutine.create, coroutine.resume
 local STRING_MT = getmetatable("")
 python = nil -- lupa's bridge: a process never reaches Python
-local costed = ... -- costed.lua's constructor (lua.py passes it)
+-- costed.lua's constructor; the node's libraries (name -> compiled chunk, or
+-- nil); the host's digests (lua.py passes all three: only strings cross)
+local costed, library_code, host_digest = ...
 local os_clock = os.clock
 
 local BUDGET, MEMORY = "instruction budget exceeded", "memory limit exceeded"
@@ -242,6 +244,7 @@ local function unwrap(ok, ...)
 end
 
 ------------------------------------------------------------------ sandbox
+local load_library -- below: the node's libraries, compiled on first require
 local function det_pairs(t)
   local mt = debug_getmetatable(t)
   local mp = mt and rawget(mt, "__pairs")
@@ -319,6 +322,61 @@ local function copy(t)
   return c
 end
 
+-- The node's Lua libraries (aos's `.bint`, `.crypto`, `.base64`), each under
+-- the names aos programs require it by.  One is compiled into a process on its
+-- first require, so a process that never asks for one carries none of it; its
+-- functions then live in the process's state like the process's own code.
+local LIBRARIES = {
+  [".bint"] = "bint", bint = "bint",
+  [".base64"] = "base64", base64 = "base64",
+  [".crypto"] = "crypto", [".crypto.init"] = "crypto", crypto = "crypto",
+}
+
+-- What a library's chunk is given: the host's digests, charged by the bytes
+-- they read (a digest is one call into C however long its input).
+local DIGESTS = { md5 = true, sha1 = true, sha256 = true, sha512 = true, sha3_256 = true,
+                  sha3_512 = true, keccak256 = true, keccak512 = true, blake2b = true }
+local SLOW = { keccak256 = true, keccak512 = true }
+local function digest(algo, data, outlen, key)
+  if type(algo) ~= "string" or not DIGESTS[algo] then
+    rawerror("unknown digest " .. rawtostring(algo), 2)
+  end
+  if type(data) ~= "string" then rawerror("a digest reads a string", 2) end
+  key = key or ""
+  outlen = tointeger(outlen or 0)
+  if type(key) ~= "string" or not outlen or outlen < 0 or outlen > 64 or #key > 64 then
+    rawerror("blake2b: bad output length or key", 2)
+  end
+  -- keccak has no C implementation on the host: charged as the slow one it is
+  charge(1 + (SLOW[algo] and #data * 64 or (#data + #key) // 16))
+  return host_digest(algo, data, outlen, key)
+end
+
+local function pbkdf2(algo, password, salt, iterations, keylen)
+  iterations, keylen = tointeger(iterations), tointeger(keylen)
+  if (algo ~= "sha1" and algo ~= "sha256") or type(password) ~= "string"
+     or type(salt) ~= "string" or not iterations or iterations < 1
+     or not keylen or keylen < 1 or keylen > 1 << 16 then
+    rawerror("pbkdf2: bad arguments", 2)
+  end
+  -- two compressions per iteration for each output block of 32 bytes (or fewer)
+  charge(1 + (#password + #salt) // 16 + iterations * 2 * ((keylen + 19) // 20))
+  return host_digest("pbkdf2_" .. algo, password, keylen, salt, iterations)
+end
+local HOST = { digest = digest, pbkdf2 = pbkdf2 }
+
+load_library = function(loaded, name)
+  local lib = LIBRARIES[name]
+  if lib == nil then return nil end
+  local code = library_code(lib)
+  if code == nil then return nil end
+  local m = assert(rawload(code, "=" .. lib .. ".lua", "b", P.env))(copy(HOST))
+  for alias, file in next, LIBRARIES do
+    if file == lib and rawget(loaded, alias) == nil then loaded[alias] = m end
+  end
+  return m
+end
+
 local function new_sandbox()
   local S = {}
   for _, k in ipairs({ "assert", "error", "ipairs", "next", "rawequal", "rawget", "rawlen",
@@ -345,6 +403,7 @@ local function new_sandbox()
     local pkg = rawget(P.env, "package")
     local loaded = type(pkg) == "table" and rawget(pkg, "loaded")
     local m = type(loaded) == "table" and rawget(loaded, name) or nil
+    if m == nil and type(loaded) == "table" then m = load_library(loaded, name) end
     if m == nil then
       rawerror("module '" .. det_tostring(name) .. "' not found (only loaded modules can be)", 2)
     end
@@ -405,6 +464,7 @@ for _, lib in ipairs({ "string", "table", "math", "utf8", "coroutine", "os" }) d
   end
 end
 for name, v in next, JSON do KNOWN["json." .. name] = v end
+for name, v in next, HOST do KNOWN["(aonode) " .. name] = v end
 
 ------------------------------------------------------------------ results
 local function text(v)
