@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from aonode import wallet as wallet_mod
-from aonode.config import Mode, NodeConfig
+from aonode.config import NodeConfig
 from aonode.cron import Cron
 from aonode.errors import (
     BadParameter,
@@ -39,7 +39,7 @@ from aonode.scheduler.assignment import Assignment
 from aonode.scheduler.registry import Registry
 from aonode.scheduler.server import SchedulerServer, ServerOptions
 from aonode.scheduler.timestamp import TimestampSource, make_source
-from aonode.scheduler.upload import confirmed, make_uploader
+from aonode.scheduler.upload import make_uploader
 from aonode.store import Ownership, Store, open_store
 from aonode.verifier import Verifier
 from aonode.wallet import Wallet
@@ -292,18 +292,7 @@ class Node:
         self, server: SchedulerServer, message: Message, pid: str, path: str
     ) -> Assignment:
         deadline = asyncio.get_running_loop().time() + self.config.abort_seconds
-        remote = self.uploads is not None and self.config.mode is Mode.REMOTE_CONFIRMATION
-        stored = await self.store.by_message(pid, message.id)
-        if stored is not None:  # a re-post: its existing slot, never a second one
-            assignment = Assignment.from_stored(stored)
-            if remote and self.uploads is not None:
-                wait = self.uploads.wait(pid, assignment.slot)
-                await confirmed(self.uploads, wait, deadline, pid, message.id)
-            return assignment
-        reply = server.submit(message, path=path, deadline=deadline)
-        if remote and self.uploads is not None:
-            return await confirmed(self.uploads, reply, deadline, pid, message.id)
-        return await reply
+        return await server.schedule(message, path=path, deadline=deadline)
 
     async def push_async(self, pid: str, slot: int) -> None:
         """An async push: durable when this returns, resumed after a restart, then run."""

@@ -30,21 +30,20 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from aonode.codec.b64 import b64url_decode, b64url_encode
+import orjson
+
 from aonode.config import Mode
 from aonode.errors import Expired, Overloaded, SchedulerError, StoreError
 from aonode.logs import lifecycle, where
 from aonode.message import Message
 from aonode.scheduler.assignment import Assignment, Header, commit
-from aonode.scheduler.hashchain import next_link
+from aonode.scheduler.core import ScheduleState
 from aonode.scheduler.timestamp import TimestampSource
+from aonode.scheduler.upload import Uploader, confirmed
 from aonode.store.base import Store
 from aonode.wallet import RSAWallet, Wallet
-
-if TYPE_CHECKING:
-    from aonode.scheduler.upload import Uploader
 
 log = logging.getLogger("aonode.scheduler")
 
@@ -129,9 +128,7 @@ class SchedulerServer:
         self._timestamps = timestamps
         self.options = options
         self._signer = signer if any(isinstance(w, RSAWallet) for w in wallets) else None
-        self.current = -1
-        self._chain = b""
-        self._last_ts = 0
+        self._state = ScheduleState(process.id)
         self._queue: asyncio.Queue[_Request | None] = asyncio.Queue(options.queue_size)
         self._pipeline: asyncio.Queue[_Entry | None] = asyncio.Queue(1024)
         self._recent: OrderedDict[str, _Entry] = OrderedDict()
@@ -173,6 +170,11 @@ class SchedulerServer:
         lifecycle.info("scheduler stopped", extra=where(self.id, self.current))
 
     @property
+    def current(self) -> int:
+        """The last slot given (-1 before slot 0)."""
+        return self._state.current
+
+    @property
     def running(self) -> bool:
         return bool(self._tasks) and not all(t.done() for t in self._tasks)
 
@@ -180,7 +182,7 @@ class SchedulerServer:
         return {
             "id": self.id,
             "current": self.current,
-            "hash_chain": b64url_encode(self._chain),
+            "hash_chain": self._state.hash_chain,
             "wallets": [w.address for w in self.wallets],
             "mode": self.options.mode.value,
             "queue": self._queue.qsize(),
@@ -211,10 +213,30 @@ class SchedulerServer:
     async def schedule(
         self, message: Message, *, path: str = "compute", deadline: float | None = None
     ) -> Assignment:
-        """Assign ``message`` and return its assignment (per the server's mode)."""
+        """Admit ``message``: its existing slot if it has one, else the next slot.
+
+        The one place a scheduling request is answered.  A re-post of a
+        message already durable gets its stored assignment (one not yet
+        durable is recognised by the actor), never a second slot.  The answer
+        comes when the server's mode says so: ``aggressive`` once signed,
+        ``local_confirmation`` once durable, ``remote_confirmation`` once the
+        upload target accepted it (:func:`~aonode.scheduler.upload.confirmed`
+        turns a missed deadline into a clear error).
+        """
         if deadline is None:
             deadline = asyncio.get_running_loop().time() + 10.0
-        return await self.submit(message, path=path, deadline=deadline)
+        uploads = self.uploads if self.options.mode is Mode.REMOTE_CONFIRMATION else None
+        stored = await self._store.by_message(self.id, message.id)
+        if stored is not None:
+            assignment = Assignment.from_stored(stored)
+            if uploads is not None:
+                wait = uploads.wait(self.id, assignment.slot)
+                await confirmed(uploads, wait, deadline, self.id, message.id)
+            return assignment
+        reply = self.submit(message, path=path, deadline=deadline)
+        if uploads is not None:
+            return await confirmed(uploads, reply, deadline, self.id, message.id)
+        return await reply
 
     # -- the actor -------------------------------------------------------
 
@@ -246,23 +268,14 @@ class SchedulerServer:
             self._answer(req.reply, known)
             return
         await self._inflight.acquire()
-        slot = self.current + 1
-        link = next_link(self._chain, req.message.id_bytes)
-        block = self._timestamps.current()
-        now = max(time.time_ns() // 1_000_000, self._last_ts)
-        header = Header(
-            process=self.id,
-            slot=slot,
-            block_height=block.height,
-            block_hash=block.hash,
-            block_timestamp=block.timestamp,
-            timestamp=now,
-            hash_chain=b64url_encode(link),
+        header = self._state.assign(
+            req.message.id,
+            req.message.id_bytes,
             path=req.path,
-            message=req.message.id,
+            block=self._timestamps.current(),
+            now_ms=time.time_ns() // 1_000_000,
         )
         signed = self._sign(header, req.message)
-        self.current, self._chain, self._last_ts = slot, link, now
         self.assigned += 1
         entry = _Entry(header=header, body=req.message, signed=signed)
         self._recent[req.message.id] = entry
@@ -357,9 +370,10 @@ class SchedulerServer:
     async def _resume(self) -> None:
         latest = await self._store.latest(self.id)
         if latest is None:
-            self.current, self._chain = -1, b""
+            self._state.resume(None)
         else:
-            self.current, self._chain = latest.slot, b64url_decode(latest.hash_chain)
+            stamped = orjson.loads(latest.document).get("timestamp", 0)
+            self._state.resume(latest.slot, latest.hash_chain, int(stamped))
 
     # -- the committer ---------------------------------------------------
 
