@@ -39,9 +39,7 @@ from tests.process.test_differential import Program
 CORPUS: tuple[Program, ...] = APPS + FLOWS
 DOC = Path(__file__).resolve().parents[2] / "docs" / "aos-differences.md"
 
-LUALIBS_BINT = "the built-in aos has no .bint (helper lualibs adds it)"
-LUALIBS_CRYPTO = "the built-in aos has no .crypto (helper lualibs adds it)"
-LUALIBS_BASE64 = "the built-in aos has no .base64 (helper lualibs adds it)"
+LUALIBS_CRYPTO = "the built-in aos's .crypto differs from aos 2.0.6 on another digest"
 AOSSEM_RECEIVE = "the built-in aos has no receive/Receive/Handlers.receive (helper aossem)"
 AOSSEM_ASSIGN = "the built-in aos has no ao.isAssignment / assignables (helper aossem)"
 AOSSEM_NORMALISE = "the built-in aos does not normalise tag names to title case (helper aossem)"
@@ -51,11 +49,7 @@ AOSSEM_TRUSTED = "the built-in's ao.isTrusted answers a boolean where aos 2.0.6 
 
 # (runtime, scenario) → why it fails today.
 FAILING: dict[tuple[str, str], str] = {
-    **{("builtin", p.name): LUALIBS_BINT for p in APPS if p.name.startswith(("token", "staking"))},
-    ("builtin", "crypto-sha256"): LUALIBS_CRYPTO,
     ("builtin", "crypto-other-digests"): LUALIBS_CRYPTO,
-    ("builtin", "crypto-in-handler"): LUALIBS_CRYPTO,
-    ("builtin", "base64"): LUALIBS_BASE64,
     ("builtin", "receive-send-then-reply"): AOSSEM_RECEIVE,
     ("builtin", "receive-unrelated-message-first"): AOSSEM_RECEIVE,
     ("builtin", "receive-global-pattern"): AOSSEM_RECEIVE,
