@@ -1,6 +1,7 @@
 """Async push under SIGKILL: every outbox message is delivered exactly once.
 
-A real ``aonode serve`` accepts an async push of a slot whose outbox fans out
+A real ``aonode serve`` accepts an async push (``push-mode=async``, or the
+legacy MU crank of a message posted to ``POST /``) of a slot whose outbox fans out
 50 messages over 5 target processes, and is killed after a random number of
 those deliveries has been observed on the targets' schedules.  After the
 restart the node resumes the pending push by itself; when it is done, each
@@ -50,8 +51,9 @@ async def delivered(client: httpx.AsyncClient, targets: list[str]) -> int:
     return total
 
 
+@pytest.mark.parametrize("surface", ["push-async", "legacy-crank"])
 async def test_sigkill_during_async_push_delivers_each_message_once(
-    tmp_path: Path, user_wallet: Wallet
+    tmp_path: Path, user_wallet: Wallet, surface: str
 ) -> None:
     rng = random.Random(os.environ.get("AONODE_CRASH_SEED", "aonode-push"))
     data_dir = tmp_path / "node"
@@ -72,13 +74,17 @@ async def test_sigkill_during_async_push_delivers_each_message_once(
                     "end"
                 )
                 m = sign_message(user_wallet, sender, data=code.encode(), action="Eval")
-                r = await client.post(
-                    f"/{sender}~process@1.0/push",
-                    content=m.item.raw,
-                    headers=ANS,
-                    params={"push-mode": "async"},
-                )
-                assert r.status_code == 202, r.text
+                if surface == "legacy-crank":  # aoconnect legacy's message
+                    r = await client.post("/", content=m.item.raw)
+                    assert r.status_code == 200, r.text
+                else:
+                    r = await client.post(
+                        f"/{sender}~process@1.0/push",
+                        content=m.item.raw,
+                        headers=ANS,
+                        params={"push-mode": "async"},
+                    )
+                    assert r.status_code == 202, r.text
                 before = round_ * FAN_OUT
                 kill_after = before + rng.randint(1, FAN_OUT - 1)
 

@@ -28,6 +28,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
+from aonode.push.failures import REASONS
 from aonode.store.base import CommitObservable
 
 if TYPE_CHECKING:
@@ -162,6 +163,13 @@ class NodeMetrics:
             ["target", "result"],
             registry=r,
         )
+        self.push_failures = Counter(
+            "aonode_push_failed",
+            "Outbox entries a push could not deliver to another node, by reason "
+            "(each entry counted once, however often it is retried)",
+            ["reason"],
+            registry=r,
+        )
         self.cron = Counter(
             "aonode_cron_firings", "Runs of ~cron@1.0 tasks", ["result"], registry=r
         )
@@ -171,6 +179,8 @@ class NodeMetrics:
             ["method", "route", "status"],
             registry=r,
         )
+        for reason in REASONS:  # every reason shows, as 0, from the start
+            self.push_failures.labels(reason)
         for mode in ("aggressive", "local_confirmation", "remote_confirmation"):
             if mode == self._mode:  # the node's own mode shows as 0 from the start
                 self.assignments.labels(mode)
@@ -232,6 +242,9 @@ class NodeMetrics:
     def push_delivered(self, local: bool, entry: dict[str, Any]) -> None:
         result = "error" if entry.get("response") == "error" else "ok"
         self.push.labels("local" if local else "remote", result).inc()
+
+    def push_failed(self, reason: str) -> None:
+        self._child(self.push_failures, reason).inc()
 
     def cron_fired(self, task: CronTask, status: RunStatus) -> None:
         self.cron.labels("error" if status.error is not None else "ok").inc()

@@ -6,7 +6,8 @@ no build step, no CDN, so it works on an offline node).  It polls
 the node (address, mode, store), its processes with their current slot
 (rates are derived in the page from successive slots), and the latest
 assignments of one process with their hash chain, each link re-checked here
-(``chain[n] = sha256(chain[n-1] ‖ id[n])``).
+(``chain[n] = sha256(chain[n-1] ‖ id[n])``), and how many outbox deliveries
+to other nodes are failing (``push-failures``: open count, newest first).
 
 Handlers return ``(status, body, content type)`` and raise
 :class:`aonode.errors.AONodeError` for bad input, which ``http/app.py`` turns
@@ -121,6 +122,7 @@ async def state(node: Node, selected: str | None, *, limit: int, latest: int) ->
         "process-count": total,
         "selected": chosen,
         "assignments": await _chain(node, chosen, latest) if chosen else [],
+        "push-failures": node.pusher.failures.summary(),
     }
 
 

@@ -13,10 +13,14 @@ HyperBEAM reading an ``ao.TN.1`` SU) speak to an SU with these routes
     GET  /{pid}/latest           the latest slot, same shape
     GET  /processes/{pid}        the process item, with its block and timestamp
 
-and, for aoconnect's legacy ``result``/``dryrun`` pointed at this node as
-its compute unit, ``GET /result/{msgid}?process-id=P`` and ``POST
-/dry-run?process-id=P``; the legacy CU's readers ``GET /results/{pid}``,
-``GET /state/{pid}`` and ``GET /cron/{pid}`` live in :mod:`legacy_cu`.
+A message or spawn posted (or assigned) here is cranked as the legacy MU
+does: after its slot is durable an async push job computes it and delivers
+its outbox recursively (:mod:`aonode.push`).  For aoconnect's legacy
+``result``/``dryrun`` pointed at this node as its compute unit: ``GET
+/result/{msgid}?process-id=P`` (with ``PushFailures`` when the crank could
+not deliver some of its ``Messages``) and ``POST /dry-run?process-id=P``.
+The legacy CU's readers ``GET /results/{pid}``, ``GET /state/{pid}`` and
+``GET /cron/{pid}`` live in :mod:`legacy_cu`.
 An empty query value (``?from=&limit=``) counts as absent, as the legacy
 clients send it.
 
@@ -230,7 +234,18 @@ async def _post(node: Node, request: Request) -> dict[str, Any]:
             f"the Type tag must be Process or Message (it is {shown})", code="unsupported-type"
         )
     assignment = await node.schedule(message, path=message.keys.get("path") or "compute")
+    await _crank(node, assignment)
     return {"timestamp": assignment.header.timestamp, "id": message.id}
+
+
+async def _crank(node: Node, assignment: Assignment) -> None:
+    """The legacy MU's crank: compute the slot and deliver its outbox, recursively.
+
+    A durable async push job (recorded before the client is answered, resumed
+    after a restart, each delivery made once through the push ledger).  A
+    spawn is cranked too, as the MU pulls a new process's boot result.
+    """
+    await node.push_async(assignment.header.process, assignment.slot)
 
 
 async def _assign(node: Node, request: Request, pid: str, assign: str) -> dict[str, Any]:
@@ -250,6 +265,7 @@ async def _assign(node: Node, request: Request, pid: str, assign: str) -> dict[s
     if message.is_process:
         raise BadParameter(f"{assign} is a process; only messages can be assigned")
     assignment = await node.schedule(message, assign_to=pid)
+    await _crank(node, assignment)
     return {"timestamp": assignment.header.timestamp, "id": assignment.id}
 
 
@@ -365,7 +381,12 @@ async def _result(node: Node, request: Request, message_id: str) -> Any:
     if stored is None:
         raise NotFound(f"message {message_id} is not on process {pid}", code="unknown-message")
     worker = await node.processes.worker(process)
-    return process_routes.aos_raw(await worker.compute(stored.assignment.slot))
+    slot = stored.assignment.slot
+    raw = process_routes.aos_raw(await worker.compute(slot))
+    failed = node.pusher.failures.of_slot(pid, slot)
+    if failed:  # the crank could not deliver some of Messages: say which, and why
+        raw["PushFailures"] = [f.to_json() for f in failed]
+    return raw
 
 
 async def _dryrun(node: Node, request: Request) -> Any:

@@ -4,6 +4,7 @@
 - :mod:`aonode.push.ledger` — the signed delivery messages and async jobs, durable
   (the exactly-once mechanism is described there);
 - :mod:`aonode.push.remote` — where a target is scheduled, and delivering there;
+- :mod:`aonode.push.failures` — failed deliveries: logged once, counted, kept;
 - :mod:`aonode.push.jobs` — :class:`Pusher`, the node's entry point.
 """
 

@@ -15,8 +15,9 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from aonode.errors import AONodeError
+from aonode.errors import AONodeError, RemoteError
 from aonode.logs import where
+from aonode.push.failures import Failures
 from aonode.push.ledger import Ledger, PushJob
 from aonode.push.remote import Remote
 from aonode.push.tree import TRANSIENT, PushLimits, Walker
@@ -36,12 +37,15 @@ class Pusher:
         self.limits = limits
         self.ledger = Ledger(node.store, node.wallets[0])
         self.remote = Remote(node, limits)
-        self.walker = Walker(node, self.ledger, self.remote, limits)
+        # node.metrics is made after the pusher: looked up when a failure is counted
+        self.failures = Failures(node.store, lambda reason: node.metrics.push_failed(reason))
+        self.walker = Walker(node, self.ledger, self.remote, limits, self.failures)
         self._jobs: dict[str, asyncio.Task[None]] = {}
 
     async def start(self) -> None:
         """Open the remote client and resume the jobs a previous run left pending."""
         await self.remote.start()
+        await self.failures.load()
         for job in await self.ledger.jobs():
             self._run(job)
 
@@ -99,7 +103,9 @@ class Pusher:
             try:
                 await self.walker.push(job.process, job.slot, result_depth=0, background=True)
             except TRANSIENT as exc:
-                log.warning(
+                # a failed delivery was reported once (WARNING) by Failures: not per re-walk
+                log.log(
+                    logging.INFO if isinstance(exc, RemoteError) else logging.WARNING,
                     "async push of %s slot %d: %s; walking again in %.1fs",
                     job.process,
                     job.slot,

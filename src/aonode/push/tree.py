@@ -15,7 +15,8 @@ The tree has HyperBEAM's shape: ``{"process", "slot", "results"?, "<n>":
 pushing a slot again re-sends the same messages, which keep their slots: the
 second push answers with the tree of the first, and nothing is delivered
 twice.  An entry's ``status`` is part of the tree (as in HyperBEAM), not an
-HTTP answer of this node.
+HTTP answer of this node.  An entry for another node that failed also says
+why in ``failure`` (a reason of :mod:`aonode.push.failures`, which reports it).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from aonode.errors import (
     Unreachable,
 )
 from aonode.message import Message
+from aonode.push.failures import Failure, Failures, reason_of
 from aonode.push.ledger import Ledger, target_of
 from aonode.push.remote import Remote, Route
 
@@ -108,11 +110,19 @@ def deliveries_in(tree: Json) -> int:
 class Walker:
     """Runs push walks over one node (see the module docstring)."""
 
-    def __init__(self, node: Node, ledger: Ledger, remote: Remote, limits: PushLimits) -> None:
+    def __init__(
+        self,
+        node: Node,
+        ledger: Ledger,
+        remote: Remote,
+        limits: PushLimits,
+        failures: Failures,
+    ) -> None:
         self._node = node
         self._ledger = ledger
         self._remote = remote
         self.limits = limits
+        self._failures = failures
 
     async def push(
         self,
@@ -167,18 +177,21 @@ class Walker:
                 continue
             try:
                 route = await self._remote.route(target)
-            except NotFound:
+            except NotFound as exc:
+                await self._failed(pid, slot, index, target, exc, routing=True)
                 entries[index] = {
                     "response": "error",
                     "status": 404,
                     "target": target,
                     "reason": "Could not access target process!",
+                    "failure": "no-route",
                 }
                 continue
             except Unreachable as exc:
+                reason = await self._failed(pid, slot, index, target, exc, routing=True)
                 if walk.background:
                     raise
-                entries[index] = error_entry(target, exc)
+                entries[index] = {**error_entry(target, exc), "failure": reason}
                 continue
             walk.budget -= 1
             planned[index] = (target, route, out)
@@ -190,16 +203,37 @@ class Walker:
             )
             for index, (target, route, _) in planned.items():
                 entries[index] = await self._deliver(
-                    target, route, messages[index], depth + 1, walk
+                    (pid, slot, index), target, route, messages[index], depth + 1, walk
                 )
                 node.metrics.push_delivered(route.url is None, entries[index])
         for index in sorted(entries):
             tree[str(index)] = entries[index]
         return tree
 
+    async def _failed(
+        self,
+        pid: str,
+        slot: int,
+        index: int,
+        target: str,
+        exc: AONodeError,
+        *,
+        routing: bool = False,
+    ) -> str:
+        reason = reason_of(exc, routing=routing)
+        await self._failures.report(Failure.of(pid, slot, index, target, exc, reason))
+        return reason
+
     async def _deliver(
-        self, target: str, route: Route, message: Message, depth: int, walk: _Walk
+        self,
+        entry_of: tuple[str, int, int],
+        target: str,
+        route: Route,
+        message: Message,
+        depth: int,
+        walk: _Walk,
     ) -> Json:
+        """Deliver one entry (``entry_of`` = sender, slot, outbox index) and push on."""
         try:
             if route.url is None:
                 assignment = await self._node.schedule(message)  # a re-post keeps its slot
@@ -219,12 +253,14 @@ class Walker:
                 budget=walk.budget,
                 attempts=1 if walk.background else self.limits.remote_attempts,
             )
-        except TRANSIENT as exc:
-            if walk.background:
-                raise
-            return error_entry(target, exc)
         except AONodeError as exc:
-            return error_entry(target, exc)
+            failed = error_entry(target, exc)
+            if route.url is not None:  # a local target's own errors are its entries' business
+                failed["failure"] = await self._failed(*entry_of, target, exc)
+            if walk.background and isinstance(exc, TRANSIENT):
+                raise
+            return failed
+        await self._failures.delivered(*entry_of)
         entry: Json = {
             "id": message.id,
             "target": target,
