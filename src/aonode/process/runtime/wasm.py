@@ -87,6 +87,12 @@ class _Instance:
         exports = instance.exports(self.store)
         self.ex: dict[str, Any] = {e.name: exports[e.name] for e in image.module.exports}
         self.host.bind(self.ex)
+        calls = self.host.calls
+        self._fast = {
+            name: calls.export(fn)
+            for name in ("malloc", "free", "handle")
+            if isinstance(fn := self.ex.get(name), wasmtime.Func)
+        }
         self.memory: wasmtime.Memory = self.ex["memory"]
         self.globals = sorted(
             (name for name in self.ex if name.startswith(GLOBAL_PREFIX)),
@@ -137,16 +143,19 @@ class _Instance:
             return orjson.dumps(values), bytes(self.host.stdout)
 
         def run() -> bytes:
-            malloc, free = self.ex["malloc"], self.ex["free"]
-            pm = malloc(self.store, len(call.msg))
-            pe = malloc(self.store, len(call.env))
+            fast = self._fast
+            if len(fast) < 3:
+                raise HostTrap("the image exports no malloc, free and handle")
+            malloc, free = fast["malloc"], fast["free"]
+            pm = malloc(len(call.msg))
+            pe = malloc(len(call.env))
             if not pm or not pe:
                 raise HostTrap("malloc failed for the message")
             self.host.write(pm, call.msg)
             self.host.write(pe, call.env)
-            reply = self.host.cstring(self.ex["handle"](self.store, pm, pe))
-            free(self.store, pm)
-            free(self.store, pe)
+            reply = self.host.cstring(fast["handle"](pm, pe))
+            free(pm)
+            free(pe)
             return reply
 
         reply = self._guarded(run)
