@@ -24,7 +24,7 @@ import ctypes
 import itertools
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import wasmtime
 from wasmtime import _ffi as ffi
@@ -99,7 +99,7 @@ class Calls:
             self._ctx, ctypes.byref(table._table), index, ctypes.byref(val)
         ):
             return None
-        if val.kind != ffi.WASMTIME_FUNCREF.value:
+        if int(cast(Any, val).kind) != ffi.WASMTIME_FUNCREF.value:
             return None
         ref = val.of.funcref
         key = (ref.store_id, getattr(ref, "__private") or 0)
@@ -111,6 +111,14 @@ class Calls:
             found = self.export(wasmtime.Func._from_raw(copy))
             self._by_identity[key] = found
         return found
+
+    def span(self, memory: wasmtime.Memory) -> tuple[int, int]:
+        """(address, size) of ``memory`` now (it moves when it grows)."""
+        ref = ctypes.byref(memory._memory)
+        return (
+            ctypes.cast(ffi.wasmtime_memory_data(self._ctx, ref), ctypes.c_void_p).value or 0,
+            ffi.wasmtime_memory_data_size(self._ctx, ref),
+        )
 
     # -- host functions --------------------------------------------------------------
 
@@ -134,7 +142,7 @@ _KEYS = itertools.count(1)
 _HOSTS: dict[int, weakref.ref[Calls]] = {}
 
 
-@ffi.wasmtime_func_unchecked_callback_t  # type: ignore[misc]
+@ffi.wasmtime_func_unchecked_callback_t  # type: ignore[untyped-decorator]
 def _trampoline(key: int, caller: Any, raw: Any, n: int) -> int:
     calls = _HOSTS[key]()
     if calls is None:  # pragma: no cover - the store outlived its instance's objects
@@ -153,6 +161,6 @@ def _trampoline(key: int, caller: Any, raw: Any, n: int) -> int:
         return ctypes.cast(trap, ctypes.c_void_p).value or 0
 
 
-@ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # type: ignore[misc]
+@ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # type: ignore[untyped-decorator]
 def _finalize(key: int | None) -> None:
     _HOSTS.pop(key or 0, None)

@@ -210,10 +210,9 @@ class Host:
         return 0
 
     def memcpy(self, dest: int, src: int, num: int) -> None:
-        size = self._mem().data_len(self.store)
-        if max(dest, src) + num > size or min(dest, src) < 0:
+        base, size = self.calls.span(self._mem())
+        if max(dest, src) + num > size or min(dest, src, num) < 0:
             raise HostTrap("memcpy out of bounds")
-        base = self._base()
         ctypes.memmove(base + dest, base + src, num)
 
     def resize_heap(self, requested: int) -> int:
