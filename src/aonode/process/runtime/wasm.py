@@ -2,7 +2,7 @@
 
 One process is one wasmtime ``Store`` holding one instance of its image
 (compiled once per node, see ``wasm_image``), with the host imports of
-``wasm_imports``.  Each message is ``handle(msg, env)`` (``json_iface``); a
+``wasm_imports``; calls across the boundary go through ``wasm_fastcall``.  Each message is ``handle(msg, env)`` (``json_iface``); a
 process whose stack has no ``json-iface@1.0`` calls an exported function by
 name instead (``Function`` tag, numeric ``Parameters`` as a JSON list:
 HyperBEAM's raw ``wasm-64@1.0`` calls, e.g. ``fac``), and reports the list of
