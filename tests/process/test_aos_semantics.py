@@ -255,3 +255,24 @@ def test_randomseed_does_not_reset_the_stream_and_time_is_a_number(aos: Proc, wa
         assert p.value("math.type(msg_ts)") == "integer"
     ours, theirs = _both(aos, wasm, code)
     assert ours == theirs == "false integer false"
+
+
+# -- hyper-aos ----------------------------------------------------------------------
+
+
+def test_hyper_aos_gets_the_process_id_and_sees_assignments_run(hyper_aos: str) -> None:
+    """`return ao.id` is "" on hyper-aos, but not for want of the id: the node
+    passes it (hyper-aos's own `ao`, `require('.ao')`, holds it); user code sees
+    the copy of `ao` HyperBEAM's dev_lua installs first (docs/hyper-aos.md §5).
+    hyper-aos has no assignment check: an assigned Eval runs."""
+    from tests.process.test_hyperaos import PID as HPID
+    from tests.process.test_hyperaos import HyperProc
+
+    p = HyperProc(hyper_aos)
+    try:
+        assert p.eval("return ao.id").data == ""
+        assert p.eval("return require('.ao').id").data == HPID
+        assert p.eval("X = 'assigned'", Target=ELSEWHERE).error is None
+        assert p.eval("return X").data == "assigned"
+    finally:
+        p.rt.close()

@@ -275,9 +275,7 @@ function print(a)
   elseif ta == "number" then
     a = C.green .. tostring(a) .. C.reset
   end
-  a = tostring(a)
-  emit(a)
-  return a
+  emit(tostring(a)) -- answers nothing, as aos's print inside a handler
 end
 
 -- aos replaces math.random with its own generator (seeded once per process),
