@@ -22,6 +22,7 @@ from aonode.codec.b64 import b64url_encode
 from aonode.codec.httpsig_sign import sign as httpsig_sign
 from aonode.cron import Cron, CronPolicy
 from aonode.cron_task import RunStatus
+from aonode.push.ledger import delivery_tags
 from aonode.wallet import Wallet
 from tests.conftest import LiveNode
 from tests.process.test_device_http import send, spawn_lua
@@ -303,3 +304,42 @@ async def test_durations_are_bounded(live: Live, params: dict[str, str], code: s
         headers=OP,
     )
     assert r.status_code == 200
+
+
+# -- the other place the node signs what others chose: outbox deliveries ----
+
+
+def test_a_delivery_carries_no_sender_the_process_made_up() -> None:
+    """An outbox entry's own tags follow the node's trace; none may name another
+    sender (a receiving handler may trust the node's ``Cron-Owner``, say)."""
+    sender, origin, victim = (b64url_encode(os.urandom(32)) for _ in range(3))
+    forged = [
+        "From-Process",
+        "Pushed-From",
+        "From-Slot",
+        "Outbox-Index",
+        "From",
+        "Owner",
+        "Pushed-For",
+        "Forwarded-By",
+        "Forwarded-For",
+        "Cron-Task",
+        "cron-owner",
+    ]
+    out = {
+        "Target": victim,
+        "Tags": [
+            {"name": "From-Module", "value": "module-id"},  # aos's ao.send sets it
+            *({"name": n, "value": victim} for n in forged),
+            {"name": "Action", "value": "Ping"},
+        ],
+    }
+    tags = delivery_tags(sender, 7, origin, 2, out)
+    got = {n.lower(): v for n, v in tags}
+    assert len(got) == len(tags)  # one value per key
+    assert got["from-process"] == sender and got["pushed-from"] == origin
+    assert got["from-slot"] == "7" and got["outbox-index"] == "2"
+    for name in ("from", "owner", "pushed-for", "forwarded-by", "forwarded-for"):
+        assert name not in got, name
+    assert "cron-task" not in got and "cron-owner" not in got
+    assert got["action"] == "Ping" and got["from-module"] == "module-id"
