@@ -19,7 +19,8 @@ first tick of its original phase after now — never a burst.  A tick that
 finds the previous run of the same task still in flight is skipped.
 
 One asyncio timer loop serves every task.  Task ids are 32 random bytes,
-base64url: two identical requests make two tasks.
+base64url (two identical operator requests make two tasks), or derived from
+the signed request that made the task (below).
 
 Who may do what (DESIGN.md invariant 9; README "Cron: who may create and stop
 tasks").  A firing with message keys is signed by the node's wallet, and
@@ -30,6 +31,11 @@ firing sends a message must reach only processes its owner owns (else 403);
 the operator may send anywhere.  Only the owner or the operator stops a task.
 Caps: tasks per owner (the operator has none) and per node (429 with
 ``Retry-After``), and a shortest ``every`` interval (400).
+
+A signed request could be replayed by whoever saw it, so the id of the task it
+makes derives from the request's id and is kept (record kind ``cron-used``):
+the same request again answers the same task while it exists, and 409
+``replayed-request`` after it fired or was stopped.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from typing import Any
 
 from aonode.cron_task import (
     KIND,
+    USED,
     Caller,
     CronTask,
     Dispatch,
@@ -55,8 +62,9 @@ from aonode.cron_task import (
     next_due,
     now_ms,
     reached_processes,
+    signed_task_id,
 )
-from aonode.errors import AccessDenied, NotFound, TooManyTasks, Unauthenticated
+from aonode.errors import AccessDenied, Conflict, NotFound, TooManyTasks, Unauthenticated
 from aonode.store import Store
 from aonode.store.base import Record
 from aonode.wallet import Wallet
@@ -158,12 +166,28 @@ class Cron:
                 "or the operator's token (Authorization: Bearer TOKEN)"
             )
         policy = self.policy
+        task_id = signed_task_id(type_, caller.message_id) if caller.message_id else None
         task = new_task(
-            type_, params, now=now_ms(), owner=owner, min_interval_ms=policy.min_interval_ms
+            type_,
+            params,
+            now=now_ms(),
+            owner=owner,
+            min_interval_ms=policy.min_interval_ms,
+            task_id=task_id,
         )
         if task.keys and not caller.operator:
             await self._check_reach(task, owner)
         async with self._write:
+            if task_id is not None:
+                made = self._tasks.get(task_id) or self._finished.get(task_id)
+                if made is not None:
+                    return made  # the same signed request again: the same task
+                if await self._store.get_record(USED, task_id) is not None:
+                    raise Conflict(
+                        f"this signed request already made task {task_id}, which has "
+                        "fired or was stopped; sign a new request for a new task",
+                        code="replayed-request",
+                    )
             mine = [t for t in self._tasks.values() if t.owner == owner]
             if not caller.operator and len(mine) >= policy.max_per_owner:
                 raise TooManyTasks(
@@ -176,6 +200,8 @@ class Cron:
                     f"this node runs {len(self._tasks)} cron tasks, its limit",
                     retry_after=_retry_after(list(self._tasks.values())),
                 )
+            if task_id is not None:
+                await self._store.put_record(Record(USED, task_id, b""))
             await self._store.put_record(Record(KIND, task.id, task.to_bytes()))
             self._tasks[task.id] = task
         self._wake.set()

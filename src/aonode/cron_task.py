@@ -10,6 +10,7 @@ as their ``Authority``; a firing names its task and owner in ``Cron-Task`` and
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import time
@@ -26,6 +27,7 @@ from aonode.errors import BadParameter
 from aonode.wallet import Wallet
 
 KIND = "cron"
+USED = "cron-used"  # ids of the tasks signed requests made, kept: a replay is refused
 # (method, target, headers, body) → (status, body): the node's own routes, in process
 Dispatch = Callable[[str, str, list[tuple[str, str]], bytes], Awaitable[tuple[int, bytes]]]
 TaskType = Literal["once", "every"]
@@ -159,11 +161,18 @@ class Caller:
 
     address: str | None = None
     operator: bool = False
+    message_id: str | None = None  # the signed request's id: its task's id derives from it
 
     @property
     def owner(self) -> str | None:
         """The owner a task made by this caller gets (the operator wins)."""
         return OPERATOR if self.operator else self.address
+
+
+def signed_task_id(type_: TaskType, message_id: str) -> str:
+    """The id of the task a signed request makes: replaying the request finds it."""
+    seed = f"aonode-cron-task/{type_}/{message_id}".encode()
+    return b64url_encode(hashlib.sha256(seed).digest())
 
 
 def check_key(name: str) -> str:
@@ -191,6 +200,7 @@ def new_task(
     now: int,
     owner: str | None = None,
     min_interval_ms: int = 1,
+    task_id: str | None = None,
 ) -> CronTask:
     """A task from request parameters (reserved keys, case-insensitive; the rest are keys)."""
     reserved: dict[str, str] = {}
@@ -228,7 +238,7 @@ def new_task(
     delay = reserved.get("delay")
     delay_ms = parse_duration(delay, name="delay", allow_zero=True) if delay else 0
     task = CronTask(
-        id=b64url_encode(os.urandom(32)),
+        id=task_id or b64url_encode(os.urandom(32)),
         type=type_,
         path=path,
         keys=tuple(keys.values()),

@@ -343,3 +343,23 @@ def test_a_delivery_carries_no_sender_the_process_made_up() -> None:
         assert name not in got, name
     assert "cron-task" not in got and "cron-owner" not in got
     assert got["action"] == "Ping" and got["from-module"] == "module-id"
+
+
+async def test_a_replayed_signed_request_makes_no_second_task(
+    live: Live, user_wallet: Wallet
+) -> None:
+    ln = await live(operator_token=TOKEN)
+    body = signed(user_wallet, [("cron-path", "/~meta@1.0/info"), ("delay", "1-day")])
+    first = await create(ln, "once", body)
+    again = await create(ln, "once", body)  # e.g. someone who saw it sends it again
+    assert first.status_code == again.status_code == 200
+    assert first.json()["task"] == again.json()["task"]
+    assert await stored_tasks(ln) == 1
+    r = await ln.client.post("/~cron@1.0/stop", params={"task": first.json()["task"]}, headers=OP)
+    assert r.status_code == 200
+    r = await create(ln, "once", body)  # stopped (or fired): the request is spent
+    assert r.status_code == 409 and error_code(r) == "replayed-request"
+    assert await stored_tasks(ln) == 0
+    # a new signature of the same parameters is a new request
+    fresh = signed(user_wallet, [("cron-path", "/~meta@1.0/info"), ("delay", "1-day")])
+    assert (await create(ln, "once", fresh)).status_code == 200

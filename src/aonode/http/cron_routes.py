@@ -53,7 +53,11 @@ async def handle(cron: Cron, verifier: Verifier, request: Request, rest: list[st
             f"parameters ({', '.join(sorted(request.query))}) into the signed message",
             code="unsigned-parameter",
         )
-    caller = Caller(address=signed.signer if signed is not None else None, operator=operator)
+    caller = (
+        Caller(operator=operator)
+        if signed is None
+        else Caller(address=signed.signer, operator=operator, message_id=signed.id)
+    )
     if key == "stop":
         task = next((v for k, v in reversed(params) if k.lower() == "task"), "")
         if not task:
