@@ -17,7 +17,7 @@ import typer
 from aonode import wallet as wallet_mod
 from aonode.cli_migrate import export_, import_
 from aonode.config import NodeConfig, from_env, parse_mode, parse_scheduler_map, parse_size
-from aonode.errors import AONodeError
+from aonode.errors import AONodeError, DataDirLocked
 
 app = typer.Typer(
     help="aonode: an AO scheduling and process node.",
@@ -109,6 +109,30 @@ def serve(
             help="Memory cap of each live Lua process, C allocations included, e.g. 64MiB; a message past it fails and is rolled back (env AONODE_LUA_MEMORY; default 64MiB)"
         ),
     ] = None,
+    operator: Annotated[
+        str | None,
+        typer.Option(
+            help="The operator's token: a request with Authorization: Bearer TOKEN may create and stop any cron task (env AONODE_OPERATOR_TOKEN, preferred: a flag shows in ps; default none = no operator)"
+        ),
+    ] = None,
+    cron_max_per_owner: Annotated[
+        int | None,
+        typer.Option(
+            help="Cron tasks one signer may have at once (env AONODE_CRON_MAX_PER_OWNER; default 100)"
+        ),
+    ] = None,
+    cron_max_tasks: Annotated[
+        int | None,
+        typer.Option(
+            help="Cron tasks the node holds at once (env AONODE_CRON_MAX_TASKS; default 10000)"
+        ),
+    ] = None,
+    cron_min_interval_ms: Annotated[
+        int | None,
+        typer.Option(
+            help="Shortest interval of an every-task, in milliseconds (env AONODE_CRON_MIN_INTERVAL_MS; default 10000)"
+        ),
+    ] = None,
     log_level: Annotated[
         str, typer.Option(help="Log level: debug, info, warning (default), error")
     ] = "warning",
@@ -138,6 +162,10 @@ def serve(
             ("abort_seconds", abort_seconds),
             ("sign_threads", sign_threads),
             ("upload_url", upload_url),
+            ("operator_token", operator),
+            ("cron_max_per_owner", cron_max_per_owner),
+            ("cron_max_tasks", cron_max_tasks),
+            ("cron_min_interval_ms", cron_min_interval_ms),
         ):
             if value is not None:
                 changes[name] = value
@@ -163,6 +191,8 @@ def serve(
         _tune_gc()
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(run(node, on_ready=ready))
+    except DataDirLocked as exc:  # one line naming the directory and the holder's pid
+        raise _fail(exc.message, 2) from None
     except OSError as exc:
         raise _fail(f"cannot listen on {config.host}:{config.port}: {exc}", 2) from None
     except AONodeError as exc:  # e.g. the store cannot be opened (database unreachable)

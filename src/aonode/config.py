@@ -65,6 +65,12 @@ class NodeConfig:
     # the memory cap of one Lua process's state, C allocations included; a message
     # that needs more fails (rolled back) and the process goes on
     lua_memory: int = DEFAULT_LUA_MEMORY
+    # cron (cron.py): the operator's bearer token (None: no operator), the task caps
+    # and the shortest ``every`` interval; defaults a normal user never meets
+    operator_token: str | None = field(default=None, repr=False)
+    cron_max_per_owner: int = 100
+    cron_max_tasks: int = 10_000
+    cron_min_interval_ms: int = 10_000
 
     @property
     def store_url(self) -> str:
@@ -109,6 +115,14 @@ class NodeConfig:
             raise ConfigError("lua memory must be at least 1MiB")
         if self.push_retry_seconds <= 0:
             raise ConfigError("push retry seconds must be positive")
+        if self.operator_token is not None and (
+            len(self.operator_token) < 8 or any(c.isspace() for c in self.operator_token)
+        ):
+            raise ConfigError("the operator token needs at least 8 characters and no spaces")
+        if not 1 <= self.cron_max_per_owner <= self.cron_max_tasks <= 10_000_000:
+            raise ConfigError("want 1 <= cron max per owner <= cron max tasks <= 10000000")
+        if not 1 <= self.cron_min_interval_ms <= 86_400_000:
+            raise ConfigError("cron min interval must be 1 ms .. 1 day")
         return self
 
 
@@ -210,6 +224,14 @@ def from_env(base: NodeConfig, environ: Mapping[str, str] | None = None) -> Node
         changes["scheduler_map"] = parse_scheduler_map(e for e in v.split(",") if e.strip())
     if v := env.get("AONODE_LUA_MEMORY"):
         changes["lua_memory"] = parse_size(v)
+    if v := env.get("AONODE_OPERATOR_TOKEN"):
+        changes["operator_token"] = v
+    if v := env.get("AONODE_CRON_MAX_PER_OWNER"):
+        changes["cron_max_per_owner"] = _int("AONODE_CRON_MAX_PER_OWNER", v)
+    if v := env.get("AONODE_CRON_MAX_TASKS"):
+        changes["cron_max_tasks"] = _int("AONODE_CRON_MAX_TASKS", v)
+    if v := env.get("AONODE_CRON_MIN_INTERVAL_MS"):
+        changes["cron_min_interval_ms"] = _int("AONODE_CRON_MIN_INTERVAL_MS", v)
     return replace(base, **changes)  # type: ignore[arg-type]
 
 

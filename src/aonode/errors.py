@@ -15,12 +15,15 @@ statuses at the boundary, in one table.
      │    ├── BadParameter          a malformed query or path parameter
      │    ├── PayloadTooLarge       body over the configured limit
      │    └── UnsupportedMediaType  a body in a form the route does not take
+     ├── AccessDenied               authenticated, but not allowed to do this (403)
+     │    └── Unauthenticated       no signature and no operator token (401)
      ├── NotFound                   unknown process, slot, message, route
      ├── MethodNotAllowed           known route, wrong HTTP method
      ├── Conflict                   request is valid but clashes with state
      │    └── NotOurProcess         the process names no scheduler this node holds
      ├── NotOwner                   another node holds the process's lease (307 to it)
      ├── Overloaded                 a process queue is full; retry later
+     │    └── TooManyTasks          a cron task cap is reached (429)
      ├── Expired                    the request's abort time passed before assignment
      ├── UploadTimeout              remote_confirmation: the upload target did not accept in time
      ├── StoreError                 the storage backend failed
@@ -33,6 +36,7 @@ statuses at the boundary, in one table.
      │    ├── Unreachable           no answer, a timeout or a 5xx: retried, then reported
      │    └── RemoteRefused         a 4xx answer: the delivery will not succeed as is
      └── ConfigError                invalid node configuration (start-up only)
+          └── DataDirLocked         another node holds the data directory
 """
 
 from __future__ import annotations
@@ -78,6 +82,18 @@ class UnsupportedMediaType(InputError):
     code = "unsupported-media-type"
 
 
+class AccessDenied(AONodeError):
+    """The caller is known (a signer or the operator) but may not do this."""
+
+    code = "forbidden"
+
+
+class Unauthenticated(AccessDenied):
+    """The request proves no identity: no signature and no operator token."""
+
+    code = "unauthenticated"
+
+
 class NotFound(AONodeError):
     code = "not-found"
 
@@ -114,6 +130,12 @@ class Overloaded(AONodeError):
     def __init__(self, message: str, *, retry_after: int = 1) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TooManyTasks(Overloaded):
+    """A cron cap (per owner or per node) is reached; ``retry_after`` in seconds."""
+
+    code = "too-many-tasks"
 
 
 class Expired(AONodeError):
@@ -185,3 +207,14 @@ class RemoteRefused(RemoteError):
 
 class ConfigError(AONodeError):
     code = "config-error"
+
+
+class DataDirLocked(ConfigError):
+    """Another node (``pid``) holds the data directory's lock: two nodes would diverge."""
+
+    code = "data-dir-locked"
+
+    def __init__(self, message: str, *, path: str, pid: int | None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.pid = pid

@@ -21,7 +21,8 @@ from typing import Any
 
 from aonode import wallet as wallet_mod
 from aonode.config import NodeConfig
-from aonode.cron import Cron
+from aonode.cron import Cron, CronPolicy
+from aonode.datadir import DataDirLock, secure_sqlite, sqlite_path
 from aonode.errors import (
     BadParameter,
     InvalidMessage,
@@ -134,7 +135,20 @@ class Node:
             retry_max_seconds=config.push_retry_seconds,
         )
         self.pusher = Pusher(self, self.push_limits)
-        self.cron = Cron(self.store, self.wallets[0])
+        self.cron = Cron(
+            self.store,
+            self.wallets[0],
+            CronPolicy(
+                operator_token=config.operator_token,
+                max_per_owner=config.cron_max_per_owner,
+                max_tasks=config.cron_max_tasks,
+                min_interval_ms=config.cron_min_interval_ms,
+            ),
+            owner_of=self.process_owner,
+        )
+        # one node per data directory on an embedded store (datadir.py)
+        self._db_file = sqlite_path(self.store.url)
+        self.dir_lock = DataDirLock(config.data_dir) if self._db_file is not None else None
         self.verifier = Verifier(threads=max(1, (os.cpu_count() or 2) - 1))
         self.started_at = time.time()
         self.metrics = NodeMetrics(self)  # its own registry: fills the hooks above
@@ -148,7 +162,16 @@ class Node:
         return [w.address for w in self.wallets]
 
     async def start(self) -> None:
-        await self.store.open()
+        if self.dir_lock is not None and self._db_file is not None:
+            self.dir_lock.acquire()  # DataDirLocked: another node serves this directory
+            try:
+                secure_sqlite(self._db_file)
+                await self.store.open()
+            except BaseException:
+                self.dir_lock.release()
+                raise
+        else:
+            await self.store.open()
         if self.uploads is not None:  # resumes the backlog a previous run left
             await self.uploads.start(scan=self.leases is None)
         await self.timestamps.start()
@@ -176,6 +199,8 @@ class Node:
         await self.timestamps.stop()
         await self.store.close()
         self._signer.shutdown(wait=True)
+        if self.dir_lock is not None:
+            self.dir_lock.release()
 
     async def __aenter__(self) -> Node:
         await self.start()
@@ -299,6 +324,11 @@ class Node:
         await self.pusher.accept(pid, slot)
 
     # -- reading ---------------------------------------------------------
+
+    async def process_owner(self, process_id: str) -> str | None:
+        """The address that signed the process (None: no such process here)."""
+        process = await self.process_message(process_id)
+        return process.signer if process is not None else None
 
     async def require_process(self, process_id: str) -> Message:
         process = await self.process_message(process_id)

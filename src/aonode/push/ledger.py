@@ -43,6 +43,11 @@ DELIVERY = "push-delivery"
 JOB = "push-job"
 
 
+_NOT_FROM_OUTBOX = frozenset(
+    {"from", "owner", "pushed-for", "forwarded-by", "forwarded-for", "cron-task", "cron-owner"}
+)
+
+
 def target_of(out: Json) -> str:
     return str(out.get("Target") or out.get("target") or "")
 
@@ -69,7 +74,9 @@ def delivery_tags(
         ("From-Slot", str(slot)),
         ("Outbox-Index", str(index)),
     ]
-    seen = {n.lower() for n, _ in tags}
+    # the trace above is the only sender a delivery names: keys that would name
+    # another (the node signs this, and processes trust the node) are dropped
+    seen = {n.lower() for n, _ in tags} | _NOT_FROM_OUTBOX
     raw_tags = out.get("Tags") or []
     for t in raw_tags if isinstance(raw_tags, list) else []:
         if isinstance(t, dict) and "name" in t and "value" in t:
