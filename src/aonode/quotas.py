@@ -58,10 +58,10 @@ class Rate:
     def __str__(self) -> str:
         if self.off:
             return "off"
-        for unit, seconds in (("day", 86400.0), ("h", 3600.0), ("min", 60.0), ("s", 1.0)):
+        for unit, seconds in (("s", 1.0), ("min", 60.0), ("h", 3600.0), ("day", 86400.0)):
             amount = self.per_second * seconds
-            if amount >= 1 and amount == int(amount):
-                return f"{int(self.burst)}:{int(amount)}/{unit}"
+            if amount >= 1 and abs(amount - round(amount)) < 1e-6:
+                return f"{int(self.burst)}:{round(amount)}/{unit}"
         return f"{int(self.burst)}:{self.per_second:g}/s"
 
 
