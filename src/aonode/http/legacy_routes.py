@@ -51,6 +51,7 @@ from aonode.errors import (
     NotFound,
     NotOwner,
     Overloaded,
+    QuotaExceeded,
 )
 from aonode.http import graphql_gateway, legacy_cu, process_routes
 from aonode.http.errors import status_of
@@ -108,7 +109,7 @@ async def handle(node: Node, request: Request, parts: list[str]) -> Reply:
         raise  # the app answers 307 + Location to the owner, as on every route
     except AONodeError as exc:
         headers: list[tuple[str, str]] = []
-        if isinstance(exc, Overloaded):
+        if isinstance(exc, Overloaded | QuotaExceeded):
             headers.append(("retry-after", str(exc.retry_after)))
         if isinstance(exc, MethodNotAllowed) and exc.allow:
             headers.append(("allow", ", ".join(exc.allow)))

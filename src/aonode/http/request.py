@@ -59,7 +59,7 @@ def parse_int(name: str, raw: str | None, *, low: int = 0, high: int = MAX_INT) 
     if raw is None or raw == "":
         return None
     text = raw.strip()
-    if not text.lstrip("-").isdigit() or len(text) > 20:
+    if not (text.isascii() and text.lstrip("-").isdigit()) or len(text) > 20:
         raise BadParameter(f"{name} must be an integer in {low}..{high}, got {raw[:40]!r}")
     value = int(text)
     if not low <= value <= high:
