@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import wasmtime
 
+from aonode.codec import ans104
 from aonode.config import NodeConfig
 from aonode.http.server import free_port
 from aonode.node import Node
@@ -54,6 +56,7 @@ class Corpus:
     bare: str  # a schedule-only process (no execution device)
     message: bytes  # a valid signed item (raw) for pid, never posted
     spawn: bytes  # a valid Type: Process item for this node, never posted
+    images: dict[str, str]  # stored WASM images that cannot start: name → id
 
     async def snapshot(self) -> Any:
         node = self.ln.node
@@ -110,4 +113,22 @@ async def start(tmp: Path, node_wallet: Wallet, user: Wallet, **changes: Any) ->
         assert r.status_code == 200, r.text
     message = sign_message(user, proc.id, data=b"X = 100", action="Eval").item.raw
     spawn = sign_process(user, node.address, data=b"never").item.raw
-    return Corpus(ln, db, user, proc.id, bare.id, message, spawn)
+    images = {}
+    for name, wat in BAD_IMAGES.items():
+        wasm = wasmtime.wat2wasm(f"(module {_MEMORY} {wat} {_HANDLE})")
+        image = ans104.sign(user, data=wasm, tags=[("Content-Type", WASM)])
+        r = await ln.client.post("/~message@1.0/store", content=image.raw, headers=ANS)
+        assert r.status_code == 200, r.text
+        images[name] = image.id
+    return Corpus(ln, db, user, proc.id, bare.id, message, spawn, images)
+
+
+WASM = "application/wasm"
+_HANDLE = '(func (export "handle") (param i64 i64) (result i64) i64.const 0)'
+_MEMORY = '(memory (export "memory") i64 1)'
+# Images whose start code traps or never ends: a 400 image-cannot-start at spawn.
+BAD_IMAGES = {
+    "start-traps": "(func $s unreachable) (start $s)",
+    "start-out-of-fuel": "(func $s (loop $l br $l)) (start $s)",
+    "initialize-traps": '(func (export "_initialize") unreachable)',
+}

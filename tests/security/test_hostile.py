@@ -24,7 +24,7 @@ from aonode.codec import ans104, jsonform
 from aonode.codec.b64 import b64url_encode
 from aonode.codec.httpsig_sign import sign as hs_sign
 from tests.conftest import sign_message, sign_process
-from tests.security.hostile import ANS, JSON, Case, Corpus, start
+from tests.security.hostile import ANS, BAD_IMAGES, JSON, Case, Corpus, start
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -326,6 +326,27 @@ def _message_unknown_process(c: Corpus) -> Case:
 CASES["spawn/other-scheduler"] = _spawn_other_scheduler
 CASES["spawn/unknown-execution-device"] = _spawn_unknown_device
 CASES["message/unknown-process"] = _message_unknown_process
+
+
+def _wasm_spawn(name: str, path: str) -> Build:
+    stack = [
+        ("Execution-Device", "stack@1.0"),
+        ("Execution-Stack", "wasi@1.0, json-iface@1.0, wasm-64@1.0"),
+    ]
+
+    def build(c: Corpus) -> Case:
+        extra = [*stack, ("Image", c.images[name])]
+        item = sign_process(c.user, c.ln.node.address, data=os.urandom(8), extra=extra)
+        return Case(f"wasm/{name}", "POST", path, item.item.raw, ANS, 400, "image-cannot-start")
+
+    return build
+
+
+for _name in BAD_IMAGES:
+    for _route, _path in (("schedule", "/~scheduler@1.0/schedule"), ("push", "/push")):
+        # running out of fuel burns the whole per-message budget (~15 s): once is proof
+        if "out-of-fuel" not in _name or _route == "push":
+            CASES[f"wasm/{_name}/{_route}"] = _wasm_spawn(_name, _path)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
