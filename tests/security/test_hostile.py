@@ -279,6 +279,18 @@ _post(
 )
 _post("graphql/nested-5k", "/graphql", orjson.dumps({"query": "{" * 5000}), JSON, 400)
 _get("graphql/get", "/graphql", 405)
+_post(
+    "graphql/ids-5k",
+    "/graphql",
+    orjson.dumps(
+        {
+            "query": "query($ids: [ID!]) { transactions(ids: $ids) { edges { cursor } } }",
+            "variables": {"ids": [UNKNOWN] * 5000},
+        }
+    ),
+    JSON,
+    400,
+)
 
 # -- messages, spawns, locations, misc ----------------------------------------------------
 _post("store/text-plain", "/~message@1.0/store", b"hello", {"content-type": "text/plain"}, 415)
