@@ -153,8 +153,8 @@ class App:
                 raise HeadersTooLarge(
                     f"the header block is {size} bytes; at most {config.max_header}"
                 )
-            if outside and request.method in ("GET", "HEAD"):  # unsigned reads
-                self.quotas.charge_read(request.client)
+            if outside and (request.method in ("GET", "HEAD") or request.path == "/graphql"):
+                self.quotas.charge_read(request.client)  # unsigned reads (dry runs: later)
             response = await self.route(request)
         except AONodeError as exc:
             response = error_response(exc)
