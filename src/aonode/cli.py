@@ -16,7 +16,7 @@ import typer
 
 from aonode import wallet as wallet_mod
 from aonode.cli_migrate import export_, import_
-from aonode.config import NodeConfig, from_env, parse_mode, parse_scheduler_map, parse_size
+from aonode.config import LIMITS, NodeConfig, from_env, parse_mode, parse_scheduler_map, parse_size
 from aonode.errors import AONodeError, DataDirLocked
 
 app = typer.Typer(
@@ -133,6 +133,65 @@ def serve(
             help="Shortest interval of an every-task, in milliseconds (env AONODE_CRON_MIN_INTERVAL_MS; default 10000)"
         ),
     ] = None,
+    # -- quotas and connection limits (config.LIMITS; README "Running a public node") --
+    quota_messages: Annotated[
+        str | None,
+        typer.Option(
+            help="Messages per signer, BURST:AMOUNT/PERIOD or off (env AONODE_QUOTA_MESSAGES; default 500:20/s)"
+        ),
+    ] = None,
+    quota_spawns: Annotated[
+        str | None,
+        typer.Option(help="Spawns per signer (env AONODE_QUOTA_SPAWNS; default 50:6/min)"),
+    ] = None,
+    quota_store_bytes: Annotated[
+        str | None,
+        typer.Option(
+            help="Bytes per signer through /~message@1.0/store (env AONODE_QUOTA_STORE_BYTES; default 1GiB:1GiB/day)"
+        ),
+    ] = None,
+    quota_reads: Annotated[
+        str | None,
+        typer.Option(
+            help="Unsigned requests and dry runs per client address (env AONODE_QUOTA_READS; default 2000:200/s)"
+        ),
+    ] = None,
+    dryruns_per_client: Annotated[
+        str | None,
+        typer.Option(
+            help="Concurrent dry runs per client address, 0 = no cap (env AONODE_DRYRUNS_PER_CLIENT; default 4)"
+        ),
+    ] = None,
+    dryruns_total: Annotated[
+        str | None,
+        typer.Option(
+            help="Concurrent dry runs on the node, 0 = no cap (env AONODE_DRYRUNS_TOTAL; default 32)"
+        ),
+    ] = None,
+    quota_keys: Annotated[
+        str | None,
+        typer.Option(
+            help="Signers and clients whose quotas are remembered (LRU) (env AONODE_QUOTA_KEYS; default 100000)"
+        ),
+    ] = None,
+    max_header: Annotated[
+        str | None,
+        typer.Option(
+            help="Request header block cap, 431 above (env AONODE_MAX_HEADER; default 16KiB)"
+        ),
+    ] = None,
+    header_timeout: Annotated[
+        str | None,
+        typer.Option(
+            help="Seconds for a request's headers to arrive, counted from when the connection waits for one: closes slow-header and idle connections (env AONODE_HEADER_TIMEOUT; default 10)"
+        ),
+    ] = None,
+    body_timeout: Annotated[
+        str | None,
+        typer.Option(
+            help="Seconds a request body may stall before 408 and close (env AONODE_BODY_TIMEOUT; default 30)"
+        ),
+    ] = None,
     log_level: Annotated[
         str, typer.Option(help="Log level: debug, info, warning (default), error")
     ] = "warning",
@@ -179,6 +238,19 @@ def serve(
             changes["scheduler_map"] = parse_scheduler_map(scheduler_map)
         if lua_memory is not None:
             changes["lua_memory"] = parse_size(lua_memory)
+        limits = {
+            "quota_messages": quota_messages,
+            "quota_spawns": quota_spawns,
+            "quota_store_bytes": quota_store_bytes,
+            "quota_reads": quota_reads,
+            "dryruns_per_client": dryruns_per_client,
+            "dryruns_total": dryruns_total,
+            "quota_keys": quota_keys,
+            "max_header": max_header,
+            "header_timeout": header_timeout,
+            "body_timeout": body_timeout,
+        }
+        changes.update({k: LIMITS[k](v) for k, v in limits.items() if v is not None})
         config = replace(config, **changes).validated()
         node = Node(config)
     except AONodeError as exc:

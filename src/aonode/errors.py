@@ -14,7 +14,9 @@ statuses at the boundary, in one table.
      │    ├── UnsupportedSignature  a signature type we do not know
      │    ├── BadParameter          a malformed query or path parameter
      │    ├── PayloadTooLarge       body over the configured limit
-     │    └── UnsupportedMediaType  a body in a form the route does not take
+     │    ├── UnsupportedMediaType  a body in a form the route does not take
+     │    ├── HeadersTooLarge       a header block over the configured cap (431)
+     │    └── RequestTimeout        a body that stopped arriving (408)
      ├── AccessDenied               authenticated, but not allowed to do this (403)
      │    └── Unauthenticated       no signature and no operator token (401)
      ├── NotFound                   unknown process, slot, message, route
@@ -24,6 +26,7 @@ statuses at the boundary, in one table.
      ├── NotOwner                   another node holds the process's lease (307 to it)
      ├── Overloaded                 a process queue is full; retry later
      │    └── TooManyTasks          a cron task cap is reached (429)
+     ├── QuotaExceeded              a signer or client over its quota (429 + Retry-After)
      ├── Expired                    the request's abort time passed before assignment
      ├── UploadTimeout              remote_confirmation: the upload target did not accept in time
      ├── StoreError                 the storage backend failed
@@ -218,3 +221,25 @@ class DataDirLocked(ConfigError):
         super().__init__(message)
         self.path = path
         self.pid = pid
+
+
+class QuotaExceeded(AONodeError):
+    """A signer or client went over one of its quotas (429 + ``Retry-After``)."""
+
+    code = "quota-exceeded"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class HeadersTooLarge(InputError):
+    """The request's header block is over the configured cap (431)."""
+
+    code = "headers-too-large"
+
+
+class RequestTimeout(InputError):
+    """The client stopped sending its body (408; the connection is closed)."""
+
+    code = "request-timeout"

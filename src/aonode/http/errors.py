@@ -8,6 +8,8 @@ from aonode import errors as e
 STATUS: tuple[tuple[type[e.AONodeError], int], ...] = (
     (e.PayloadTooLarge, 413),
     (e.UnsupportedMediaType, 415),
+    (e.HeadersTooLarge, 431),
+    (e.RequestTimeout, 408),
     (e.InputError, 400),
     (e.Unauthenticated, 401),
     (e.AccessDenied, 403),
@@ -17,6 +19,7 @@ STATUS: tuple[tuple[type[e.AONodeError], int], ...] = (
     (e.NotOwner, 307),
     (e.TooManyTasks, 429),
     (e.Overloaded, 503),
+    (e.QuotaExceeded, 429),
     (e.Expired, 503),
     (e.UploadTimeout, 504),
     (e.RemoteError, 502),
