@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import math
 import os
@@ -22,6 +21,7 @@ from typing import Any
 from aonode import wallet as wallet_mod
 from aonode.config import NodeConfig
 from aonode.cron import Cron, CronPolicy
+from aonode.cron_task import Dispatch
 from aonode.datadir import DataDirLock, secure_sqlite, sqlite_path
 from aonode.errors import (
     BadParameter,
@@ -88,6 +88,13 @@ def load_wallets(config: NodeConfig) -> list[Wallet]:
         if all(w.address != have.address for have in wallets):
             wallets.append(w)
     return wallets
+
+
+async def _no_routes(
+    method: str, target: str, headers: list[tuple[str, str]], body: bytes
+) -> tuple[int, bytes]:
+    """The cron dispatch of a node started without HTTP: nothing to fire through."""
+    raise NotFound(f"this node serves no routes: {method} {target} cannot fire")
 
 
 class Node:
@@ -161,7 +168,14 @@ class Node:
     def addresses(self) -> list[str]:
         return [w.address for w in self.wallets]
 
-    async def start(self) -> None:
+    async def start(self, dispatch: Dispatch | None = None) -> None:
+        """Open the store and start every part, in dependency order.
+
+        ``dispatch`` is how cron firings reach the node's routes: the HTTP
+        layer hands in its app (``http/server.py``), so the node never imports
+        the web layer.  A node started without one (no HTTP, e.g. a test of
+        the scheduler) logs and skips each firing.
+        """
         if self.dir_lock is not None and self._db_file is not None:
             self.dir_lock.acquire()  # DataDirLocked: another node serves this directory
             try:
@@ -178,10 +192,7 @@ class Node:
         self.verifier.start()
         self._unloader = asyncio.create_task(self.processes.run_unloader(), name="unloader")
         await self.pusher.start()  # resumes the async pushes a previous run left pending
-        from aonode.http.app import App  # cron fires through the node's own routes
-        from aonode.http.inprocess import asgi_request
-
-        await self.cron.start(functools.partial(asgi_request, App(self)))
+        await self.cron.start(dispatch if dispatch is not None else _no_routes)
 
     async def stop(self) -> None:
         """Drain every scheduler queue, then close the store."""

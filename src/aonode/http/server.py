@@ -8,6 +8,7 @@ threads parse HTTP off the GIL; bench/limits.py measures the bare echo rate.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import socket
@@ -18,6 +19,7 @@ from granian.http import HTTP1Settings
 from granian.server.embed import Server
 
 from aonode.http.app import App
+from aonode.http.inprocess import asgi_request
 from aonode.logs import lifecycle
 from aonode.node import Node
 from aonode.scheduler import location
@@ -64,9 +66,10 @@ async def serve(
     config = node.config
     port = config.port or free_port(config.host)
     ensure_port_free(config.host, port)
-    await node.start()
+    app = App(node)
+    await node.start(dispatch=functools.partial(asgi_request, app))  # cron fires through it
     server = Server(
-        App(node),
+        app,
         address=config.host,
         port=port,
         interface=Interfaces.ASGI,
