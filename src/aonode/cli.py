@@ -1,4 +1,9 @@
-"""``aonode``: run a node, manage wallets, schedule messages, verify schedules."""
+"""``aonode``: run a node, manage wallets, verify and move stores.
+
+The commands that talk to a running node (``spawn``, ``eval``, ``message``,
+``module add-aos``, ``cron``, …) live in :mod:`aonode.client.commands` and are
+wired in here; :func:`main` turns every failure a user can cause into one line.
+"""
 
 from __future__ import annotations
 
