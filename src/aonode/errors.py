@@ -38,6 +38,8 @@ statuses at the boundary, in one table.
      ├── RemoteError                another node failed a push delivery
      │    ├── Unreachable           no answer, a timeout or a 5xx: retried, then reported
      │    └── RemoteRefused         a 4xx answer: the delivery will not succeed as is
+     ├── ClientError                the command line's request to a node failed (aonode.client)
+     │    └── BadUsage              a command line argument that cannot be right (exit 2)
      └── ConfigError                invalid node configuration (start-up only)
           └── DataDirLocked         another node holds the data directory
 """
@@ -206,6 +208,21 @@ class Unreachable(RemoteError):
 
 class RemoteRefused(RemoteError):
     code = "remote-refused"
+
+
+class ClientError(AONodeError):
+    """A client command failed: the node is down or refused, a bad URL, a bad file.
+
+    ``message`` is one line meant for a person (the CLI prints it as is).
+    """
+
+    code = "client-error"
+
+
+class BadUsage(ClientError):
+    """A command-line argument that is malformed (a tag without ``=``, a bad id)."""
+
+    code = "bad-usage"
 
 
 class ConfigError(AONodeError):
