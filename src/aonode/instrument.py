@@ -47,8 +47,8 @@ class Instrument:
     ) -> None:
         """A new slot was given; ``reply``/``durable`` complete as the mode answers."""
 
-    def applied(self) -> None:
-        """A process worker applied one slot."""
+    def applied(self, slots: int) -> None:
+        """A process worker applied ``slots`` slots."""
 
     def push_delivered(self, local: bool, entry: dict[str, Any]) -> None:
         """A push delivered one outbox entry (to this node or another)."""

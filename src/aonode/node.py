@@ -13,6 +13,7 @@ import math
 import os
 import secrets
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +32,9 @@ from aonode.errors import (
     NotOwner,
     Overloaded,
 )
+from aonode.instrument import Instruments
 from aonode.message import Message
-from aonode.metrics import NodeMetrics
+from aonode.metrics import LiveSources, NodeMetrics
 from aonode.process.device import ProcessDevice, check_spawn
 from aonode.process.runtime.base import Limits
 from aonode.push import Pusher, PushLimits
@@ -42,6 +44,7 @@ from aonode.scheduler.server import SchedulerServer, ServerOptions
 from aonode.scheduler.timestamp import TimestampSource, make_source
 from aonode.scheduler.upload import make_uploader
 from aonode.store import Ownership, Store, open_store
+from aonode.store.base import CommitObservable
 from aonode.verifier import Verifier
 from aonode.wallet import Wallet
 
@@ -109,6 +112,7 @@ class Node:
         timestamps: TimestampSource | None = None,
     ) -> None:
         self.config = config.validated()
+        self.instruments = Instruments()  # what every part reports to (aonode.instrument)
         self.wallets = wallets if wallets is not None else load_wallets(config)
         self.store = store if store is not None else open_store(config.store_url)
         # A store shared by several nodes (PostgreSQL): one owner per process (a lease).
@@ -158,11 +162,40 @@ class Node:
         self.dir_lock = DataDirLock(config.data_dir) if self._db_file is not None else None
         self.verifier = Verifier(threads=max(1, (os.cpu_count() or 2) - 1))
         self.started_at = time.time()
-        self.metrics = NodeMetrics(self)  # its own registry: fills the hooks above
+        # metrics is one instrument; every part reports to self.instruments
+        self.metrics = NodeMetrics(
+            self.config.mode.value,
+            LiveSources(
+                queue_depths=self._queue_depths,
+                workers=lambda: len(self.processes.info()),
+                push_jobs=self.pusher.pending,
+            ),
+        )
+        self.instruments.register(self.metrics)
+        if isinstance(self.store, CommitObservable):
+            self.store.commit_observer = self.instruments.committed
+        self.verifier.observer = self.instruments.verified
+        self.processes.on_applied = self.instruments.applied
+        self.cron.observe(
+            lambda task, status: self.instruments.cron_fired(task.id, status.error is None)
+        )
 
     @property
     def address(self) -> str:
         return self.wallets[0].address
+
+    @property
+    def scheduler_map(self) -> Mapping[str, str]:
+        """Scheduler address → node URL, as configured (``--scheduler-map``)."""
+        return self.config.scheduler_map
+
+    def _queue_depths(self) -> list[tuple[int, str]]:
+        depths = []
+        for pid in self.registry.processes():
+            server = self.registry.find(pid)
+            if server is not None:
+                depths.append((int(server.info()["queue"]), pid))
+        return depths
 
     @property
     def addresses(self) -> list[str]:
@@ -242,7 +275,7 @@ class Node:
             options=ServerOptions(mode=self.config.mode, queue_size=self.config.queue_size),
             signer=self._signer,
         )
-        server.observer = self.metrics
+        server.observer = self.instruments
         if self.uploads is not None:
             server.uploads = self.uploads
             self.uploads.watch(process.id)  # e.g. a process taken over from another node

@@ -169,7 +169,7 @@ class App:
                 {"error": {"code": "internal-error", "message": "the node failed; see its log"}},
                 500,
             )
-        self.node.metrics.http_request(request.method, request.path, response.status)
+        self.node.instruments.http_request(request.method, request.path, response.status)
         headers = [
             (b"content-type", response.content_type.encode()),
             (b"content-length", str(len(response.body)).encode()),

@@ -41,7 +41,7 @@ from aonode.push.ledger import Ledger, target_of
 from aonode.push.remote import Remote, Route
 
 if TYPE_CHECKING:
-    from aonode.node import Node
+    from aonode.push.host import PushHost
 
 Json = dict[str, Any]
 
@@ -112,7 +112,7 @@ class Walker:
 
     def __init__(
         self,
-        node: Node,
+        node: PushHost,
         ledger: Ledger,
         remote: Remote,
         limits: PushLimits,
@@ -205,7 +205,7 @@ class Walker:
                 entries[index] = await self._deliver(
                     (pid, slot, index), target, route, messages[index], depth + 1, walk
                 )
-                node.metrics.push_delivered(route.url is None, entries[index])
+                node.instruments.push_delivered(route.url is None, entries[index])
         for index in sorted(entries):
             tree[str(index)] = entries[index]
         return tree
