@@ -238,7 +238,6 @@ KNOWN_VIOLATIONS: frozenset[Edge] = frozenset(
         ("aonode.http.legacy_routes", "aonode.http.graphql_gateway"),  # cycle: gateway -> node
         ("aonode.http.legacy_routes", "aonode.http.legacy_cu"),  # cycle: legacy_cu -> node
         ("aonode.http.legacy_routes", "aonode.node"),  # cycle: node -> http.app -> legacy_routes
-        ("aonode.message", "aonode.store.base"),  # a value imports the store (MessageRecord)
         ("aonode.metrics", "aonode.node"),  # instrumentation imports the node; cycle
         ("aonode.node", "aonode.http.app"),  # the node imports http; cycle
         ("aonode.node", "aonode.http.inprocess"),  # the node imports http

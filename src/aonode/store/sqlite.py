@@ -47,14 +47,15 @@ from typing import Any, Final, TypeVar
 from aonode.errors import StoreError
 from aonode.store.base import (
     AssignmentRecord,
-    CommitObserver,
     LocationRecord,
     MessageRecord,
     Record,
     ResultRecord,
+    Snapshot,
     StoredSlot,
     check_pairing,
 )
+from aonode.store.shared import MAX_SLOT, CommitCounts, remember_next, stored_slot
 from aonode.store.sqlite_batch import (
     Item,
     Outcome,
@@ -129,14 +130,12 @@ _MESSAGE: Final = "SELECT id, raw, codec FROM messages WHERE id = ?"
 _PROCESSES: Final = "SELECT id FROM processes ORDER BY seq"
 
 _INLINE_ROWS: Final = 4  # reads of at most this many rows run on the loop
-_MAX_SLOT: Final = 2**63 - 1  # SQLite INTEGER range; larger bounds cannot match anything
 _BUSY_TIMEOUT_MS: Final = 10_000  # another process holding the write lock (e.g. a backup)
-_NEXT_CACHE_SIZE: Final = 65_536  # processes whose next slot the writer remembers
 
 _Future = asyncio.Future[None]
 
 
-class SQLiteStore:
+class SQLiteStore(CommitCounts):
     """:class:`aonode.store.base.Store` on one SQLite file (see module docstring).
 
     Single-use: ``open()`` once, ``close()`` once, on one event loop.
@@ -156,9 +155,6 @@ class SQLiteStore:
         self._writer: threading.Thread | None = None
         self._stopped: _Future | None = None
         self._next: dict[str, int] = {}  # writer thread only
-        self._commits = 0
-        self._appends = 0
-        self.commit_observer: CommitObserver | None = None  # metrics; called on the writer
         self._pragmas: dict[str, object] = {}
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -168,16 +164,6 @@ class SQLiteStore:
     @property
     def url(self) -> str:
         return f"sqlite://{self._path}"
-
-    @property
-    def commits(self) -> int:
-        """Transactions committed so far: ``appends / commits`` is the batching factor."""
-        return self._commits
-
-    @property
-    def appends(self) -> int:
-        """Assignments durably appended so far (rejected ones are not counted)."""
-        return self._appends
 
     @property
     def pragmas(self) -> Mapping[str, object]:
@@ -222,6 +208,12 @@ class SQLiteStore:
         self._writer.join()  # it has posted its last callback; this returns at once
         self._state = "closed"
 
+    async def snapshot(self) -> Snapshot:
+        """A read-only view of the file as of now (see ``store/snapshot.py``)."""
+        from aonode.store.snapshot import SQLiteSnapshot  # only export needs it
+
+        return SQLiteSnapshot(self._path)
+
     # -- writes ----------------------------------------------------------------
 
     async def append(self, assignment: AssignmentRecord, body: MessageRecord) -> None:
@@ -256,7 +248,7 @@ class SQLiteStore:
         return ResultRecord(*rows[0]) if rows else None
 
     async def latest_snapshot(self, process: str, at_most: int) -> ResultRecord | None:
-        rows = await self._in_read_pool(_LATEST_SNAPSHOT, (process, min(at_most, _MAX_SLOT)))
+        rows = await self._in_read_pool(_LATEST_SNAPSHOT, (process, min(at_most, MAX_SLOT)))
         return ResultRecord(*rows[0]) if rows else None
 
     async def put_record(self, record: Record) -> None:
@@ -301,7 +293,7 @@ class SQLiteStore:
         return AssignmentRecord(*rows[0]) if rows else None
 
     async def slots(self, process: str, first: int, last: int, limit: int) -> list[StoredSlot]:
-        last = min(last, _MAX_SLOT)
+        last = min(last, MAX_SLOT)
         if limit <= 0 or first > last:  # SQLite reads a negative LIMIT as "no limit"
             return []
         params = (process, max(first, 0), last, limit)
@@ -309,11 +301,11 @@ class SQLiteStore:
             rows = self._query(_SLOTS, params)  # a point read: cheaper than a thread hop
         else:
             rows = await self._in_read_pool(_SLOTS, params)
-        return [_stored_slot(row) for row in rows]
+        return [stored_slot(row) for row in rows]
 
     async def by_message(self, process: str, message: str) -> StoredSlot | None:
         rows = self._query(_BY_MESSAGE, (process, message))
-        return _stored_slot(rows[0]) if rows else None
+        return stored_slot(rows[0]) if rows else None
 
     async def get_message(self, message_id: str) -> MessageRecord | None:
         rows = self._query(_MESSAGE, (message_id,))
@@ -446,29 +438,14 @@ class SQLiteStore:
                     conn.execute("ROLLBACK")
             self._next.clear()  # what is durable is whatever the database says now
             return [_as_store_error(self.url, exc) for _ in batch]
-        for process, slot in staged.items():
-            self._next.pop(process, None)  # re-insert: the dict's order is recency
-            self._next[process] = slot
-        while len(self._next) > _NEXT_CACHE_SIZE:
-            del self._next[next(iter(self._next))]
-        self._commits += 1
-        self._appends += sum(
+        remember_next(self._next, staged)
+        appended = sum(
             1
             for (a, _, _), out in zip(batch, outcomes, strict=True)
             if isinstance(a, AssignmentRecord) and out is None
         )
-        if (observer := self.commit_observer) is not None:
-            with contextlib.suppress(Exception):  # never let metrics stop the writer
-                observer(len(batch), took)
+        self._counted(len(batch), appended, took)
         return outcomes
-
-
-def _stored_slot(row: Sequence[Any]) -> StoredSlot:
-    process, slot, message, hash_chain, document, raw, codec = row
-    return StoredSlot(
-        AssignmentRecord(process, slot, message, hash_chain, document),
-        MessageRecord(message, raw, codec),
-    )
 
 
 def _as_store_error(url: str, exc: BaseException) -> BaseException:
