@@ -43,7 +43,7 @@ from aonode.cron_task import (
     now_ms,
 )
 from aonode.errors import NotFound
-from aonode.store import Store
+from aonode.store import RecordStore
 from aonode.store.base import Record
 from aonode.wallet import Wallet
 
@@ -57,7 +57,7 @@ _FINISHED_KEPT = 256  # fired once-tasks still listed (memory only)
 class Cron:
     """The node's cron tasks and the one timer loop that fires them."""
 
-    def __init__(self, store: Store, wallet: Wallet) -> None:
+    def __init__(self, store: RecordStore, wallet: Wallet) -> None:
         self._store = store
         self._wallet = wallet
         self._dispatch: Dispatch | None = None

@@ -40,7 +40,7 @@ from aonode.message import Message
 from aonode.scheduler.assignment import Assignment, Header, commit
 from aonode.scheduler.hashchain import next_link
 from aonode.scheduler.timestamp import TimestampSource
-from aonode.store.base import Store
+from aonode.store.base import ScheduleLog
 from aonode.wallet import RSAWallet, Wallet
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ class SchedulerServer:
         process: Message,
         *,
         wallets: Sequence[Wallet],
-        store: Store,
+        store: ScheduleLog,
         timestamps: TimestampSource,
         options: ServerOptions,
         signer: Executor | None = None,
