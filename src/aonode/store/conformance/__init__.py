@@ -14,8 +14,9 @@ case it implements::
     class TestSQLiteScheduleLog(SQLiteBackend, ScheduleLogConformance): ...
 
 :data:`ROLE_CASES` lists every case: a backend of the full :class:`Store` runs
-them all (its test module checks it does).  Importing this package only defines
-things; pytest collects the subclasses.
+them all (its test module checks it does).  :class:`OwnershipConformance` is for
+a store several nodes share (``Ownership``) and brings its own fixture.
+Importing this package only defines things; pytest collects the subclasses.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ from aonode.store.conformance.helpers import (
 from aonode.store.conformance.lifecycle import LifecycleConformance
 from aonode.store.conformance.messages import MessageStoreConformance
 from aonode.store.conformance.model import ModelConformance
+from aonode.store.conformance.ownership import (
+    NodeStoreFactory,
+    OwnershipConformance,
+    SharedStore,
+)
 from aonode.store.conformance.records import RecordStoreConformance
 from aonode.store.conformance.results import ResultCacheConformance
 from aonode.store.conformance.schedule_log import ScheduleLogConformance
@@ -45,9 +51,12 @@ __all__ = [
     "LifecycleConformance",
     "MessageStoreConformance",
     "ModelConformance",
+    "NodeStoreFactory",
+    "OwnershipConformance",
     "RecordStoreConformance",
     "ResultCacheConformance",
     "ScheduleLogConformance",
+    "SharedStore",
     "StoreFactory",
     "append",
     "message",
