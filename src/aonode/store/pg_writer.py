@@ -19,12 +19,11 @@ import asyncpg
 from aonode.errors import IntegrityError, LeaseLost, StoreError, StoreUnavailable
 from aonode.store.base import (
     AssignmentRecord,
-    LocationRecord,
     MessageRecord,
     ResultRecord,
 )
 from aonode.store.pg_lease import LEASES_FOR_SHARE, LeaseBook
-from aonode.store.shared import remember_next
+from aonode.store.shared import Op, RecordWrite, remember_next
 
 _NEXT_SLOTS: Final = (
     "SELECT process, max(slot) FROM assignments WHERE process = any($1::text[]) GROUP BY process"
@@ -74,17 +73,6 @@ _ITEM_ERRORS: Final = (
 )
 
 
-class RecordWrite:
-    """A queued put (``value`` set; ``only_new``: unless the key holds one) or delete
-    (``value`` None) of one record."""
-
-    __slots__ = ("key", "kind", "only_new", "value")
-
-    def __init__(self, kind: str, key: str, value: bytes | None, only_new: bool = False) -> None:
-        self.kind, self.key, self.value, self.only_new = kind, key, value, only_new
-
-
-Op = AssignmentRecord | LocationRecord | ResultRecord | RecordWrite | None
 # (operation, or None for put_message; message; the caller's future)
 Item = tuple[Op, MessageRecord | None, "asyncio.Future[Any]"]
 

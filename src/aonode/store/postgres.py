@@ -59,13 +59,11 @@ from aonode.store.pg_writer import (
     BatchWriter,
     Failed,
     Item,
-    Op,
-    RecordWrite,
     as_store_error,
     deliver,
     settle,
 )
-from aonode.store.shared import MAX_SLOT, CommitCounts, stored_slot
+from aonode.store.shared import MAX_SLOT, Op, QueuedWriter, RecordWrite, stored_slot
 from aonode.store.snapshot import PostgresSnapshot
 
 DEFAULT_SCHEMA: Final = "aonode"
@@ -108,7 +106,7 @@ _RECORDS: Final = (
 )
 
 
-class PostgresStore(CommitCounts):
+class PostgresStore(QueuedWriter):
     """:class:`aonode.store.base.Store` on a PostgreSQL database (see module docstring).
 
     ``dsn`` is a libpq-style URL (``postgresql://user:password@host:port/db``);
@@ -134,7 +132,6 @@ class PostgresStore(CommitCounts):
         self._read_pool_size = read_pool
         self._connect_timeout = connect_timeout
         self._lease_seconds = lease_seconds
-        self._state = "new"  # new -> open -> closing -> closed
         self._queue: asyncio.Queue[Item | None] = asyncio.Queue()  # None = stop
         self._writer: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None  # the writer's, until it starts
@@ -173,8 +170,7 @@ class PostgresStore(CommitCounts):
     # -- lifecycle -------------------------------------------------------------
 
     async def open(self) -> None:
-        if self._state != "new":
-            raise StoreError(f"{self.url}: open() called on a store that is {self._state}")
+        self._check_new()
         self._state = "opening"
         try:
             self._conn = conn = await self._connect()
@@ -261,36 +257,16 @@ class PostgresStore(CommitCounts):
 
     # -- writes ----------------------------------------------------------------
 
-    async def append(self, assignment: AssignmentRecord, body: MessageRecord) -> None:
-        check_pairing(assignment, body)
-        await self._enqueue(assignment, body)
-
-    async def put_message(self, message: MessageRecord) -> None:
-        await self._enqueue(None, message)
-
     async def put_location(self, location: LocationRecord, message: MessageRecord) -> bool:
         check_pairing(location, message)
         return bool(await self._enqueue(location, message))
-
-    async def put_result(self, result: ResultRecord) -> None:
-        await self._enqueue(result, None)
-
-    async def put_record(self, record: Record) -> None:
-        await self._enqueue(RecordWrite(record.kind, record.key, bytes(record.value)), None)
-
-    async def add_record(self, record: Record) -> Record:
-        value = bytes(record.value)
-        await self._enqueue(RecordWrite(record.kind, record.key, value, only_new=True), None)
-        stored = await self.get_record(record.kind, record.key)
-        return stored if stored is not None else Record(record.kind, record.key, value)
 
     async def delete_record(self, kind: str, key: str) -> bool:
         return bool(await self._enqueue(RecordWrite(kind, key, None), None))
 
     def _enqueue(self, op: Op, body: MessageRecord | None) -> asyncio.Future[Any]:
         # Synchronous on purpose: the item is queued before the caller's first await.
-        if self._state != "open":
-            raise StoreError(f"{self.url}: store is {self._state}; cannot write")
+        self._check_open("write")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((op, body, future))
         return future

@@ -7,17 +7,43 @@ around a commit and the shape of a stored slot are the same in both.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from aonode.store.base import AssignmentRecord, CommitObserver, MessageRecord, StoredSlot
+from aonode.errors import StoreError
+from aonode.store.base import (
+    AssignmentRecord,
+    CommitObserver,
+    LocationRecord,
+    MessageRecord,
+    Record,
+    ResultRecord,
+    StoredSlot,
+    check_pairing,
+)
 
 MAX_SLOT: Final = 2**63 - 1
 """The largest slot either engine stores (a 64-bit integer); larger bounds match nothing."""
 
 NEXT_CACHE_SIZE: Final = 65_536
 """Processes whose next slot a writer remembers (the least recently written are dropped)."""
+
+
+class RecordWrite:
+    """A queued put (``value`` set; ``only_new``: unless the key holds one) or delete
+    (``value`` None) of one record."""
+
+    __slots__ = ("key", "kind", "only_new", "value")
+
+    def __init__(self, kind: str, key: str, value: bytes | None, only_new: bool = False) -> None:
+        self.kind, self.key, self.value, self.only_new = kind, key, value, only_new
+
+
+Op = AssignmentRecord | LocationRecord | ResultRecord | RecordWrite | None
+"""One queued write: an append (with its body), a location (with its message), a
+result, a record write; ``None`` with a message: ``put_message``."""
 
 
 class CommitCounts:
@@ -49,6 +75,56 @@ class CommitCounts:
         if (observer := self.commit_observer) is not None:
             with contextlib.suppress(Exception):  # metrics never stop a writer
                 observer(items, seconds)
+
+
+class QueuedWriter(CommitCounts):
+    """The part of a store both backends write the same way: the lifecycle states and
+    the writes that are one queued item each (a backend provides ``_enqueue``).
+
+    States: ``new`` -> (``opening``) -> ``open`` -> ``closing`` -> ``closed``.  Every
+    write is queued in the caller's first step (no ``await`` before ``_enqueue``), so
+    call order is commit order.
+    """
+
+    _state: str = "new"
+
+    @property
+    def url(self) -> str:
+        raise NotImplementedError
+
+    def _check_new(self) -> None:
+        if self._state != "new":
+            raise StoreError(f"{self.url}: open() called on a store that is {self._state}")
+
+    def _check_open(self, doing: str) -> None:
+        if self._state != "open":
+            raise StoreError(f"{self.url}: store is {self._state}; cannot {doing}")
+
+    def _enqueue(self, op: Op, body: MessageRecord | None) -> asyncio.Future[Any]:
+        """Queue one write now (synchronously); the future settles after its commit."""
+        raise NotImplementedError
+
+    async def get_record(self, kind: str, key: str) -> Record | None:
+        raise NotImplementedError
+
+    async def append(self, assignment: AssignmentRecord, body: MessageRecord) -> None:
+        check_pairing(assignment, body)
+        await self._enqueue(assignment, body)
+
+    async def put_message(self, message: MessageRecord) -> None:
+        await self._enqueue(None, message)
+
+    async def put_result(self, result: ResultRecord) -> None:
+        await self._enqueue(result, None)
+
+    async def put_record(self, record: Record) -> None:
+        await self._enqueue(RecordWrite(record.kind, record.key, bytes(record.value)), None)
+
+    async def add_record(self, record: Record) -> Record:
+        value = bytes(record.value)
+        await self._enqueue(RecordWrite(record.kind, record.key, value, only_new=True), None)
+        stored = await self.get_record(record.kind, record.key)
+        return stored if stored is not None else Record(record.kind, record.key, value)
 
 
 def remember_next(hint: dict[str, int], staged: Mapping[str, int]) -> None:

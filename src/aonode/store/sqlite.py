@@ -55,11 +55,17 @@ from aonode.store.base import (
     StoredSlot,
     check_pairing,
 )
-from aonode.store.shared import MAX_SLOT, CommitCounts, remember_next, stored_slot
+from aonode.store.shared import (
+    MAX_SLOT,
+    Op,
+    QueuedWriter,
+    RecordWrite,
+    remember_next,
+    stored_slot,
+)
 from aonode.store.sqlite_batch import (
     Item,
     Outcome,
-    RecordWrite,
     write_careful,
     write_fast,
 )
@@ -135,7 +141,7 @@ _BUSY_TIMEOUT_MS: Final = 10_000  # another process holding the write lock (e.g.
 _Future = asyncio.Future[None]
 
 
-class SQLiteStore(CommitCounts):
+class SQLiteStore(QueuedWriter):
     """:class:`aonode.store.base.Store` on one SQLite file (see module docstring).
 
     Single-use: ``open()`` once, ``close()`` once, on one event loop.
@@ -149,7 +155,6 @@ class SQLiteStore(CommitCounts):
             raise ValueError(f"max_batch must be at least 1, not {max_batch}")
         self._path = Path(path).absolute()
         self._max_batch = max_batch
-        self._state = "new"  # new -> open -> closing -> closed
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()  # None = stop
         self._writer: threading.Thread | None = None
@@ -173,8 +178,7 @@ class SQLiteStore(CommitCounts):
     # -- lifecycle -------------------------------------------------------------
 
     async def open(self) -> None:
-        if self._state != "new":
-            raise StoreError(f"{self.url}: open() called on a store that is {self._state}")
+        self._check_new()
         self._loop = loop = asyncio.get_running_loop()
         ready: _Future = loop.create_future()
         self._stopped = loop.create_future()
@@ -216,13 +220,6 @@ class SQLiteStore(CommitCounts):
 
     # -- writes ----------------------------------------------------------------
 
-    async def append(self, assignment: AssignmentRecord, body: MessageRecord) -> None:
-        check_pairing(assignment, body)
-        await self._enqueue(assignment, body)
-
-    async def put_message(self, message: MessageRecord) -> None:
-        await self._enqueue(None, message)
-
     async def put_location(self, location: LocationRecord, message: MessageRecord) -> bool:
         check_pairing(location, message)
         await self._enqueue(location, message)
@@ -236,9 +233,6 @@ class SQLiteStore(CommitCounts):
         a, nonce, mid, raw, codec = rows[0]
         return LocationRecord(a, nonce, mid), MessageRecord(mid, raw, codec)
 
-    async def put_result(self, result: ResultRecord) -> None:
-        await self._enqueue(result, None)
-
     async def get_result(self, process: str, slot: int) -> ResultRecord | None:
         rows = self._query(_RESULT, (process, slot))
         return ResultRecord(*rows[0]) if rows else None
@@ -250,15 +244,6 @@ class SQLiteStore(CommitCounts):
     async def latest_snapshot(self, process: str, at_most: int) -> ResultRecord | None:
         rows = await self._in_read_pool(_LATEST_SNAPSHOT, (process, min(at_most, MAX_SLOT)))
         return ResultRecord(*rows[0]) if rows else None
-
-    async def put_record(self, record: Record) -> None:
-        await self._enqueue(RecordWrite(record.kind, record.key, bytes(record.value)), None)
-
-    async def add_record(self, record: Record) -> Record:
-        value = bytes(record.value)
-        await self._enqueue(RecordWrite(record.kind, record.key, value, only_new=True), None)
-        stored = await self.get_record(record.kind, record.key)
-        return stored if stored is not None else Record(record.kind, record.key, value)
 
     async def delete_record(self, kind: str, key: str) -> bool:
         existed = bool(self._query(_RECORD, (kind, key)))
@@ -273,17 +258,12 @@ class SQLiteStore(CommitCounts):
         rows = await self._in_read_pool(_RECORDS, (kind, len(prefix), prefix))
         return [Record(*row) for row in rows]
 
-    def _enqueue(
-        self,
-        assignment: AssignmentRecord | LocationRecord | ResultRecord | RecordWrite | None,
-        body: MessageRecord | None,
-    ) -> _Future:
+    def _enqueue(self, op: Op, body: MessageRecord | None) -> asyncio.Future[Any]:
         # Synchronous on purpose: the item is queued before the caller's first await.
-        if self._state != "open":
-            raise StoreError(f"{self.url}: store is {self._state}; cannot write")
+        self._check_open("write")
         assert self._loop is not None
         future = self._loop.create_future()
-        self._queue.put((assignment, body, future))
+        self._queue.put((op, body, future))
         return future
 
     # -- reads -----------------------------------------------------------------
@@ -316,8 +296,7 @@ class SQLiteStore(CommitCounts):
 
     def _query(self, sql: str, params: Sequence[object]) -> list[Any]:
         """Run one read on this thread's read-only connection (WAL: never waits for the writer)."""
-        if self._state != "open":
-            raise StoreError(f"{self.url}: store is {self._state}; cannot read")
+        self._check_open("read")
         try:
             return self._reader().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
@@ -335,8 +314,7 @@ class SQLiteStore(CommitCounts):
         return conn
 
     async def _in_read_pool(self, sql: str, params: Sequence[object]) -> list[Any]:
-        if self._state != "open":
-            raise StoreError(f"{self.url}: store is {self._state}; cannot read")
+        self._check_open("read")
         assert self._loop is not None
         return await self._loop.run_in_executor(self._read_pool, self._query, sql, params)
 
