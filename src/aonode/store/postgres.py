@@ -209,21 +209,16 @@ class PostgresStore(QueuedWriter):
             )
         self._state = "open"
 
-    async def close(self) -> None:
-        if self._state in ("closing", "closed"):
-            if self._writer is not None:
-                await asyncio.shield(self._writer)
-            return
-        if self._state == "new":
-            self._state = "closed"
-            return
-        self._state = "closing"  # from here on writes raise; queued items still commit
+    async def _wait_stopped(self) -> None:
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+
+    async def _shut_down(self) -> None:
         self._queue.put_nowait(None)
         assert self._writer is not None
         await asyncio.shield(self._writer)
         await self._stop_leases()
         await self._release()
-        self._state = "closed"
         if self._batches is not None:
             await self._batches.close()
 

@@ -100,6 +100,27 @@ class QueuedWriter(CommitCounts):
         if self._state != "open":
             raise StoreError(f"{self.url}: store is {self._state}; cannot {doing}")
 
+    async def close(self) -> None:
+        """Commit every queued write, then release everything; a second call waits for
+        the first; closing a store never opened just marks it closed."""
+        if self._state in ("closing", "closed"):
+            await self._wait_stopped()
+            return
+        if self._state == "new":
+            self._state = "closed"
+            return
+        self._state = "closing"  # from here on writes raise; queued items still commit
+        await self._shut_down()
+        self._state = "closed"
+
+    async def _wait_stopped(self) -> None:
+        """Wait until the writer of a closing store has committed its last item."""
+        raise NotImplementedError
+
+    async def _shut_down(self) -> None:
+        """Drain the writer and release every connection (the state is ``closing``)."""
+        raise NotImplementedError
+
     def _enqueue(self, op: Op, body: MessageRecord | None) -> asyncio.Future[Any]:
         """Queue one write now (synchronously); the future settles after its commit."""
         raise NotImplementedError

@@ -190,15 +190,11 @@ class SQLiteStore(QueuedWriter):
         self._read_pool = ThreadPoolExecutor(2, thread_name_prefix="aonode-store-read")
         self._state = "open"
 
-    async def close(self) -> None:
-        if self._state in ("closing", "closed"):
-            if self._stopped is not None:
-                await asyncio.shield(self._stopped)
-            return
-        if self._state == "new":
-            self._state = "closed"
-            return
-        self._state = "closing"  # from here on append() raises; queued items still commit
+    async def _wait_stopped(self) -> None:
+        if self._stopped is not None:
+            await asyncio.shield(self._stopped)
+
+    async def _shut_down(self) -> None:
         assert self._read_pool is not None and self._stopped is not None
         self._read_pool.shutdown(wait=True)  # only in-flight point reads; short
         with self._readers_lock:
@@ -210,7 +206,6 @@ class SQLiteStore(QueuedWriter):
         await self._stopped
         assert self._writer is not None
         self._writer.join()  # it has posted its last callback; this returns at once
-        self._state = "closed"
 
     async def snapshot(self) -> Snapshot:
         """A read-only view of the file as of now (see ``store/snapshot.py``)."""
