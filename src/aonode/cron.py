@@ -65,7 +65,7 @@ from aonode.cron_task import (
     signed_task_id,
 )
 from aonode.errors import AccessDenied, Conflict, NotFound, TooManyTasks, Unauthenticated
-from aonode.store import Store
+from aonode.store import RecordStore
 from aonode.store.base import Record
 from aonode.wallet import Wallet
 
@@ -98,7 +98,7 @@ class Cron:
 
     def __init__(
         self,
-        store: Store,
+        store: RecordStore,
         wallet: Wallet,
         policy: CronPolicy | None = None,
         owner_of: OwnerOf = _no_owner,

@@ -34,7 +34,7 @@ import orjson
 from aonode.codec import ans104
 from aonode.codec.b64 import b64url_decode
 from aonode.message import Message
-from aonode.store.base import Record, Store
+from aonode.store.base import Record, RecordStore
 from aonode.wallet import RSAWallet, Wallet
 
 Json = dict[str, Any]
@@ -128,9 +128,9 @@ class PushJob:
 
 
 class Ledger:
-    """Get-or-create of delivery messages, and the job records, on a :class:`Store`."""
+    """Get-or-create of delivery messages, and the job records, on a :class:`RecordStore`."""
 
-    def __init__(self, store: Store, wallet: Wallet) -> None:
+    def __init__(self, store: RecordStore, wallet: Wallet) -> None:
         self._store = store
         self._wallet = wallet
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()

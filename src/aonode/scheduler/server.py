@@ -43,7 +43,7 @@ from aonode.scheduler.assignment import Assignment, Header, commit
 from aonode.scheduler.core import ScheduleState
 from aonode.scheduler.timestamp import TimestampSource
 from aonode.scheduler.upload import Uploader, confirmed
-from aonode.store.base import Store
+from aonode.store.base import ScheduleLog
 from aonode.wallet import RSAWallet, Wallet
 
 log = logging.getLogger("aonode.scheduler")
@@ -101,7 +101,7 @@ class SchedulerServer:
         process: Message,
         *,
         wallets: Sequence[Wallet],
-        store: Store,
+        store: ScheduleLog,
         timestamps: TimestampSource,
         options: ServerOptions,
         signer: Executor | None = None,
