@@ -12,6 +12,6 @@ from __future__ import annotations
 
 from aonode.push.host import PushHost
 from aonode.push.jobs import Pusher
-from aonode.push.tree import PushLimits
+from aonode.push.limits import PushLimits
 
 __all__ = ["PushHost", "PushLimits", "Pusher"]

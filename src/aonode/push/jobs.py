@@ -19,8 +19,9 @@ from aonode.errors import AONodeError, RemoteError
 from aonode.logs import where
 from aonode.push.failures import Failures
 from aonode.push.ledger import Ledger, PushJob
+from aonode.push.limits import PushLimits
 from aonode.push.remote import Remote
-from aonode.push.tree import TRANSIENT, PushLimits, Walker
+from aonode.push.tree import TRANSIENT, Walker
 
 if TYPE_CHECKING:
     from aonode.push.host import PushHost

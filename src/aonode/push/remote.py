@@ -35,7 +35,7 @@ from aonode.scheduler import location
 
 if TYPE_CHECKING:
     from aonode.push.host import PushHost
-    from aonode.push.tree import PushLimits
+    from aonode.push.limits import PushLimits
 
 log = logging.getLogger("aonode.push")
 
