@@ -40,34 +40,20 @@ CORPUS: tuple[Program, ...] = APPS + FLOWS
 DOC = Path(__file__).resolve().parents[2] / "docs" / "aos-differences.md"
 
 LUALIBS_CRYPTO = "the built-in aos's .crypto differs from aos 2.0.6 on another digest"
-AOSSEM_RECEIVE = "the built-in aos has no receive/Receive/Handlers.receive (helper aossem)"
 AOSSEM_ASSIGN = "the built-in aos has no ao.isAssignment / assignables (helper aossem)"
-AOSSEM_NORMALISE = "the built-in aos does not normalise tag names to title case (helper aossem)"
-AOSSEM_BEFORE = "the built-in aos has no Handlers.before (helper aossem)"
 AOSSEM_SPEC = "the built-in aos's .utils has no matchesSpec (helper aossem)"
 AOSSEM_TRUSTED = "the built-in's ao.isTrusted answers a boolean where aos 2.0.6 shows nothing"
 
 # (runtime, scenario) → why it fails today.
 FAILING: dict[tuple[str, str], str] = {
     ("builtin", "crypto-other-digests"): LUALIBS_CRYPTO,
-    ("builtin", "receive-send-then-reply"): AOSSEM_RECEIVE,
-    ("builtin", "receive-unrelated-message-first"): AOSSEM_RECEIVE,
-    ("builtin", "receive-global-pattern"): AOSSEM_RECEIVE,
-    ("builtin", "handlers-receive-pattern"): AOSSEM_RECEIVE,
-    ("builtin", "spawn-then-receive"): AOSSEM_RECEIVE,
-    ("builtin", "assignment-is-assignment"): AOSSEM_ASSIGN,
     ("builtin", "assignment-assignables"): AOSSEM_ASSIGN,
-    ("builtin", "normalised-lowercase-action"): AOSSEM_NORMALISE,
-    ("builtin", "normalised-tag-keys"): AOSSEM_NORMALISE,
-    ("builtin", "handlers-before"): AOSSEM_BEFORE,
     ("builtin", "utils-matches-spec"): AOSSEM_SPEC,
     ("builtin", "trust-owner-and-authority"): AOSSEM_TRUSTED,
 }
 
 # Why a runtime's result differs by design (each key is in docs/aos-differences.md).
 KNOWN_REASONS = {
-    "print-arguments": "the built-in's print writes all its arguments tab-separated, as "
-    "Lua's does; aos 2.0.6 writes only the first",
     "untrusted-text": "an untrusted message prints hyper-aos's 'Message is not trusted.'; "
     "aos 2.0.6 adds the From and Owner",
     "json-key-order": "a table's keys come out of pairs in another order: Lua seeds its "
@@ -79,7 +65,6 @@ KNOWN_REASONS = {
 
 # (runtime, scenario) → {message index (0 = boot): key}; None: the scenario as a whole.
 KNOWN: dict[tuple[str, str], dict[int, str] | None] = {
-    ("builtin", "print-several-values"): {i: "print-arguments" for i in (1, 3, 4)},
     ("builtin", "msg-fields"): {3: "untrusted-text"},
     ("wasm", "json-reply-data"): {2: "json-key-order"},
     **{("hyper", p.name): None for p in CORPUS},
