@@ -248,7 +248,7 @@ def test_trust_follows_authorities(
     proc = make_proc(tags=[("Authority", "Authority1")])
     proc.eval("Handlers.add('T', 'T', function() Handled = true end)")
     res = proc.send(tags=[("Action", "T")], frm=frm, owner=owner)
-    assert proc.value("Handled == true") == str(handled).lower()
+    assert proc.value("tostring(Handled == true)") == str(handled).lower()
     assert ("not trusted" in res.output) is not handled
 
 

@@ -52,16 +52,10 @@ CORPUS: tuple[Program, ...] = APPS + FLOWS
 DOC = Path(__file__).resolve().parents[2] / "docs" / "aos-differences.md"
 
 LUALIBS_CRYPTO = "the built-in aos's .crypto differs from aos 2.0.6 on another digest"
-AOSSEM_ASSIGN = "the built-in aos has no ao.isAssignment / assignables (helper aossem)"
-AOSSEM_SPEC = "the built-in aos's .utils has no matchesSpec (helper aossem)"
-AOSSEM_TRUSTED = "the built-in's ao.isTrusted answers a boolean where aos 2.0.6 shows nothing"
 
 # (runtime, scenario) → why it fails today.
 FAILING: dict[tuple[str, str], str] = {
     ("builtin", "crypto-other-digests"): LUALIBS_CRYPTO,
-    ("builtin", "assignment-assignables"): AOSSEM_ASSIGN,
-    ("builtin", "utils-matches-spec"): AOSSEM_SPEC,
-    ("builtin", "trust-owner-and-authority"): AOSSEM_TRUSTED,
 }
 
 # Why a runtime's result differs by design (each key is in docs/aos-differences.md).

@@ -46,7 +46,6 @@ def _steps(program: str, *steps: int, key: str) -> dict[tuple[str, int], str]:
 
 # (program, 1-based step) → why it differs (docs/aos-wasm.md lists every key).
 WASM_DIFFERS: dict[tuple[str, int], str] = {
-    **_steps("eval-false", 1, key="false-result"),
     **_steps("send-basic", 2, key="send-return"),
     **_steps("eval-function-and-thread", 1, 2, key="address-names"),
     **_steps("eval-stdlib-and-pairs-order", 1, key="pairs-order"),
