@@ -752,6 +752,15 @@ local function run(msg, env)
   return true
 end
 
+-- aos 2 prints a handler's error before reporting it (then its own stack
+-- traceback, which names aos's source lines and is not reproduced here).
+local C = Colors
+local function report(msg, err)
+  local what = msg.Action and (" with Action = " .. tostring(msg.Action)) or " "
+  emit(C.red .. "Error" .. C.gray .. " handling message" .. what .. C.reset)
+  emit(C.green .. err .. C.reset)
+end
+
 local function handle(msg, env)
   ao.env, ao.id = env, env.Process.Id
   ao.outbox = { Messages = {}, Spawns = {}, Assignments = {} }
@@ -786,7 +795,11 @@ local function handle(msg, env)
     Handlers.append("_default", function() return true end, default)
     ok, err = run(msg, env)
   end
-  if not ok then return { Data = "", Error = type(err) == "string" and err or tostring(err) } end
+  if not ok then
+    local text = type(err) == "string" and err or tostring(err)
+    if msg.Action ~= "Eval" then report(msg, text) end
+    return { Data = "", Error = text }
+  end
   local box = ao.outbox
   if result == nil then result = "" end -- aos: no output is "", not null
   return { Data = result, Messages = box.Messages, Spawns = box.Spawns, Assignments = box.Assignments }
