@@ -16,8 +16,8 @@ Per runtime and scenario the outcome is one of:
   documented in docs/aos-differences.md ("Real-program differential"); the
   test asserts they still differ and that every other message agrees;
 * failing today — ``pytest.mark.xfail(strict=True)`` naming the missing
-  feature (``FAILING``); a fix makes it XPASS, which fails, so the marker
-  must then be removed.
+  feature (``FAILING``, empty today); a fix makes it XPASS, which fails, so
+  the marker must then be removed.
 
 A text that is a JSON object or array (``json.encode(Balances)`` as an
 Eval's value or a message's ``Data``) is compared as the value it encodes:
@@ -28,6 +28,11 @@ the same table's keys in different orders, so no program can rely on it.
 Only the order of object members is forgiven: the two texts must hold the
 same characters (so no escape, number format or spacing differs) and parse
 to the same value with each number kept as written (``_same_json``).
+
+aos's report of a handler error (``Error handling message with Action = X``,
+the error, aos's stack traceback) is compared without the traceback and the
+chunk positions in front of the error, which name lines of aos's own source
+(``test_differential.error_report``); the built-in prints the rest.
 
 Run: ``pytest tests/process/test_realprog.py`` (needs the npm clients:
 ``./scripts/test`` installs them; about a minute).
@@ -51,12 +56,9 @@ from tests.process.test_differential import Program
 CORPUS: tuple[Program, ...] = APPS + FLOWS
 DOC = Path(__file__).resolve().parents[2] / "docs" / "aos-differences.md"
 
-LUALIBS_CRYPTO = "the built-in aos's .crypto differs from aos 2.0.6 on another digest"
 
 # (runtime, scenario) → why it fails today.
-FAILING: dict[tuple[str, str], str] = {
-    ("builtin", "crypto-other-digests"): LUALIBS_CRYPTO,
-}
+FAILING: dict[tuple[str, str], str] = {}
 
 # Why a runtime's result differs by design (each key is in docs/aos-differences.md).
 KNOWN_REASONS = {
