@@ -388,8 +388,9 @@ function ao.assign(assignment)
   insert(ao.outbox.Assignments, assignment)
 end
 
+-- aos 2's: only an Authority is trusted here; a message signed by its sender
+-- (From = Owner) is let through by `handle`, not by this answer.
 function ao.isTrusted(msg)
-  if msg.From == msg.Owner or #ao.authorities == 0 then return true end
   for _, a in ipairs(ao.authorities) do
     if msg.From == a or msg.Owner == a then return true end
   end
@@ -639,6 +640,7 @@ local function evaluate(code)
   if failure then error(failure, 0) end -- aos: a second value reports an error (`return nil, err`)
   if SHOWN[type(value)] then value = tostring(value) end -- shown as aos shows them
   if type(value) == "table" then value = stringify(value) end
+  if value == false then value = nil end -- aos shows a value only when it is truthy
   result = value
   -- aos: the Eval's Output is what it printed, then its value
   if value ~= nil then emit(tostring(value)) end
@@ -750,6 +752,15 @@ local function run(msg, env)
   return true
 end
 
+-- aos 2 prints a handler's error before reporting it (then its own stack
+-- traceback, which names aos's source lines and is not reproduced here).
+local C = Colors
+local function report(msg, err)
+  local what = msg.Action and (" with Action = " .. tostring(msg.Action)) or " "
+  emit(C.red .. "Error" .. C.gray .. " handling message" .. what .. C.reset)
+  emit(C.green .. err .. C.reset)
+end
+
 local function handle(msg, env)
   ao.env, ao.id = env, env.Process.Id
   ao.outbox = { Messages = {}, Spawns = {}, Assignments = {} }
@@ -769,7 +780,8 @@ local function handle(msg, env)
   if msg.Target == nil or msg.Target == "" then msg.Target = ao.id end
   local booting = msg.Id == env.Process.Id
   local ok, err = true, nil
-  if not booting and not ao.isTrusted(msg) then
+  local signed = msg.From == msg.Owner or #ao.authorities == 0 -- no Authority: aonode trusts all
+  if not booting and not signed and not ao.isTrusted(msg) then
     print("Message is not trusted.")
   elseif not booting and ao.isAssignment(msg) and not ao.isAssignable(msg) then
     if msg.From ~= ao.id then
@@ -783,7 +795,11 @@ local function handle(msg, env)
     Handlers.append("_default", function() return true end, default)
     ok, err = run(msg, env)
   end
-  if not ok then return { Data = "", Error = type(err) == "string" and err or tostring(err) } end
+  if not ok then
+    local text = type(err) == "string" and err or tostring(err)
+    if msg.Action ~= "Eval" then report(msg, text) end
+    return { Data = "", Error = text }
+  end
   local box = ao.outbox
   if result == nil then result = "" end -- aos: no output is "", not null
   return { Data = result, Messages = box.Messages, Spawns = box.Spawns, Assignments = box.Assignments }
