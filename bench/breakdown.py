@@ -44,6 +44,7 @@ from aonode.http.inprocess import asgi_request  # noqa: E402
 from aonode.http.request import Request  # noqa: E402
 from aonode.message import Message  # noqa: E402
 from aonode.node import Node  # noqa: E402
+from aonode.quotas import OFF  # noqa: E402
 from aonode.scheduler import assignment as assignment_mod  # noqa: E402
 from aonode.scheduler.hashchain import next_link  # noqa: E402
 from aonode.scheduler.timestamp import OfflineSource  # noqa: E402
@@ -81,7 +82,7 @@ async def run(kind: str, n: int, profile: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp)
         node = Node(
-            replace(NodeConfig(data_dir=path)),
+            replace(NodeConfig(data_dir=path), quota_messages=OFF, quota_reads=OFF),
             wallets=[node_wallet],
             store=SQLiteStore(path / "aonode.sqlite3"),
             timestamps=OfflineSource(),

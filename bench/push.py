@@ -61,6 +61,8 @@ def node_process(kind: str) -> Iterator[tuple[str, str]]:
         wallet_mod.save(w, Path(tmp) / "wallet.json")
         args = [sys.executable, "-m", "aonode.cli", "serve", "--data-dir", tmp]
         args += ["--port", str(limits._free_port())]
+        # one signer floods on purpose: the public-node quotas are lifted
+        args += ["--quota-messages", "off", "--quota-spawns", "off", "--quota-reads", "off"]
         env = {**os.environ, "AONODE_PUSH_MAX_DEPTH": str(CHAIN * 2)}
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
         try:

@@ -116,6 +116,8 @@ def nodes(
                 args = [sys.executable, "-m", "aonode.cli", "serve", "--data-dir", str(data)]
                 args += ["--port", str(port), "--advertise-url", url]
                 args += ["--mode", "local_confirmation"]
+                # one signer floods on purpose: the public-node quotas are lifted
+                args += ["--quota-messages", "off", "--quota-spawns", "off", "--quota-reads", "off"]
                 if store:
                     args += ["--store", store]
                 log = data / "node.log"  # its log, out of the benchmark's output

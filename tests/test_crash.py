@@ -28,6 +28,14 @@ from tests.conftest import sign_message, sign_process
 pytestmark = pytest.mark.crash
 ROUNDS = int(os.environ.get("AONODE_CRASH_ROUNDS", "3"))
 ANS = {"content-type": "application/ans104"}
+# These tests flood one node with one signer from one address on purpose: the
+# quotas a public node sets (README "Running a public node") are lifted explicitly.
+FLOOD_LIMITS = {
+    "AONODE_QUOTA_MESSAGES": "off",
+    "AONODE_QUOTA_SPAWNS": "off",
+    "AONODE_QUOTA_READS": "off",
+    "AONODE_DRYRUNS_PER_CLIENT": "0",
+}
 
 
 async def start_node(
@@ -49,7 +57,7 @@ async def start_node(
             mode,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
-            env={**os.environ, **env} if env else None,
+            env={**os.environ, **FLOOD_LIMITS, **(env or {})},
         )
         assert proc.stdout is not None
         seen: list[str] = []

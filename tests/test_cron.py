@@ -5,6 +5,9 @@ No sleeps: tests wait on the cron's own events (its observer hook and
 is shown by event order: a second, 100 ms "metronome" task fires twice
 after the fact, so the loop has passed the moment the other task would have
 fired.
+
+Tasks are made by the operator (its bearer token) or by a signed request of
+the process's owner; who else may not is tests/security/test_cron_authority.py.
 """
 
 from __future__ import annotations
@@ -19,9 +22,17 @@ import httpx
 import pytest
 
 from aonode.codec import ans104, jsonform
-from aonode.codec.b64 import b64url_encode
-from aonode.cron import Cron
-from aonode.cron_task import FORMS, CronTask, RunStatus, next_due, now_ms, parse_duration
+from aonode.codec.b64 import b64url_decode, b64url_encode
+from aonode.cron import Cron, CronPolicy
+from aonode.cron_task import (
+    FORMS,
+    Caller,
+    CronTask,
+    RunStatus,
+    next_due,
+    now_ms,
+    parse_duration,
+)
 from aonode.errors import BadParameter
 from aonode.http.server import free_port
 from aonode.store.base import Record
@@ -34,6 +45,11 @@ from tests.test_crash import start_node, stop_node
 Live = Callable[..., Awaitable[LiveNode]]
 ANS = {"content-type": "application/ans104"}
 WAIT = 60.0
+TOKEN = "test-operator-token"
+OP = {"authorization": f"Bearer {TOKEN}"}
+# the operator, and 100 ms intervals (the default minimum is 10 s)
+CRON: dict[str, object] = {"operator_token": TOKEN, "cron_min_interval_ms": 1}
+CRON_ENV = {"AONODE_OPERATOR_TOKEN": TOKEN, "AONODE_CRON_MIN_INTERVAL_MS": "1"}
 TICK_HANDLER = (
     "Ticks = Ticks or 0\n"
     "Handlers.add('Tick', { Action = 'Tick' }, function(m)\n"
@@ -41,6 +57,16 @@ TICK_HANDLER = (
     "  LastData = m.Data\n"
     "end)"
 )
+
+
+@pytest.fixture
+def live(live: Live) -> Live:
+    """conftest's ``live``, with an operator token and no practical minimum interval."""
+
+    async def factory(**changes: object) -> LiveNode:
+        return await live(**{**CRON, **changes})
+
+    return factory
 
 
 class Runs:
@@ -67,14 +93,14 @@ class Runs:
 
 
 async def start(ln: LiveNode, kind: str, params: dict[str, str]) -> str:
-    r = await ln.client.post(f"/~cron@1.0/{kind}", params=params)
+    r = await ln.client.post(f"/~cron@1.0/{kind}", params=params, headers=OP)
     assert r.status_code == 200, r.text
     task: str = r.json()["task"]
     return task
 
 
 async def stop(ln: LiveNode, task: str) -> None:
-    r = await ln.client.post("/~cron@1.0/stop", params={"task": task})
+    r = await ln.client.post("/~cron@1.0/stop", params={"task": task}, headers=OP)
     assert r.status_code == 200, r.text
     assert r.json() == {"task": task, "stopped": True}
 
@@ -162,7 +188,7 @@ async def test_every_fires_until_stopped(live: Live, user_wallet: Wallet) -> Non
     fired = runs.count(task)
     await runs.metronome_ticks(ln)
     assert runs.count(task) == fired
-    r = await ln.client.post("/~cron@1.0/stop", params={"task": task})
+    r = await ln.client.post("/~cron@1.0/stop", params={"task": task}, headers=OP)
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown-task"
 
 
@@ -172,10 +198,16 @@ async def test_once_fires_once_with_a_node_signed_message(live: Live, user_walle
     pid = await spawn_lua(ln, user_wallet)
     await send(ln, user_wallet, pid, TICK_HANDLER)
     before = await current_slot(ln, pid)
-    body = {"cron-path": f"/{pid}~process@1.0/schedule", "Action": "Tick", "data": "hello"}
-    r = await ln.client.post("/~cron@1.0/once", json=body)
+    item = ans104.sign(  # the process's owner asks: it owns the task
+        user_wallet,
+        data=b"hello",
+        tags=[("cron-path", f"/{pid}~process@1.0/schedule"), ("Action", "Tick")],
+        anchor=os.urandom(32),
+    )
+    r = await ln.client.post("/~cron@1.0/once", content=item.raw, headers=ANS)
     assert r.status_code == 200, r.text
     task = r.json()["task"]
+    assert r.json()["owner"] == user_wallet.address
     await runs.until(lambda: runs.count(task) == 1)
     assert runs.seen[-1][1].status == 200
     assert await current_slot(ln, pid) == before + 1
@@ -184,6 +216,8 @@ async def test_once_fires_once_with_a_node_signed_message(live: Live, user_walle
     tags = {t["name"]: t["value"] for t in item["tags"]}
     assert tags["Action"] == "Tick" and tags["Type"] == "Message" and tags["Data-Protocol"] == "ao"
     assert "cron-path" not in {n.lower() for n in tags}
+    assert tags["Cron-Task"] == task and tags["Cron-Owner"] == user_wallet.address
+    assert "From-Process" not in tags
     assert jsonform.from_json(item).owner_address == ln.node.address
     last = await send(ln, user_wallet, pid, "return Ticks .. ' ' .. LastData")
     got = await ln.client.get(f"/{pid}/compute", params={"slot": last})
@@ -207,9 +241,10 @@ async def test_parameters_in_a_signed_body(live: Live, user_wallet: Wallet) -> N
             ("delay", "0-seconds"),
             ("Action", "Tick"),
         ],
+        target=b64url_decode(pid),
         anchor=os.urandom(32),
     )
-    r = await ln.client.post(f"/~cron@1.0/once?target={pid}", content=item.raw, headers=ANS)
+    r = await ln.client.post("/~cron@1.0/once", content=item.raw, headers=ANS)
     assert r.status_code == 200, r.text
     task = r.json()["task"]
     await runs.until(lambda: runs.count(task) == 1)
@@ -237,7 +272,8 @@ async def test_a_long_run_skips_ticks_instead_of_overlapping(
     """Through the dispatch seam: ``/slow`` answers only when released."""
     store = SQLiteStore(tmp_path / "cron.sqlite3")
     await store.open()
-    cron = Cron(store, ed_wallet)
+    cron = Cron(store, ed_wallet, CronPolicy(min_interval_ms=1))
+    op = Caller(operator=True)
     release = asyncio.Event()
     calls: list[str] = []
 
@@ -255,9 +291,9 @@ async def test_a_long_run_skips_ticks_instead_of_overlapping(
     await cron.start(dispatch)
     try:
         every = [("interval", "100-milliseconds")]
-        slow = await cron.add("every", [("cron-path", "/slow"), *every])
-        later = await cron.add("once", [("cron-path", "/later"), ("delay", "1-day")])
-        await cron.add("every", [("cron-path", "/fast"), *every])
+        slow = await cron.add("every", [("cron-path", "/slow"), *every], op)
+        later = await cron.add("once", [("cron-path", "/later"), ("delay", "1-day")], op)
+        await cron.add("every", [("cron-path", "/fast"), *every], op)
         await until(lambda: calls.count("/fast") >= 3)  # /slow's second tick came meanwhile
         assert calls.count("/slow") == 1 and cron.running(slow.id)
         assert (cron.get(slow.id) or slow).runs == 1  # a skipped tick is no run
@@ -350,23 +386,23 @@ async def _poll_task(client: httpx.AsyncClient, task: str, done: Callable[[Any],
 async def test_a_real_node_resumes_its_task_after_sigterm(tmp_path: Path) -> None:
     """``aonode serve`` with a task running exits cleanly, and the next one resumes it."""
     data = tmp_path / "node"
-    proc, url, _ = await start_node(data, free_port("127.0.0.1"))
+    proc, url, _ = await start_node(data, free_port("127.0.0.1"), env=CRON_ENV)
     try:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
             params = {"cron-path": "/~meta@1.0/info", "interval": "100-milliseconds"}
-            r = await client.post("/~cron@1.0/every", params=params)
+            r = await client.post("/~cron@1.0/every", params=params, headers=OP)
             assert r.status_code == 200, r.text
             task = r.json()["task"]
             await _poll_task(client, task, lambda t: t["runs"] >= 2)
     finally:
         await stop_node(proc)  # exit status 0 with the task in flight
-    proc, url, _ = await start_node(data, free_port("127.0.0.1"))
+    proc, url, _ = await start_node(data, free_port("127.0.0.1"), env=CRON_ENV)
     try:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
             stored = await _poll_task(client, task, lambda t: True)
             entry = await _poll_task(client, task, lambda t: t["runs"] >= stored["runs"] + 2)
             assert entry["last-run"]["status"] == 200
-            r = await client.post("/~cron@1.0/stop", params={"task": task})
+            r = await client.post("/~cron@1.0/stop", params={"task": task}, headers=OP)
             assert r.status_code == 200, r.text
     finally:
         await stop_node(proc)
@@ -381,7 +417,7 @@ def _fields(task: CronTask) -> dict[str, Any]:
 
 async def test_bad_requests(live: Live) -> None:
     ln = await live()
-    c = ln.client
+    c = httpx.AsyncClient(base_url=ln.url, headers=OP, timeout=30)
     unknown = b64url_encode(os.urandom(32))
     r = await c.post("/~cron@1.0/stop", params={"task": unknown})
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown-task"
@@ -420,3 +456,4 @@ async def test_bad_requests(live: Live) -> None:
     assert r.status_code == 404
     assert await tasks(ln) == {}  # nothing bad was kept
     assert await ln.node.store.records("cron") == []
+    await c.aclose()

@@ -155,7 +155,7 @@ async def test_endless_ping_pong_is_cut_and_the_node_stays_responsive(
     ln = await live(push_max_messages=25)
     forever = (
         "Handlers.add('Ping', { Action = 'Ping' }, function(m)\n"
-        "  Send({ Target = m['From-Process'], Action = 'Ping' })\n"
+        "  Send({ Target = m.From, Action = 'Ping' })\n"
         "end)"
     )
     a, b = await spawn_lua(ln, user_wallet), await spawn_lua(ln, user_wallet)

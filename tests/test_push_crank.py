@@ -23,7 +23,7 @@ Live = Callable[..., Awaitable[LiveNode]]
 # B answers a Ping with a Pong to whoever sent it; A counts the Pongs it gets
 PONG = (
     "Handlers.add('Ping', { Action = 'Ping' }, function(m)\n"
-    "  Send({ Target = m['From-Process'], Action = 'Pong' })\n"
+    "  Send({ Target = m.From, Action = 'Pong' })\n"
     "end)"
 )
 COUNT = "Pongs = 0\nHandlers.add('Pong', { Action = 'Pong' }, function(m) Pongs = Pongs + 1 end)"
@@ -94,7 +94,13 @@ async def test_a_legacy_spawn_and_assignment_are_cranked(live: Live, user_wallet
     assert r.status_code == 200, r.text
     await ln.node.pusher.idle()
     assert (proc.id, "0", "1") in deliveries(await schedule_of(ln.client, b))
-    # assigning a stored message to A cranks A's new slot
+    # assigning a stored message to A cranks A's new slot (A accepts assignments, as aos 2
+    # refuses them unless the process made them assignable)
+    allow = sign_message(
+        user_wallet, a, data=b"ao.addAssignable('any', function() return true end)", action="Eval"
+    )
+    r = await ln.client.post(f"/{a}~process@1.0/push", content=allow.item.raw, headers=ANS)
+    assert r.status_code == 200, r.text
     ping = sign_message(
         user_wallet, b, data=f"Send({{ Target = '{b}', Action = 'Ping' }})".encode(), action="Eval"
     )

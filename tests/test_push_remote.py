@@ -24,13 +24,13 @@ ANS = {"content-type": "application/ans104"}
 HELLO = (
     "Handlers.add('Hello', { Action = 'Hello' }, function(m)\n"
     "  print('got: ' .. m.Data)\n"
-    "  Send({ Target = m['From-Process'], Action = 'Pong', Data = 'pong' })\n"
+    "  Send({ Target = m.From, Action = 'Pong', Data = 'pong' })\n"
     "end)"
 )
 # Both sides answer every Ping with a Ping: only the push limits end it.
 FOREVER = (
     "Handlers.add('Ping', { Action = 'Ping' }, function(m)\n"
-    "  Send({ Target = m['From-Process'], Action = 'Ping' })\n"
+    "  Send({ Target = m.From, Action = 'Ping' })\n"
     "end)"
 )
 

@@ -78,6 +78,7 @@ class NodeProc:
                 self.url,
                 "--mode",
                 "local_confirmation",
+                *("--quota-messages", "off", "--quota-spawns", "off", "--quota-reads", "off"),
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
             )

@@ -1,23 +1,27 @@
-"""``aonode``: run a node, manage wallets, schedule messages, verify schedules."""
+"""``aonode``: run a node, manage wallets, verify and move stores.
+
+The commands that talk to a running node (``spawn``, ``eval``, ``message``,
+``module add-aos``, ``cron``, …) live in :mod:`aonode.client.commands` and are
+wired in here; :func:`main` turns every failure a user can cause into one line.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import secrets
 import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import orjson
 import typer
 
 from aonode import wallet as wallet_mod
 from aonode.cli_migrate import export_, import_
-from aonode.config import NodeConfig, from_env, parse_mode, parse_scheduler_map, parse_size
-from aonode.errors import AONodeError
+from aonode.client import commands as client_commands
+from aonode.config import LIMITS, NodeConfig, from_env, parse_mode, parse_scheduler_map, parse_size
+from aonode.errors import AONodeError, BadUsage, ClientError, DataDirLocked
 
 app = typer.Typer(
     help="aonode: an AO scheduling and process node.",
@@ -30,7 +34,7 @@ app.add_typer(wallet_app, name="wallet")
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"aonode: {message}", err=True)
     return typer.Exit(code)
 
 
@@ -109,6 +113,89 @@ def serve(
             help="Memory cap of each live Lua process, C allocations included, e.g. 64MiB; a message past it fails and is rolled back (env AONODE_LUA_MEMORY; default 64MiB)"
         ),
     ] = None,
+    operator: Annotated[
+        str | None,
+        typer.Option(
+            help="The operator's token: a request with Authorization: Bearer TOKEN may create and stop any cron task (env AONODE_OPERATOR_TOKEN, preferred: a flag shows in ps; default none = no operator)"
+        ),
+    ] = None,
+    cron_max_per_owner: Annotated[
+        int | None,
+        typer.Option(
+            help="Cron tasks one signer may have at once (env AONODE_CRON_MAX_PER_OWNER; default 100)"
+        ),
+    ] = None,
+    cron_max_tasks: Annotated[
+        int | None,
+        typer.Option(
+            help="Cron tasks the node holds at once (env AONODE_CRON_MAX_TASKS; default 10000)"
+        ),
+    ] = None,
+    cron_min_interval_ms: Annotated[
+        int | None,
+        typer.Option(
+            help="Shortest interval of an every-task, in milliseconds (env AONODE_CRON_MIN_INTERVAL_MS; default 10000)"
+        ),
+    ] = None,
+    # -- quotas and connection limits (config.LIMITS; README "Running a public node") --
+    quota_messages: Annotated[
+        str | None,
+        typer.Option(
+            help="Messages per signer, BURST:AMOUNT/PERIOD or off (env AONODE_QUOTA_MESSAGES; default 500:20/s)"
+        ),
+    ] = None,
+    quota_spawns: Annotated[
+        str | None,
+        typer.Option(help="Spawns per signer (env AONODE_QUOTA_SPAWNS; default 50:6/min)"),
+    ] = None,
+    quota_store_bytes: Annotated[
+        str | None,
+        typer.Option(
+            help="Bytes per signer through /~message@1.0/store (env AONODE_QUOTA_STORE_BYTES; default 1GiB:1GiB/day)"
+        ),
+    ] = None,
+    quota_reads: Annotated[
+        str | None,
+        typer.Option(
+            help="Unsigned requests and dry runs per client address (env AONODE_QUOTA_READS; default 2000:200/s)"
+        ),
+    ] = None,
+    dryruns_per_client: Annotated[
+        str | None,
+        typer.Option(
+            help="Concurrent dry runs per client address, 0 = no cap (env AONODE_DRYRUNS_PER_CLIENT; default 4)"
+        ),
+    ] = None,
+    dryruns_total: Annotated[
+        str | None,
+        typer.Option(
+            help="Concurrent dry runs on the node, 0 = no cap (env AONODE_DRYRUNS_TOTAL; default 32)"
+        ),
+    ] = None,
+    quota_keys: Annotated[
+        str | None,
+        typer.Option(
+            help="Signers and clients whose quotas are remembered (LRU) (env AONODE_QUOTA_KEYS; default 100000)"
+        ),
+    ] = None,
+    max_header: Annotated[
+        str | None,
+        typer.Option(
+            help="Request header block cap, 431 above (env AONODE_MAX_HEADER; default 16KiB)"
+        ),
+    ] = None,
+    header_timeout: Annotated[
+        str | None,
+        typer.Option(
+            help="Seconds for a request's headers to arrive, counted from when the connection waits for one: closes slow-header and idle connections (env AONODE_HEADER_TIMEOUT; default 10)"
+        ),
+    ] = None,
+    body_timeout: Annotated[
+        str | None,
+        typer.Option(
+            help="Seconds a request body may stall before 408 and close (env AONODE_BODY_TIMEOUT; default 30)"
+        ),
+    ] = None,
     log_level: Annotated[
         str, typer.Option(help="Log level: debug, info, warning (default), error")
     ] = "warning",
@@ -138,6 +225,10 @@ def serve(
             ("abort_seconds", abort_seconds),
             ("sign_threads", sign_threads),
             ("upload_url", upload_url),
+            ("operator_token", operator),
+            ("cron_max_per_owner", cron_max_per_owner),
+            ("cron_max_tasks", cron_max_tasks),
+            ("cron_min_interval_ms", cron_min_interval_ms),
         ):
             if value is not None:
                 changes[name] = value
@@ -151,6 +242,19 @@ def serve(
             changes["scheduler_map"] = parse_scheduler_map(scheduler_map)
         if lua_memory is not None:
             changes["lua_memory"] = parse_size(lua_memory)
+        limits = {
+            "quota_messages": quota_messages,
+            "quota_spawns": quota_spawns,
+            "quota_store_bytes": quota_store_bytes,
+            "quota_reads": quota_reads,
+            "dryruns_per_client": dryruns_per_client,
+            "dryruns_total": dryruns_total,
+            "quota_keys": quota_keys,
+            "max_header": max_header,
+            "header_timeout": header_timeout,
+            "body_timeout": body_timeout,
+        }
+        changes.update({k: LIMITS[k](v) for k, v in limits.items() if v is not None})
         config = replace(config, **changes).validated()
         node = Node(config)
     except AONodeError as exc:
@@ -163,6 +267,8 @@ def serve(
         _tune_gc()
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(run(node, on_ready=ready))
+    except DataDirLocked as exc:  # one line naming the directory and the holder's pid
+        raise _fail(exc.message, 2) from None
     except OSError as exc:
         raise _fail(f"cannot listen on {config.host}:{config.port}: {exc}", 2) from None
     except AONodeError as exc:  # e.g. the store cannot be opened (database unreachable)
@@ -200,8 +306,13 @@ def wallet_new(
         raise _fail("kind must be rsa or ed25519", 2)
     if path.exists() and not force:
         raise _fail(f"{path} exists (use --force to overwrite)", 2)
+    if not path.parent.is_dir():
+        raise ClientError(f"cannot write {path}: the folder {path.parent} does not exist")
     w = wallet_mod.generate("rsa" if kind == "rsa" else "ed25519")
-    wallet_mod.save(w, path)
+    try:
+        wallet_mod.save(w, path)
+    except OSError as exc:
+        raise ClientError(f"cannot write {path}: {exc.strerror}") from None
     typer.echo(w.address)
 
 
@@ -216,167 +327,7 @@ def wallet_show(path: Annotated[Path, typer.Argument(help="A JWK wallet file")])
     typer.echo(orjson.dumps({"address": w.address, "kind": kind}).decode())
 
 
-def _sign_and_post(
-    client: httpx.Client,
-    wallet: Path,
-    *,
-    process: str | None,
-    data: str,
-    tags: list[tuple[str, str]],
-    scheduler: str | None = None,
-    spawn_tags: list[tuple[str, str]] | None = None,
-) -> httpx.Response:
-    """Sign a message (or, with ``process=None``, a process) and post it to be scheduled."""
-    from aonode.codec import ans104
-    from aonode.codec.b64 import b64url_decode
-
-    try:
-        w = wallet_mod.load(wallet)
-    except (AONodeError, OSError) as exc:
-        raise _fail(str(exc), 2) from None
-    target = b""
-    if process is None:
-        sched = scheduler or client.get("/~meta@1.0/info/address").text.strip()
-        base = [
-            ("Data-Protocol", "ao"),
-            ("Variant", "ao.N.1"),
-            ("Type", "Process"),
-            ("Device", "process@1.0"),
-            ("Scheduler-Device", "scheduler@1.0"),
-            ("Scheduler", sched),
-            *(spawn_tags or []),
-        ]
-    else:
-        try:
-            target = b64url_decode(process)
-        except ValueError:
-            raise _fail(f"{process!r} is not a process id", 2) from None
-        base = [("Data-Protocol", "ao"), ("Variant", "ao.N.1"), ("Type", "Message")]
-    names = {n.lower() for n, _ in tags}
-    tags = [t for t in base if t[0].lower() not in names] + tags
-    # A fresh text anchor (as aoconnect sets one) makes every call a new message:
-    # ed25519 signatures are deterministic, and a re-post keeps its first slot.
-    anchor = secrets.token_urlsafe(24).encode()
-    item = ans104.sign(w, data=data.encode(), tags=tags, target=target, anchor=anchor)
-    return client.post(
-        "/~scheduler@1.0/schedule",
-        content=item.raw,
-        headers={"content-type": "application/ans104"},
-    )
-
-
-def _parse_tags(tag: list[str] | None) -> list[tuple[str, str]]:
-    tags: list[tuple[str, str]] = []
-    for t in tag or []:
-        name, sep, value = t.partition("=")
-        if not sep or not name:
-            raise _fail(f"tag {t!r} is not K=V", 2)
-        tags.append((name, value))
-    return tags
-
-
-WalletOpt = Annotated[Path, typer.Option(help="Wallet that signs the message")]
-UrlOpt = Annotated[str, typer.Option(help="Node URL")]
-DEFAULT_WALLET = Path(".aonode/wallet.json")
-DEFAULT_URL = "http://127.0.0.1:8734"
-
-
-@app.command()
-def schedule(
-    process: Annotated[str | None, typer.Argument(help="Process id (omit with --spawn)")] = None,
-    wallet: WalletOpt = DEFAULT_WALLET,
-    url: UrlOpt = DEFAULT_URL,
-    data: Annotated[str, typer.Option(help="Message data")] = "",
-    tag: Annotated[list[str] | None, typer.Option(help="Tag K=V; repeatable")] = None,
-    spawn: Annotated[
-        bool, typer.Option(help="Create a process (Type: Process) on the node")
-    ] = False,
-    scheduler: Annotated[
-        str | None, typer.Option(help="Scheduler address for --spawn (default: the node's)")
-    ] = None,
-) -> None:
-    """Sign a message with a wallet and post it to a node's schedule."""
-    tags = _parse_tags(tag)
-    if not spawn and not process:
-        raise _fail("give a process id, or --spawn", 2)
-    with httpx.Client(base_url=url, timeout=30) as client:
-        response = _sign_and_post(
-            client,
-            wallet,
-            process=None if spawn else process,
-            data=data,
-            tags=tags,
-            scheduler=scheduler,
-        )
-    typer.echo(response.text)
-    if response.status_code >= 400:
-        raise typer.Exit(1)
-
-
-@app.command()
-def spawn(
-    wallet: WalletOpt = DEFAULT_WALLET,
-    url: UrlOpt = DEFAULT_URL,
-    module: Annotated[
-        str | None,
-        typer.Option(help="Lua module message id(s), comma-separated (default: built-in aos)"),
-    ] = None,
-    tag: Annotated[list[str] | None, typer.Option(help="Extra tag K=V; repeatable")] = None,
-) -> None:
-    """Spawn an aos process (lua@5.3a) on the node and print its id."""
-    extra = [("Execution-Device", "lua@5.3a")]
-    if module:
-        extra.append(("Module", module))
-    with httpx.Client(base_url=url, timeout=30) as client:
-        r = _sign_and_post(
-            client, wallet, process=None, data="", tags=_parse_tags(tag), spawn_tags=extra
-        )
-    if r.status_code >= 400:
-        raise _fail(r.text, 1)
-    typer.echo(r.json()["process"])
-
-
-@app.command("eval")
-def eval_(
-    process: Annotated[str, typer.Argument(help="Process id")],
-    code: Annotated[str, typer.Argument(help="Lua code to evaluate in the process")],
-    wallet: WalletOpt = DEFAULT_WALLET,
-    url: UrlOpt = DEFAULT_URL,
-) -> None:
-    """Schedule an Eval message, compute its slot and print the result."""
-    with httpx.Client(base_url=url, timeout=120) as client:
-        r = _sign_and_post(client, wallet, process=process, data=code, tags=[("Action", "Eval")])
-        if r.status_code >= 400:
-            raise _fail(r.text, 1)
-        slot = r.json()["slot"]
-        c = client.get(f"/{process}~process@1.0/compute", params={"slot": slot})
-    if c.status_code >= 400:
-        raise _fail(c.text, 1)
-    results = c.json()["results"]
-    # The output is what aos shows: the prints, then the Eval's value (every runtime).
-    shown = results.get("output") or results.get("data") or ""
-    if shown:
-        typer.echo(shown, nl=not str(shown).endswith("\n"))
-    if results.get("error"):
-        raise _fail(str(results["error"]), 1)
-
-
-@app.command()
-def compute(
-    process: Annotated[str, typer.Argument(help="Process id")],
-    slot: Annotated[int | None, typer.Option(help="Slot (default: the current one)")] = None,
-    url: UrlOpt = DEFAULT_URL,
-) -> None:
-    """Compute a process up to a slot and print that slot's results as JSON."""
-    path = f"/{process}~process@1.0/" + ("now" if slot is None else "compute")
-    with httpx.Client(base_url=url, timeout=120) as client:
-        r = client.get(path, params={} if slot is None else {"slot": slot})
-    typer.echo(r.text)
-    if r.status_code >= 400:
-        raise typer.Exit(1)
-
-
-@app.command()
+@app.command(context_settings={"ignore_unknown_options": True})
 def verify(
     source: Annotated[
         str,
@@ -409,20 +360,38 @@ def verify(
 
 app.command("export")(export_)
 app.command("import")(import_)
+client_commands.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status (usage errors print their usage, status 2).
+    """Entry point; returns the exit status.
 
-    Ids may start with ``-`` (base64url): put them after ``--``, e.g.
-    ``aonode eval --wallet me.json -- -abc… 'return 1'``.
+    Bad usage prints its usage and exits 2 (as typer does).  Every other failure
+    a user can cause — a node that is down or refuses, a malformed ``--url``, a
+    file or directory that cannot be read or written — is one line
+    ``aonode: <message>`` on stderr and exit status 1 (2 for a malformed
+    argument, :class:`BadUsage`), never a traceback.
     """
     try:
         app(args=argv if argv is not None else sys.argv[1:], standalone_mode=True)
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
+    except BadUsage as exc:
+        return _error(exc.message, 2)
+    except AONodeError as exc:
+        return _error(exc.message)
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename is not None else ""
+        return _error(f"{exc.strerror or exc}{where}")
     return 0
+
+
+def _error(message: str, status: int = 1) -> int:
+    from aonode.client.node import one_line
+
+    typer.echo(f"aonode: {one_line(message)}", err=True)
+    return status
 
 
 if __name__ == "__main__":  # pragma: no cover

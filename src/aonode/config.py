@@ -7,13 +7,14 @@ command-line flags.  Nothing in the node reads configuration from globals.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from aonode.errors import ConfigError
+from aonode.quotas import Rate, parse_rate
 
 
 class Mode(StrEnum):
@@ -26,6 +27,12 @@ class Mode(StrEnum):
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 DEFAULT_LUA_MEMORY = 64 * 1024 * 1024  # per live Lua process (lua@5.3a on the built-in aos)
+# Quotas (README "Running a public node" says why each default): a person using aos or
+# aoconnect never meets them, a flood does.  Per signer unless said otherwise.
+DEFAULT_QUOTA_MESSAGES = Rate(500, 20.0)  # a burst of 500, then 20/s
+DEFAULT_QUOTA_SPAWNS = Rate(50, 6 / 60)  # a burst of 50, then 6/min
+DEFAULT_QUOTA_STORE = Rate(1024**3, 1024**3 / 86400)  # 1 GiB, then 1 GiB/day
+DEFAULT_QUOTA_READS = Rate(2000, 200.0)  # per client address: unsigned reads and dry runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +72,26 @@ class NodeConfig:
     # the memory cap of one Lua process's state, C allocations included; a message
     # that needs more fails (rolled back) and the process goes on
     lua_memory: int = DEFAULT_LUA_MEMORY
+    # cron (cron.py): the operator's bearer token (None: no operator), the task caps
+    # and the shortest ``every`` interval; defaults a normal user never meets
+    operator_token: str | None = field(default=None, repr=False)
+    cron_max_per_owner: int = 100
+    cron_max_tasks: int = 10_000
+    cron_min_interval_ms: int = 10_000
+    # -- quotas and connection limits (aonode.quotas, http/server.py); a Rate of
+    # OFF (``off``) lifts a quota: for tests and benches that flood on purpose
+    quota_messages: Rate = DEFAULT_QUOTA_MESSAGES
+    quota_spawns: Rate = DEFAULT_QUOTA_SPAWNS
+    quota_store_bytes: Rate = DEFAULT_QUOTA_STORE
+    quota_reads: Rate = DEFAULT_QUOTA_READS
+    dryruns_per_client: int = 4  # concurrent dry runs per client address (0: no cap)
+    dryruns_total: int = 32  # concurrent dry runs on the node (0: no cap)
+    quota_keys: int = 100_000  # signers/clients remembered (LRU); bounds the table
+    max_header: int = 16 * 1024  # the request's header block (431 above it)
+    # a request's head must arrive within this, counted from when the connection
+    # waits for it: it closes slow-header (slowloris) and idle kept-alive connections
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0  # a body that sends nothing for this long: 408, closed
 
     @property
     def store_url(self) -> str:
@@ -109,6 +136,22 @@ class NodeConfig:
             raise ConfigError("lua memory must be at least 1MiB")
         if self.push_retry_seconds <= 0:
             raise ConfigError("push retry seconds must be positive")
+        if self.operator_token is not None and (
+            len(self.operator_token) < 8 or any(c.isspace() for c in self.operator_token)
+        ):
+            raise ConfigError("the operator token needs at least 8 characters and no spaces")
+        if not 1 <= self.cron_max_per_owner <= self.cron_max_tasks <= 10_000_000:
+            raise ConfigError("want 1 <= cron max per owner <= cron max tasks <= 10000000")
+        if not 1 <= self.cron_min_interval_ms <= 86_400_000:
+            raise ConfigError("cron min interval must be 1 ms .. 1 day")
+        if self.max_header < 1024:
+            raise ConfigError("max-header must be at least 1024 bytes")
+        for name in ("header_timeout", "body_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name.replace('_', '-')} must be positive")
+        for name in ("dryruns_per_client", "dryruns_total", "quota_keys"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name.replace('_', '-')} must not be negative")
         return self
 
 
@@ -210,7 +253,38 @@ def from_env(base: NodeConfig, environ: Mapping[str, str] | None = None) -> Node
         changes["scheduler_map"] = parse_scheduler_map(e for e in v.split(",") if e.strip())
     if v := env.get("AONODE_LUA_MEMORY"):
         changes["lua_memory"] = parse_size(v)
+    if v := env.get("AONODE_OPERATOR_TOKEN"):
+        changes["operator_token"] = v
+    if v := env.get("AONODE_CRON_MAX_PER_OWNER"):
+        changes["cron_max_per_owner"] = _int("AONODE_CRON_MAX_PER_OWNER", v)
+    if v := env.get("AONODE_CRON_MAX_TASKS"):
+        changes["cron_max_tasks"] = _int("AONODE_CRON_MAX_TASKS", v)
+    if v := env.get("AONODE_CRON_MIN_INTERVAL_MS"):
+        changes["cron_min_interval_ms"] = _int("AONODE_CRON_MIN_INTERVAL_MS", v)
+    changes.update(limits_from_env(env))
     return replace(base, **changes)  # type: ignore[arg-type]
+
+
+# name → parser of the quota and connection limits; env AONODE_<NAME>, flag --<name>
+LIMITS: dict[str, Callable[[str], object]] = {
+    "quota_messages": parse_rate,
+    "quota_spawns": parse_rate,
+    "quota_store_bytes": parse_rate,
+    "quota_reads": parse_rate,
+    "dryruns_per_client": lambda v: _int("dryruns-per-client", v),
+    "dryruns_total": lambda v: _int("dryruns-total", v),
+    "quota_keys": lambda v: _int("quota-keys", v),
+    "max_header": parse_size,
+    "header_timeout": lambda v: _float("header-timeout", v),
+    "body_timeout": lambda v: _float("body-timeout", v),
+}
+
+
+def limits_from_env(env: Mapping[str, str]) -> dict[str, object]:
+    """The ``AONODE_QUOTA_*`` and connection-limit variables that are set, parsed."""
+    return {
+        name: parse(v) for name, parse in LIMITS.items() if (v := env.get(f"AONODE_{name.upper()}"))
+    }
 
 
 def _int(name: str, value: str) -> int:

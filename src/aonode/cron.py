@@ -19,20 +19,40 @@ first tick of its original phase after now — never a burst.  A tick that
 finds the previous run of the same task still in flight is skipped.
 
 One asyncio timer loop serves every task.  Task ids are 32 random bytes,
-base64url: two identical requests make two tasks.
+base64url (two identical operator requests make two tasks), or derived from
+the signed request that made the task (below).
+
+Who may do what (DESIGN.md invariant 9; README "Cron: who may create and stop
+tasks").  A firing with message keys is signed by the node's wallet, and
+processes trust the node as their ``Authority``, so the node only signs for a
+known owner: a task is created by a signed request (its signer owns the task)
+or by the operator (a bearer token); anything else is 401.  A task whose
+firing sends a message must reach only processes its owner owns (else 403);
+the operator may send anywhere.  Only the owner or the operator stops a task.
+Caps: tasks per owner (the operator has none) and per node (429 with
+``Retry-After``), and a shortest ``every`` interval (400).
+
+A signed request could be replayed by whoever saw it, so the id of the task it
+makes derives from the request's id and is kept (record kind ``cron-used``):
+the same request again answers the same task while it exists, and 409
+``replayed-request`` after it fired or was stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import replace
+import math
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aonode.cron_task import (
     KIND,
+    USED,
+    Caller,
     CronTask,
     Dispatch,
     RunStatus,
@@ -41,9 +61,11 @@ from aonode.cron_task import (
     new_task,
     next_due,
     now_ms,
+    reached_processes,
+    signed_task_id,
 )
-from aonode.errors import NotFound
-from aonode.store import Store
+from aonode.errors import AccessDenied, Conflict, NotFound, TooManyTasks, Unauthenticated
+from aonode.store import RecordStore
 from aonode.store.base import Record
 from aonode.wallet import Wallet
 
@@ -53,13 +75,38 @@ _MAX_WAIT = 3600.0  # the loop re-checks at least hourly, whatever the intervals
 _RETRY_MS = 1000  # a firing the store could not record is retried this much later
 _FINISHED_KEPT = 256  # fired once-tasks still listed (memory only)
 
+# a process id → its owner's address (None: unknown process)
+OwnerOf = Callable[[str], Awaitable[str | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class CronPolicy:
+    """Who may use cron and how much (NodeConfig's ``operator_token`` and ``cron_*``)."""
+
+    operator_token: str | None = None
+    max_per_owner: int = 100
+    max_tasks: int = 10_000
+    min_interval_ms: int = 10_000
+
+
+async def _no_owner(pid: str) -> str | None:
+    return None
+
 
 class Cron:
     """The node's cron tasks and the one timer loop that fires them."""
 
-    def __init__(self, store: Store, wallet: Wallet) -> None:
+    def __init__(
+        self,
+        store: RecordStore,
+        wallet: Wallet,
+        policy: CronPolicy | None = None,
+        owner_of: OwnerOf = _no_owner,
+    ) -> None:
         self._store = store
         self._wallet = wallet
+        self.policy = policy or CronPolicy()
+        self._owner_of = owner_of
         self._dispatch: Dispatch | None = None
         self._tasks: dict[str, CronTask] = {}
         self._finished: dict[str, CronTask] = {}  # fired once-tasks, listed until dropped
@@ -100,23 +147,105 @@ class Cron:
 
     # -- tasks -----------------------------------------------------------
 
-    async def add(self, type_: TaskType, params: Iterable[tuple[str, str]]) -> CronTask:
-        """Create and durably store a task (400 for bad parameters); it is then armed."""
-        task = new_task(type_, params, now=now_ms())
+    def is_operator(self, token: str) -> bool:
+        """``token`` is the operator's (a constant-time compare; no token set: never)."""
+        want = self.policy.operator_token
+        return want is not None and hmac.compare_digest(token.encode(), want.encode())
+
+    async def add(
+        self, type_: TaskType, params: Iterable[tuple[str, str]], caller: Caller
+    ) -> CronTask:
+        """Create and durably store a task; it is then armed.
+
+        401 for an anonymous caller, 400 for bad parameters, 403 when its firing
+        would message a process the caller does not own, 429 past a cap."""
+        owner = caller.owner
+        if owner is None:
+            raise Unauthenticated(
+                "creating a cron task needs a signed request (ANS-104 or httpsig) "
+                "or the operator's token (Authorization: Bearer TOKEN)"
+            )
+        policy = self.policy
+        task_id = signed_task_id(type_, caller.message_id) if caller.message_id else None
+        task = new_task(
+            type_,
+            params,
+            now=now_ms(),
+            owner=owner,
+            min_interval_ms=policy.min_interval_ms,
+            task_id=task_id,
+        )
+        if task.keys and not caller.operator:
+            await self._check_reach(task, owner)
         async with self._write:
+            if task_id is not None:
+                made = self._tasks.get(task_id) or self._finished.get(task_id)
+                if made is not None:
+                    return made  # the same signed request again: the same task
+                if await self._store.get_record(USED, task_id) is not None:
+                    raise Conflict(
+                        f"this signed request already made task {task_id}, which has "
+                        "fired or was stopped; sign a new request for a new task",
+                        code="replayed-request",
+                    )
+            mine = [t for t in self._tasks.values() if t.owner == owner]
+            if not caller.operator and len(mine) >= policy.max_per_owner:
+                raise TooManyTasks(
+                    f"{owner} has {len(mine)} cron tasks, the most one owner may have; "
+                    "stop one or wait for a once-task to fire",
+                    retry_after=_retry_after(mine),
+                )
+            if len(self._tasks) >= policy.max_tasks:
+                raise TooManyTasks(
+                    f"this node runs {len(self._tasks)} cron tasks, its limit",
+                    retry_after=_retry_after(list(self._tasks.values())),
+                )
+            if task_id is not None:
+                await self._store.put_record(Record(USED, task_id, b""))
             await self._store.put_record(Record(KIND, task.id, task.to_bytes()))
             self._tasks[task.id] = task
         self._wake.set()
         log.info("cron: %s task %s started on %s", type_, task.id, task.path)
         return task
 
-    async def cancel(self, task_id: str) -> None:
-        """Stop a task: it never fires again (a run in flight completes)."""
+    async def _check_reach(self, task: CronTask, owner: str) -> None:
+        """403 unless every process the firing could message is ``owner``'s."""
+        reached = sorted(reached_processes(task))
+        if not reached:
+            raise AccessDenied(
+                "a task that sends a message must name its process (in the cron-path or "
+                "as target); only the operator may send elsewhere",
+                code="no-target-process",
+            )
+        for pid in reached:
+            if await self._owner_of(pid) != owner:
+                raise AccessDenied(
+                    f"{owner} does not own process {pid}: only its owner (or the operator) "
+                    "may have the node send it messages",
+                    code="not-process-owner",
+                )
+
+    async def cancel(self, task_id: str, caller: Caller) -> None:
+        """Stop a task: it never fires again (a run in flight completes).
+
+        401 anonymous, 404 unknown task, 403 neither its owner nor the operator."""
+        if caller.owner is None:
+            raise Unauthenticated(
+                "stopping a cron task needs a request signed by its owner "
+                "or the operator's token (Authorization: Bearer TOKEN)"
+            )
         async with self._write:
-            active = self._tasks.pop(task_id, None)
-            finished = self._finished.pop(task_id, None)
-            if active is None and finished is None:
+            known = self._tasks.get(task_id) or self._finished.get(task_id)
+            if known is None:
                 raise NotFound(f"unknown cron task {task_id}", code="unknown-task")
+            if not caller.operator and known.owner != caller.address:
+                raise AccessDenied(
+                    f"task {task_id} is not {caller.address}'s: only its owner "
+                    "or the operator may stop it",
+                    code="not-task-owner",
+                )
+            active = self._tasks.pop(task_id, None)
+            self._finished.pop(task_id, None)
             self._last.pop(task_id, None)
             if active is not None:
                 await self._store.delete_record(KIND, task_id)
@@ -143,6 +272,7 @@ class Cron:
             "task": task.id,
             "type": task.type,
             "cron-path": task.path,
+            "owner": task.owner,
             "keys": dict(task.keys),
             "next-run": task.next_run,
             "runs": task.runs,
@@ -246,3 +376,11 @@ class Cron:
     async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()
+
+
+def _retry_after(tasks: list[CronTask]) -> int:
+    """Seconds until the soonest of ``tasks``' once-tasks fires (and frees a place)."""
+    soonest = [t.next_run for t in tasks if t.type == "once" and t.next_run is not None]
+    if not soonest:
+        return 3600
+    return max(1, min(3600, math.ceil((min(soonest) - now_ms()) / 1000)))

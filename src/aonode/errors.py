@@ -14,13 +14,19 @@ statuses at the boundary, in one table.
      │    ├── UnsupportedSignature  a signature type we do not know
      │    ├── BadParameter          a malformed query or path parameter
      │    ├── PayloadTooLarge       body over the configured limit
-     │    └── UnsupportedMediaType  a body in a form the route does not take
+     │    ├── UnsupportedMediaType  a body in a form the route does not take
+     │    ├── HeadersTooLarge       a header block over the configured cap (431)
+     │    └── RequestTimeout        a body that stopped arriving (408)
+     ├── AccessDenied               authenticated, but not allowed to do this (403)
+     │    └── Unauthenticated       no signature and no operator token (401)
      ├── NotFound                   unknown process, slot, message, route
      ├── MethodNotAllowed           known route, wrong HTTP method
      ├── Conflict                   request is valid but clashes with state
      │    └── NotOurProcess         the process names no scheduler this node holds
      ├── NotOwner                   another node holds the process's lease (307 to it)
      ├── Overloaded                 a process queue is full; retry later
+     │    └── TooManyTasks          a cron task cap is reached (429)
+     ├── QuotaExceeded              a signer or client over its quota (429 + Retry-After)
      ├── Expired                    the request's abort time passed before assignment
      ├── UploadTimeout              remote_confirmation: the upload target did not accept in time
      ├── StoreError                 the storage backend failed
@@ -32,7 +38,10 @@ statuses at the boundary, in one table.
      ├── RemoteError                another node failed a push delivery
      │    ├── Unreachable           no answer, a timeout or a 5xx: retried, then reported
      │    └── RemoteRefused         a 4xx answer: the delivery will not succeed as is
+     ├── ClientError                the command line's request to a node failed (aonode.client)
+     │    └── BadUsage              a command line argument that cannot be right (exit 2)
      └── ConfigError                invalid node configuration (start-up only)
+          └── DataDirLocked         another node holds the data directory
 """
 
 from __future__ import annotations
@@ -78,6 +87,18 @@ class UnsupportedMediaType(InputError):
     code = "unsupported-media-type"
 
 
+class AccessDenied(AONodeError):
+    """The caller is known (a signer or the operator) but may not do this."""
+
+    code = "forbidden"
+
+
+class Unauthenticated(AccessDenied):
+    """The request proves no identity: no signature and no operator token."""
+
+    code = "unauthenticated"
+
+
 class NotFound(AONodeError):
     code = "not-found"
 
@@ -114,6 +135,12 @@ class Overloaded(AONodeError):
     def __init__(self, message: str, *, retry_after: int = 1) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TooManyTasks(Overloaded):
+    """A cron cap (per owner or per node) is reached; ``retry_after`` in seconds."""
+
+    code = "too-many-tasks"
 
 
 class Expired(AONodeError):
@@ -183,5 +210,53 @@ class RemoteRefused(RemoteError):
     code = "remote-refused"
 
 
+class ClientError(AONodeError):
+    """A client command failed: the node is down or refused, a bad URL, a bad file.
+
+    ``message`` is one line meant for a person (the CLI prints it as is).
+    """
+
+    code = "client-error"
+
+
+class BadUsage(ClientError):
+    """A command-line argument that is malformed (a tag without ``=``, a bad id)."""
+
+    code = "bad-usage"
+
+
 class ConfigError(AONodeError):
     code = "config-error"
+
+
+class DataDirLocked(ConfigError):
+    """Another node (``pid``) holds the data directory's lock: two nodes would diverge."""
+
+    code = "data-dir-locked"
+
+    def __init__(self, message: str, *, path: str, pid: int | None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.pid = pid
+
+
+class QuotaExceeded(AONodeError):
+    """A signer or client went over one of its quotas (429 + ``Retry-After``)."""
+
+    code = "quota-exceeded"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class HeadersTooLarge(InputError):
+    """The request's header block is over the configured cap (431)."""
+
+    code = "headers-too-large"
+
+
+class RequestTimeout(InputError):
+    """The client stopped sending its body (408; the connection is closed)."""
+
+    code = "request-timeout"

@@ -19,7 +19,7 @@ from typing import Any, TypeAlias
 
 from aonode.codec import ans104, httpsig, jsonform
 from aonode.codec.b64 import b64url_encode
-from aonode.store.base import MessageRecord
+from aonode.codec.wire import MessageRecord
 
 SignedItem: TypeAlias = ans104.DataItem | httpsig.HttpSigItem
 """A verified wire form: an ANS-104 data item or an RFC 9421 signed request."""

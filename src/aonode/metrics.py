@@ -2,10 +2,11 @@
 
 Each :class:`NodeMetrics` owns its own ``CollectorRegistry`` (never the
 process-wide default), so several nodes in one process (the tests) do not
-collide.  The rest of the node does not import ``prometheus_client``: the
-store, verifier, scheduler servers, workers and cron expose light hooks
-(observer attributes or callbacks) that this module fills in; the node holds
-the one instance.
+collide.  It is an :class:`~aonode.instrument.Instrument`: the node registers
+it once with its :class:`~aonode.instrument.Instruments`, which every part
+reports to, and hands it :class:`LiveSources` for the gauges read at scrape
+time.  Nothing else imports ``prometheus_client``, and this module imports
+no node.
 
 Every label set is bounded: modes, operations and results are fixed words;
 HTTP routes are templates (ids and numbers replaced, unknown words folded
@@ -20,7 +21,8 @@ import asyncio
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -28,12 +30,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
+from aonode.instrument import Instrument
 from aonode.push.failures import REASONS
-from aonode.store.base import CommitObservable
 
 if TYPE_CHECKING:
-    from aonode.cron_task import CronTask, RunStatus
-    from aonode.node import Node
     from aonode.scheduler.assignment import Assignment
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -114,12 +114,21 @@ def route_template(path: str) -> str:
     return "/" + "/".join(out)
 
 
-class NodeMetrics:
-    """The metrics of one node; created by :class:`aonode.node.Node`."""
+@dataclass(frozen=True, slots=True)
+class LiveSources:
+    """What the gauges read at scrape time (the node wires its parts in)."""
 
-    def __init__(self, node: Node) -> None:
+    queue_depths: Callable[[], list[tuple[int, str]]]  # (depth, process) per running scheduler
+    workers: Callable[[], int]  # process workers loaded
+    push_jobs: Callable[[], int]  # async pushes accepted and not yet complete
+
+
+class NodeMetrics(Instrument):
+    """The metrics of one node (see the module docstring)."""
+
+    def __init__(self, mode: str, live: LiveSources) -> None:
         self.registry = r = CollectorRegistry()
-        self._mode = node.config.mode.value
+        self._mode = mode
         self.assignments = Counter(
             "aonode_assignments",
             "Assignments made durable in the store, by the node's confirmation mode",
@@ -188,15 +197,7 @@ class NodeMetrics:
         self._routes_lock = threading.Lock()
         # labelled children by (metric, label values): ``labels()`` takes ~2 µs a call
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
-        r.register(_LiveCollector(node))
-        self._attach(node)
-
-    def _attach(self, node: Node) -> None:
-        if isinstance(node.store, CommitObservable):
-            node.store.commit_observer = self.committed
-        node.verifier.observer = self.verified
-        node.processes.on_applied = self.computed.inc
-        node.cron.observe(self.cron_fired)
+        r.register(_LiveCollector(live))
 
     def _child(self, metric: Any, *values: str) -> Any:
         """``metric.labels(*values)``, looked up once (label sets here are bounded)."""
@@ -216,7 +217,7 @@ class NodeMetrics:
         self._child(self.signature_seconds, "verify").observe(seconds)
 
     def signed(self, seconds: float) -> None:
-        """A scheduler server signed one assignment (see ``AssignmentObserver``)."""
+        """A scheduler server signed one assignment (an ``Instrument`` hook)."""
         self._child(self.signature_seconds, "sign").observe(seconds)
 
     def assigned(
@@ -246,8 +247,11 @@ class NodeMetrics:
     def push_failed(self, reason: str) -> None:
         self._child(self.push_failures, reason).inc()
 
-    def cron_fired(self, task: CronTask, status: RunStatus) -> None:
-        self.cron.labels("error" if status.error is not None else "ok").inc()
+    def applied(self, slots: int) -> None:
+        self.computed.inc(slots)
+
+    def cron_fired(self, task: str, ok: bool) -> None:
+        self._child(self.cron, "ok" if ok else "error").inc()
 
     def http_request(self, method: str, path: str, status: int) -> None:
         route = route_template(path)
@@ -267,20 +271,15 @@ class NodeMetrics:
 class _LiveCollector(Collector):
     """Gauges read at scrape time: scheduler queues (top N), live processes, push jobs."""
 
-    def __init__(self, node: Node) -> None:
-        self._node = node
+    def __init__(self, live: LiveSources) -> None:
+        self._live = live
 
     def describe(self) -> Iterable[Metric]:
         return []
 
     def collect(self) -> Iterator[Metric]:
-        node = self._node
-        depths: list[tuple[int, str]] = []
-        for pid in node.registry.processes():
-            server = node.registry.find(pid)
-            if server is not None:
-                depths.append((int(server.info()["queue"]), pid))
-        depths.sort(reverse=True)
+        live = self._live
+        depths = sorted(live.queue_depths(), reverse=True)
         top = GaugeMetricFamily(
             "aonode_queue_depth",
             f"Requests waiting in a scheduler queue (the {TOP_QUEUES} deepest processes)",
@@ -297,11 +296,9 @@ class _LiveCollector(Collector):
         yield GaugeMetricFamily(
             "aonode_schedulers", "Scheduler servers running on this node", value=len(depths)
         )
-        yield GaugeMetricFamily(
-            "aonode_workers", "Process workers loaded", value=len(node.processes.info())
-        )
+        yield GaugeMetricFamily("aonode_workers", "Process workers loaded", value=live.workers())
         yield GaugeMetricFamily(
             "aonode_push_jobs",
             "Async pushes accepted and not yet complete",
-            value=node.pusher.pending(),
+            value=live.push_jobs(),
         )

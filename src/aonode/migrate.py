@@ -50,6 +50,7 @@ from aonode.store import (
     Record,
     ResultRecord,
     Store,
+    open_snapshot,
     open_store,
 )
 from aonode.store import snapshot as q
@@ -89,7 +90,7 @@ def _progress(total: int, what: str) -> tuple[AbstractContextManager[Any], Calla
 
 async def export_store(url: str, out: BinaryIO, *, results: bool = True) -> dict[str, int]:
     """Write the store ``url`` to ``out``; the number of frames of each kind."""
-    snap = await q.open_snapshot(url)
+    snap = await open_snapshot(url)
     try:
         processes = []
         async for pid, top, count in snap.rows(q.PROCESSES):

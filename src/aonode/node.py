@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import math
 import os
 import secrets
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +21,9 @@ from typing import Any
 
 from aonode import wallet as wallet_mod
 from aonode.config import NodeConfig
-from aonode.cron import Cron
+from aonode.cron import Cron, CronPolicy
+from aonode.cron_task import Dispatch
+from aonode.datadir import DataDirLock, secure_sqlite, sqlite_path
 from aonode.errors import (
     BadParameter,
     InvalidMessage,
@@ -30,8 +32,9 @@ from aonode.errors import (
     NotOwner,
     Overloaded,
 )
+from aonode.instrument import Instruments
 from aonode.message import Message
-from aonode.metrics import NodeMetrics
+from aonode.metrics import LiveSources, NodeMetrics
 from aonode.process.device import ProcessDevice, check_spawn
 from aonode.process.runtime.base import Limits
 from aonode.push import Pusher, PushLimits
@@ -41,6 +44,7 @@ from aonode.scheduler.server import SchedulerServer, ServerOptions
 from aonode.scheduler.timestamp import TimestampSource, make_source
 from aonode.scheduler.upload import make_uploader
 from aonode.store import Ownership, Store, open_store
+from aonode.store.base import CommitObservable
 from aonode.verifier import Verifier
 from aonode.wallet import Wallet
 
@@ -89,6 +93,13 @@ def load_wallets(config: NodeConfig) -> list[Wallet]:
     return wallets
 
 
+async def _no_routes(
+    method: str, target: str, headers: list[tuple[str, str]], body: bytes
+) -> tuple[int, bytes]:
+    """The cron dispatch of a node started without HTTP: nothing to fire through."""
+    raise NotFound(f"this node serves no routes: {method} {target} cannot fire")
+
+
 class Node:
     """One aonode instance (see the module docstring)."""
 
@@ -101,6 +112,7 @@ class Node:
         timestamps: TimestampSource | None = None,
     ) -> None:
         self.config = config.validated()
+        self.instruments = Instruments()  # what every part reports to (aonode.instrument)
         self.wallets = wallets if wallets is not None else load_wallets(config)
         self.store = store if store is not None else open_store(config.store_url)
         # A store shared by several nodes (PostgreSQL): one owner per process (a lease).
@@ -134,31 +146,86 @@ class Node:
             retry_max_seconds=config.push_retry_seconds,
         )
         self.pusher = Pusher(self, self.push_limits)
-        self.cron = Cron(self.store, self.wallets[0])
+        self.cron = Cron(
+            self.store,
+            self.wallets[0],
+            CronPolicy(
+                operator_token=config.operator_token,
+                max_per_owner=config.cron_max_per_owner,
+                max_tasks=config.cron_max_tasks,
+                min_interval_ms=config.cron_min_interval_ms,
+            ),
+            owner_of=self.process_owner,
+        )
+        # one node per data directory on an embedded store (datadir.py)
+        self._db_file = sqlite_path(self.store.url)
+        self.dir_lock = DataDirLock(config.data_dir) if self._db_file is not None else None
         self.verifier = Verifier(threads=max(1, (os.cpu_count() or 2) - 1))
         self.started_at = time.time()
-        self.metrics = NodeMetrics(self)  # its own registry: fills the hooks above
+        # metrics is one instrument; every part reports to self.instruments
+        self.metrics = NodeMetrics(
+            self.config.mode.value,
+            LiveSources(
+                queue_depths=self._queue_depths,
+                workers=lambda: len(self.processes.info()),
+                push_jobs=self.pusher.pending,
+            ),
+        )
+        self.instruments.register(self.metrics)
+        if isinstance(self.store, CommitObservable):
+            self.store.commit_observer = self.instruments.committed
+        self.verifier.observer = self.instruments.verified
+        self.processes.on_applied = self.instruments.applied
+        self.cron.observe(
+            lambda task, status: self.instruments.cron_fired(task.id, status.error is None)
+        )
 
     @property
     def address(self) -> str:
         return self.wallets[0].address
 
     @property
+    def scheduler_map(self) -> Mapping[str, str]:
+        """Scheduler address → node URL, as configured (``--scheduler-map``)."""
+        return self.config.scheduler_map
+
+    def _queue_depths(self) -> list[tuple[int, str]]:
+        depths = []
+        for pid in self.registry.processes():
+            server = self.registry.find(pid)
+            if server is not None:
+                depths.append((int(server.info()["queue"]), pid))
+        return depths
+
+    @property
     def addresses(self) -> list[str]:
         return [w.address for w in self.wallets]
 
-    async def start(self) -> None:
-        await self.store.open()
+    async def start(self, dispatch: Dispatch | None = None) -> None:
+        """Open the store and start every part, in dependency order.
+
+        ``dispatch`` is how cron firings reach the node's routes: the HTTP
+        layer hands in its app (``http/server.py``), so the node never imports
+        the web layer.  A node started without one (no HTTP, e.g. a test of
+        the scheduler) logs and skips each firing.
+        """
+        if self.dir_lock is not None and self._db_file is not None:
+            self.dir_lock.acquire()  # DataDirLocked: another node serves this directory
+            try:
+                secure_sqlite(self._db_file)
+                await self.store.open()
+            except BaseException:
+                self.dir_lock.release()
+                raise
+        else:
+            await self.store.open()
         if self.uploads is not None:  # resumes the backlog a previous run left
             await self.uploads.start(scan=self.leases is None)
         await self.timestamps.start()
         self.verifier.start()
         self._unloader = asyncio.create_task(self.processes.run_unloader(), name="unloader")
         await self.pusher.start()  # resumes the async pushes a previous run left pending
-        from aonode.http.app import App  # cron fires through the node's own routes
-        from aonode.http.inprocess import asgi_request
-
-        await self.cron.start(functools.partial(asgi_request, App(self)))
+        await self.cron.start(dispatch if dispatch is not None else _no_routes)
 
     async def stop(self) -> None:
         """Drain every scheduler queue, then close the store."""
@@ -176,6 +243,8 @@ class Node:
         await self.timestamps.stop()
         await self.store.close()
         self._signer.shutdown(wait=True)
+        if self.dir_lock is not None:
+            self.dir_lock.release()
 
     async def __aenter__(self) -> Node:
         await self.start()
@@ -206,7 +275,7 @@ class Node:
             options=ServerOptions(mode=self.config.mode, queue_size=self.config.queue_size),
             signer=self._signer,
         )
-        server.observer = self.metrics
+        server.observer = self.instruments
         if self.uploads is not None:
             server.uploads = self.uploads
             self.uploads.watch(process.id)  # e.g. a process taken over from another node
@@ -299,6 +368,11 @@ class Node:
         await self.pusher.accept(pid, slot)
 
     # -- reading ---------------------------------------------------------
+
+    async def process_owner(self, process_id: str) -> str | None:
+        """The address that signed the process (None: no such process here)."""
+        process = await self.process_message(process_id)
+        return process.signer if process is not None else None
 
     async def require_process(self, process_id: str) -> Message:
         process = await self.process_message(process_id)

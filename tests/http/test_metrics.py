@@ -95,8 +95,10 @@ async def test_compute_push_and_cron_counters(live: Live, user_wallet: Wallet) -
     compute = {"method": "POST", "route": "/{id}~process@1.0/push", "status": "200"}
     assert moved(before, after, "aonode_http_requests_total", **compute) == 1
 
-    body = {"cron-path": f"/{pid}~process@1.0/schedule", "Action": "Tick"}
-    r = await ln.client.post("/~cron@1.0/once", json=body)
+    cron_path = ("cron-path", f"/{pid}~process@1.0/schedule")  # the owner signs its task
+    tick = sign_message(user_wallet, pid, data=b"", action="Tick", extra=[cron_path])
+    ans = {"content-type": "application/ans104"}
+    r = await ln.client.post("/~cron@1.0/once", content=tick.item.raw, headers=ans)
     assert r.status_code == 200, r.text
 
     async def fired() -> bool:

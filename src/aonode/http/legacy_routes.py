@@ -55,10 +55,11 @@ from aonode.errors import (
     NotFound,
     NotOwner,
     Overloaded,
+    QuotaExceeded,
 )
 from aonode.http import graphql_gateway, legacy_cu, process_routes
 from aonode.http.errors import status_of
-from aonode.http.request import Request, read_message
+from aonode.http.request import MAX_INT, Request, dryrun_slot, parse_int, read_message
 from aonode.message import Message
 from aonode.node import Node
 from aonode.scheduler import legacy_format
@@ -112,7 +113,7 @@ async def handle(node: Node, request: Request, parts: list[str]) -> Reply:
         raise  # the app answers 307 + Location to the owner, as on every route
     except AONodeError as exc:
         headers: list[tuple[str, str]] = []
-        if isinstance(exc, Overloaded):
+        if isinstance(exc, Overloaded | QuotaExceeded):
             headers.append(("retry-after", str(exc.retry_after)))
         if isinstance(exc, MethodNotAllowed) and exc.allow:
             headers.append(("allow", ", ".join(exc.allow)))
@@ -149,17 +150,8 @@ def _id_param(request: Request, *names: str, required: bool = False) -> str | No
 
 
 def _int(request: Request, name: str, *, low: int, high: int | None = None) -> int | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":  # an empty cursor (``?from=``) is no cursor
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadParameter(f"{name} must be an integer, got {raw!r}") from None
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise BadParameter(f"{name} must be {bound}, got {value}")
-    return value
+    # an empty cursor (``?from=``) is no cursor; bounded like every integer (parse_int)
+    return parse_int(name, request.query.get(name), low=low, high=high or MAX_INT)
 
 
 async def _dispatch(node: Node, request: Request, parts: list[str]) -> Any:
@@ -395,5 +387,6 @@ async def _dryrun(node: Node, request: Request) -> Any:
     process = await node.require_process(pid)
     worker = await node.processes.worker(process)
     msg = await process_routes.dryrun_message(request, {}, pid)
-    _, results = await worker.dryrun(msg)
+    async with dryrun_slot(request):
+        _, results = await worker.dryrun(msg)
     return process_routes.aos_raw(results)

@@ -14,8 +14,8 @@ import orjson
 
 from aonode.codec import ans104, jsonform
 from aonode.codec.b64 import b64url_encode
-from aonode.errors import BadParameter, InvalidMessage, NotFound
-from aonode.http.request import Request
+from aonode.errors import InvalidMessage, NotFound
+from aonode.http.request import Request, parse_int
 from aonode.message import Message
 from aonode.process.device import results_doc
 from aonode.process.runtime.base import Json, Results
@@ -43,15 +43,7 @@ def parse_segments(rest: list[str]) -> tuple[list[str], dict[str, str]]:
 
 
 def parse_slot(value: str | None) -> int | None:
-    if value is None or value == "":
-        return None
-    try:
-        slot = int(value)
-    except ValueError:
-        raise BadParameter(f"slot must be an integer, got {value!r}") from None
-    if slot < 0:
-        raise BadParameter(f"slot must not be negative, got {slot}")
-    return slot
+    return parse_int("slot", value)
 
 
 def aos_raw(results: Results) -> Json:

@@ -2,7 +2,14 @@
 
 Bodies are read with the configured limit enforced twice: a declared
 ``Content-Length`` over the limit is refused before a byte is read, and a
-chunked body is cut off as soon as it passes the limit.
+chunked body is cut off as soon as it passes the limit.  A body that stops
+arriving for ``body_timeout`` seconds is answered 408 (and the connection
+closed), so a stalled upload cannot hold a connection and a handler forever.
+
+Every integer a route reads goes through :func:`parse_int` with a range, so an
+out-of-range number is a 400 ``bad-parameter`` before it reaches the store, and
+every signed message passes its signer's quota in :func:`read_message`, right
+after its signature verified and before anything is stored or scheduled.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -17,8 +25,15 @@ from urllib.parse import parse_qsl, unquote
 import orjson
 
 from aonode.codec import ans104, httpsig, jsonform
-from aonode.errors import InvalidMessage, PayloadTooLarge, UnsupportedMediaType
+from aonode.errors import (
+    BadParameter,
+    InvalidMessage,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+)
 from aonode.message import Message
+from aonode.quotas import Quotas
 from aonode.verifier import INLINE_LIMIT, Verifier
 
 Scope = MutableMapping[str, Any]
@@ -32,6 +47,25 @@ BINARY_TYPES = ("application/ans104", "application/octet-stream")
 # the connection close before it reads the answer).
 _DRAIN = 1 << 20
 
+# The largest integer any route accepts (slots, ranges, limits, depths): JavaScript's
+# largest safe integer, so every AO client can name it, and far inside SQLite's int64.
+MAX_INT = 2**53 - 1
+
+
+def parse_int(name: str, raw: str | None, *, low: int = 0, high: int = MAX_INT) -> int | None:
+    """``raw`` as an integer in ``low..high``; ``None`` when absent or empty.
+
+    Anything else is a 400 ``bad-parameter`` naming the parameter and the range."""
+    if raw is None or raw == "":
+        return None
+    text = raw.strip()
+    if not (text.isascii() and text.lstrip("-").isdigit()) or len(text) > 20:
+        raise BadParameter(f"{name} must be an integer in {low}..{high}, got {raw[:40]!r}")
+    value = int(text)
+    if not low <= value <= high:
+        raise BadParameter(f"{name} must be in {low}..{high}, got {text}")
+    return value
+
 
 @dataclass(slots=True)
 class Request:
@@ -43,9 +77,20 @@ class Request:
     max_body: int
     _body: bytes | None = field(default=None)
     query_string: str = ""  # raw, for RFC 9421's @query
+    client: str = ""  # the peer's network address: the key of unsigned quotas
+    quotas: Quotas | None = None  # None: nothing is charged (in-process callers)
+    body_timeout: float | None = None
 
     @classmethod
-    def from_scope(cls, scope: Scope, receive: Receive, max_body: int) -> Request:
+    def from_scope(
+        cls,
+        scope: Scope,
+        receive: Receive,
+        max_body: int,
+        *,
+        quotas: Quotas | None = None,
+        body_timeout: float | None = None,
+    ) -> Request:
         headers: dict[str, str] = {}
         for k, v in scope.get("headers", ()):
             headers.setdefault(k.decode("latin-1").lower(), v.decode("latin-1"))
@@ -59,6 +104,9 @@ class Request:
             receive=receive,
             max_body=max_body,
             query_string=raw_qs,
+            client=str((scope.get("client") or ("",))[0]),
+            quotas=quotas,
+            body_timeout=body_timeout,
         )
 
     async def body(self) -> bytes:
@@ -74,7 +122,7 @@ class Request:
         chunks: list[bytes] = []
         size = 0
         while True:
-            event = await self.receive()
+            event = await self._next()
             if event["type"] == "http.disconnect":
                 break
             chunk = event.get("body", b"")
@@ -89,11 +137,29 @@ class Request:
         self._body = b"".join(chunks)
         return self._body
 
+    async def _next(self) -> MutableMapping[str, Any]:
+        """The next body event; a client silent for ``body_timeout`` gets a 408."""
+        if self.body_timeout is None:
+            return await self.receive()
+        try:
+            return await asyncio.wait_for(self.receive(), self.body_timeout)
+        except TimeoutError:
+            raise RequestTimeout(
+                f"the body stalled: nothing arrived for {self.body_timeout:g} s"
+            ) from None
+
+    def int_param(self, name: str, *, low: int = 0, high: int = MAX_INT) -> int | None:
+        """An integer parameter (query, else header) in ``low..high``; see :func:`parse_int`."""
+        return parse_int(name, self.param(name), low=low, high=high)
+
     async def _discard(self, budget: int) -> None:
         """Read and drop up to ``budget`` bytes of a refused body, so that a client
         still sending it gets to read the error instead of a closed connection."""
         while budget > 0:
-            event = await self.receive()
+            try:
+                event = await self._next()
+            except RequestTimeout:
+                return
             if event["type"] == "http.disconnect":
                 return
             budget -= len(event.get("body", b""))
@@ -110,8 +176,16 @@ class Request:
         return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
+def dryrun_slot(request: Request) -> AbstractAsyncContextManager[None]:
+    """Hold one of the client's (and the node's) concurrent dry-run slots, or 429."""
+    if request.quotas is None:
+        return nullcontext()
+    request.quotas.charge_read(request.client)
+    return request.quotas.dryruns.hold(request.client)
+
+
 async def read_message(
-    request: Request, verifier: Verifier, *, binary_default: bool = False
+    request: Request, verifier: Verifier, *, binary_default: bool = False, store: bool = False
 ) -> Message:
     """Decode and verify the signed message in the request body.
 
@@ -120,8 +194,19 @@ async def read_message(
     data-item form (``application/json``), or the request itself signed per
     RFC 9421 (``signature-input`` header, or ``codec-device: httpsig@1.0``).
     ``binary_default`` treats any other content type as binary, as the legacy
-    ``POST /`` does.
+    ``POST /`` does.  The verified signer then pays its quota (a message, a
+    spawn, or with ``store`` the stored bytes): 429 before anything is kept.
     """
+    message = await _read_verified(request, verifier, binary_default=binary_default)
+    if request.quotas is not None:
+        if store:
+            request.quotas.charge_store(message.signer, len(message.item.raw))
+        else:
+            request.quotas.charge_message(message.signer, spawn=message.is_process)
+    return message
+
+
+async def _read_verified(request: Request, verifier: Verifier, *, binary_default: bool) -> Message:
     body = await request.body()
     if (
         not binary_default

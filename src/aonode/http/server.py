@@ -8,15 +8,18 @@ threads parse HTTP off the GIL; bench/limits.py measures the bare echo rate.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import socket
 from collections.abc import Callable
 
-from granian.constants import Interfaces
+from granian.constants import HTTPModes, Interfaces
+from granian.http import HTTP1Settings
 from granian.server.embed import Server
 
 from aonode.http.app import App
+from aonode.http.inprocess import asgi_request
 from aonode.logs import lifecycle
 from aonode.node import Node
 from aonode.scheduler import location
@@ -43,6 +46,19 @@ def free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
+def http1_settings(max_header: int, header_timeout: float) -> HTTP1Settings:
+    """granian's HTTP/1.1 limits that guard the connection before the app sees it.
+
+    ``header_read_timeout`` closes a connection whose request head has not fully
+    arrived in time (slowloris).  The header-block cap itself is enforced by the app
+    (a JSON 431); granian's read buffer is only kept well above it so such requests
+    reach the app, while a head beyond the buffer gets granian's own bare 431."""
+    buffer = max(HTTP1Settings.max_buffer_size, 4 * max_header)
+    return HTTP1Settings(
+        header_read_timeout=max(1, round(header_timeout * 1000)), max_buffer_size=buffer
+    )
+
+
 async def serve(
     node: Node, *, on_ready: Callable[[str], None] | None = None, stop: asyncio.Event | None = None
 ) -> None:
@@ -50,14 +66,17 @@ async def serve(
     config = node.config
     port = config.port or free_port(config.host)
     ensure_port_free(config.host, port)
-    await node.start()
+    app = App(node)
+    await node.start(dispatch=functools.partial(asgi_request, app))  # cron fires through it
     server = Server(
-        App(node),
+        app,
         address=config.host,
         port=port,
         interface=Interfaces.ASGI,
         log_enabled=False,
         backlog=1024,
+        http=HTTPModes.http1,
+        http1_settings=http1_settings(config.max_header, config.header_timeout),
     )
     if stop is None:  # a CLI run: the signals are ours
         stop = asyncio.Event()

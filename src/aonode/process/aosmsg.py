@@ -1,8 +1,16 @@
 """Assignments → the aos-shaped ``msg`` and ``env`` a runtime evaluates.
 
 The shape is the one AO's compute units build for aos (json-iface), so the
-Lua runtimes and, later, the WASM stack see the same thing.  Everything here
-comes from the signed body and the assignment: nothing from the wall clock.
+Lua runtimes and the WASM stack see the same thing.  Everything here comes
+from the signed body and the assignment: nothing from the wall clock.
+
+The message carries its tags as the sender wrote them, in ``Tags`` only, as
+the legacy CU hands them: aos itself title-cases names (``action`` →
+``Action``) and lifts tags to keys.  Copying tags to keys here, before aos
+normalises, made a lowercase tag reach a handler under another name than on
+the network.  ``Target`` is the message's own target (the process it was
+signed for), so aos's ``ao.isAssignment`` can tell an assigned message from
+one sent to this process.
 """
 
 from __future__ import annotations
@@ -65,7 +73,7 @@ def message_json(
         "Cron": False,
         "Module": module,
     }
-    return _with_tags(doc, item.tags)
+    return doc
 
 
 def from_assignment(assignment: Assignment, process: Message) -> Json:

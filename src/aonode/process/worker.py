@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
@@ -30,7 +30,7 @@ from aonode.message import Message
 from aonode.process import aosmsg
 from aonode.process.runtime.base import Json, Results, Runtime
 from aonode.scheduler.assignment import Assignment
-from aonode.store.base import ResultRecord, Store
+from aonode.store.base import ResultCache, ResultRecord, ScheduleReader
 
 log = logging.getLogger("aonode.process")
 
@@ -45,12 +45,16 @@ _BATCH = 256  # assignments applied per trip to the compute thread
 _READ_AHEAD = 32
 
 
+class WorkerStore(ScheduleReader, ResultCache, Protocol):
+    """What computing a process uses of the store: schedule reads and the result cache."""
+
+
 class ProcessWorker:
     def __init__(
         self,
         process: Message,
         *,
-        store: Store,
+        store: WorkerStore,
         factory: RuntimeFactory,
         executor: Executor,
         snapshot_slots: int = 100,

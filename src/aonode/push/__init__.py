@@ -10,17 +10,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+from aonode.push.host import PushHost
 from aonode.push.jobs import Pusher
-from aonode.push.tree import PushLimits
+from aonode.push.limits import PushLimits
 
-if TYPE_CHECKING:
-    from aonode.node import Node
-
-__all__ = ["PushLimits", "Pusher", "push_slot"]
-
-
-async def push_slot(node: Node, pid: str, slot: int, *, result_depth: int = 1) -> dict[str, Any]:
-    """Compute ``slot`` of ``pid`` and deliver its outbox recursively (a sync push)."""
-    return await node.pusher.push(pid, slot, result_depth=result_depth)
+__all__ = ["PushHost", "PushLimits", "Pusher"]

@@ -19,11 +19,12 @@ from aonode.errors import AONodeError, RemoteError
 from aonode.logs import where
 from aonode.push.failures import Failures
 from aonode.push.ledger import Ledger, PushJob
+from aonode.push.limits import PushLimits
 from aonode.push.remote import Remote
-from aonode.push.tree import TRANSIENT, PushLimits, Walker
+from aonode.push.tree import TRANSIENT, Walker
 
 if TYPE_CHECKING:
-    from aonode.node import Node
+    from aonode.push.host import PushHost
 
 log = logging.getLogger("aonode.push")
 
@@ -33,12 +34,11 @@ Json = dict[str, Any]
 class Pusher:
     """A node's ``~push@1.0``: sync walks, durable async jobs, remote delivery."""
 
-    def __init__(self, node: Node, limits: PushLimits) -> None:
+    def __init__(self, node: PushHost, limits: PushLimits) -> None:
         self.limits = limits
         self.ledger = Ledger(node.store, node.wallets[0])
         self.remote = Remote(node, limits)
-        # node.metrics is made after the pusher: looked up when a failure is counted
-        self.failures = Failures(node.store, lambda reason: node.metrics.push_failed(reason))
+        self.failures = Failures(node.store, node.instruments.push_failed)
         self.walker = Walker(node, self.ledger, self.remote, limits, self.failures)
         self._jobs: dict[str, asyncio.Task[None]] = {}
 

@@ -34,13 +34,18 @@ import orjson
 from aonode.codec import ans104
 from aonode.codec.b64 import b64url_decode
 from aonode.message import Message
-from aonode.store.base import Record, Store
+from aonode.store.base import Record, RecordStore
 from aonode.wallet import RSAWallet, Wallet
 
 Json = dict[str, Any]
 
 DELIVERY = "push-delivery"
 JOB = "push-job"
+
+
+_NOT_FROM_OUTBOX = frozenset(
+    {"from", "owner", "pushed-for", "forwarded-by", "forwarded-for", "cron-task", "cron-owner"}
+)
 
 
 def target_of(out: Json) -> str:
@@ -69,7 +74,9 @@ def delivery_tags(
         ("From-Slot", str(slot)),
         ("Outbox-Index", str(index)),
     ]
-    seen = {n.lower() for n, _ in tags}
+    # the trace above is the only sender a delivery names: keys that would name
+    # another (the node signs this, and processes trust the node) are dropped
+    seen = {n.lower() for n, _ in tags} | _NOT_FROM_OUTBOX
     raw_tags = out.get("Tags") or []
     for t in raw_tags if isinstance(raw_tags, list) else []:
         if isinstance(t, dict) and "name" in t and "value" in t:
@@ -121,9 +128,9 @@ class PushJob:
 
 
 class Ledger:
-    """Get-or-create of delivery messages, and the job records, on a :class:`Store`."""
+    """Get-or-create of delivery messages, and the job records, on a :class:`RecordStore`."""
 
-    def __init__(self, store: Store, wallet: Wallet) -> None:
+    def __init__(self, store: RecordStore, wallet: Wallet) -> None:
         self._store = store
         self._wallet = wallet
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()

@@ -34,8 +34,8 @@ from aonode.message import Message
 from aonode.scheduler import location
 
 if TYPE_CHECKING:
-    from aonode.node import Node
-    from aonode.push.tree import PushLimits
+    from aonode.push.host import PushHost
+    from aonode.push.limits import PushLimits
 
 log = logging.getLogger("aonode.push")
 
@@ -69,10 +69,10 @@ def _base(url: str) -> str:
 class Remote:
     """Route lookup and HTTP delivery; one connection pool per node."""
 
-    def __init__(self, node: Node, limits: PushLimits) -> None:
+    def __init__(self, node: PushHost, limits: PushLimits) -> None:
         self._node = node
         self._limits = limits
-        self._map: Mapping[str, str] = {k: _base(v) for k, v in node.config.scheduler_map.items()}
+        self._map: Mapping[str, str] = {k: _base(v) for k, v in node.scheduler_map.items()}
         self._cache: dict[str, tuple[str, float]] = {}  # pid or address → (url, expiry)
         self._client: httpx.AsyncClient | None = None
 
@@ -91,7 +91,7 @@ class Remote:
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            raise RuntimeError("push remote client used before Node.start()")
+            raise RuntimeError("push remote client used before Pusher.start()")
         return self._client
 
     def _known_nodes(self) -> Iterable[str]:

@@ -21,7 +21,6 @@ why in ``failure`` (a reason of :mod:`aonode.push.failures`, which reports it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aonode.errors import (
@@ -38,27 +37,16 @@ from aonode.errors import (
 from aonode.message import Message
 from aonode.push.failures import Failure, Failures, reason_of
 from aonode.push.ledger import Ledger, target_of
+from aonode.push.limits import PushLimits
 from aonode.push.remote import Remote, Route
 
 if TYPE_CHECKING:
-    from aonode.node import Node
+    from aonode.push.host import PushHost
 
 Json = dict[str, Any]
 
 # Failures that may pass: an async push waits and walks again instead of reporting them.
 TRANSIENT: tuple[type[AONodeError], ...] = (Unreachable, Overloaded, Expired, StoreError)
-
-
-@dataclass(frozen=True, slots=True)
-class PushLimits:
-    """Bounds of one push walk, and of retrying remote deliveries."""
-
-    max_depth: int = 32
-    max_messages: int = 1000
-    remote_attempts: int = 3  # per delivery, in a sync push
-    retry_seconds: float = 0.1  # first backoff; doubles per attempt
-    retry_max_seconds: float = 30.0  # longest backoff (sync retries, async job re-walks)
-    remote_timeout: float = 60.0  # one remote push, its whole subtree included
 
 
 class _Walk:
@@ -112,7 +100,7 @@ class Walker:
 
     def __init__(
         self,
-        node: Node,
+        node: PushHost,
         ledger: Ledger,
         remote: Remote,
         limits: PushLimits,
@@ -205,7 +193,7 @@ class Walker:
                 entries[index] = await self._deliver(
                     (pid, slot, index), target, route, messages[index], depth + 1, walk
                 )
-                node.metrics.push_delivered(route.url is None, entries[index])
+                node.instruments.push_delivered(route.url is None, entries[index])
         for index in sorted(entries):
             tree[str(index)] = entries[index]
         return tree

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 from aonode.codec.b64 import b64url_decode, b64url_encode
 from aonode.scheduler.assignment import Assignment
-from aonode.store.base import Store
+from aonode.store.base import ScheduleReader
 
 _PAGE = 256  # assignments read per store trip while walking
 
@@ -45,7 +45,7 @@ def next_link(previous_assignment_id: str, previous: bytes) -> bytes:
 class LegacyChains:
     """Memoised legacy chains of the processes of one store."""
 
-    def __init__(self, store: Store, *, every: int = 1024, processes: int = 1024) -> None:
+    def __init__(self, store: ScheduleReader, *, every: int = 1024, processes: int = 1024) -> None:
         self._store = store
         self._every = every
         self._processes = processes

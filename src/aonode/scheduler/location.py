@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from aonode.codec import ans104
 from aonode.errors import InvalidMessage, NotFound
 from aonode.message import Message
-from aonode.store.base import LocationRecord, MessageRecord, Store
+from aonode.store.base import LocationRecord, MessageRecord, RecordStore
 from aonode.wallet import Wallet
 
 DEFAULT_TTL_MS = 7 * 24 * 3600 * 1000
@@ -48,7 +48,7 @@ def location_json(record: LocationRecord, message: MessageRecord) -> dict[str, A
     }
 
 
-async def accept(store: Store, message: Message) -> dict[str, Any]:
+async def accept(store: RecordStore, message: Message) -> dict[str, Any]:
     """Validate and store a posted location record (its signature already checked)."""
     if message.keys.get("type", "").lower() != "scheduler-location":
         raise InvalidMessage(
@@ -75,14 +75,14 @@ async def accept(store: Store, message: Message) -> dict[str, Any]:
     return location_json(record, message.record())
 
 
-async def lookup(store: Store, address: str) -> dict[str, Any]:
+async def lookup(store: RecordStore, address: str) -> dict[str, Any]:
     found = await store.get_location(address)
     if found is None:
         raise NotFound(f"no location found for address {address}", code="unknown-location")
     return location_json(*found)
 
 
-async def register_own(store: Store, wallet: Wallet, url: str) -> dict[str, Any]:
+async def register_own(store: RecordStore, wallet: Wallet, url: str) -> dict[str, Any]:
     """Sign and store this node's own record (on every start, with the next nonce).
 
     Several nodes of one scheduler wallet may start at once on one shared store:
@@ -97,7 +97,7 @@ async def register_own(store: Store, wallet: Wallet, url: str) -> dict[str, Any]
     return await _register_next(store, wallet, url)
 
 
-async def _register_next(store: Store, wallet: Wallet, url: str) -> dict[str, Any]:
+async def _register_next(store: RecordStore, wallet: Wallet, url: str) -> dict[str, Any]:
     existing = await store.get_location(wallet.address)
     nonce = existing[0].nonce + 1 if existing else 0
     item = ans104.sign(

@@ -30,19 +30,20 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
 from aonode.config import Mode
 from aonode.errors import Expired, Overloaded, SchedulerError, StoreError
+from aonode.instrument import Instrument
 from aonode.logs import lifecycle, where
 from aonode.message import Message
 from aonode.scheduler.assignment import Assignment, Header, commit
 from aonode.scheduler.core import ScheduleState
 from aonode.scheduler.timestamp import TimestampSource
 from aonode.scheduler.upload import Uploader, confirmed
-from aonode.store.base import Store
+from aonode.store.base import ScheduleLog
 from aonode.wallet import RSAWallet, Wallet
 
 log = logging.getLogger("aonode.scheduler")
@@ -56,20 +57,6 @@ _DURABLE_KEPT = 512  # durable assignments kept for the process worker (a comput
 class ServerOptions:
     mode: Mode = Mode.LOCAL_CONFIRMATION
     queue_size: int = 1024
-
-
-class AssignmentObserver(Protocol):
-    """What a server tells the node's metrics (``aonode.metrics.NodeMetrics``)."""
-
-    def signed(self, seconds: float) -> None: ...
-
-    def assigned(
-        self,
-        mode: str,
-        received: float,
-        reply: asyncio.Future[Assignment],
-        durable: asyncio.Future[Assignment],
-    ) -> None: ...
 
 
 @dataclass(slots=True)
@@ -114,7 +101,7 @@ class SchedulerServer:
         process: Message,
         *,
         wallets: Sequence[Wallet],
-        store: Store,
+        store: ScheduleLog,
         timestamps: TimestampSource,
         options: ServerOptions,
         signer: Executor | None = None,
@@ -144,7 +131,7 @@ class SchedulerServer:
         self._appends: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.assigned = 0
-        self.observer: AssignmentObserver | None = None
+        self.observer: Instrument | None = None
         self.uploads: Uploader | None = None  # durable slots go to the upload target
 
     # -- lifecycle -------------------------------------------------------

@@ -51,7 +51,7 @@ import orjson
 from aonode.codec.b64 import b64url_decode
 from aonode.codec.bundle import bundle_transaction, pack
 from aonode.errors import ConfigError, UploadTimeout
-from aonode.store.base import Ownership, Record, Store
+from aonode.store.base import Ownership, Record, RecordStore, ScheduleReader, Store
 from aonode.wallet import RSAWallet, Wallet
 
 if TYPE_CHECKING:
@@ -162,12 +162,16 @@ class _Batch:
     messages: set[str] = field(default_factory=set)  # a message on two processes goes once
 
 
+class UploadStore(ScheduleReader, RecordStore, Protocol):
+    """What the uploader uses of the store: schedule reads and its watermark records."""
+
+
 class Uploader:
     """Uploads every durable assignment to the target; see the module docstring."""
 
     def __init__(
         self,
-        store: Store,
+        store: UploadStore,
         target: Target,
         *,
         options: UploadOptions | None = None,

@@ -14,9 +14,15 @@ from aonode.store.base import (
     AssignmentRecord,
     LocationRecord,
     MessageRecord,
+    MessageStore,
     Ownership,
     Record,
+    RecordStore,
+    ResultCache,
     ResultRecord,
+    ScheduleLog,
+    ScheduleReader,
+    Snapshot,
     Store,
     StoredSlot,
 )
@@ -25,11 +31,18 @@ __all__ = [
     "AssignmentRecord",
     "LocationRecord",
     "MessageRecord",
+    "MessageStore",
     "Ownership",
     "Record",
+    "RecordStore",
+    "ResultCache",
     "ResultRecord",
+    "ScheduleLog",
+    "ScheduleReader",
+    "Snapshot",
     "Store",
     "StoredSlot",
+    "open_snapshot",
     "open_store",
 ]
 
@@ -57,6 +70,23 @@ def open_store(url: str) -> Store:
     if sep and scheme in ("postgres", "postgresql"):
         return _postgres(url)
     raise ConfigError(f"unsupported store URL {url!r}; accepted forms: {_ACCEPTED}")
+
+
+async def open_snapshot(url: str) -> Snapshot:
+    """A consistent read-only view of the whole store ``url`` names (``aonode export``).
+
+    The store is opened and closed first, so an older schema is migrated as a node
+    would; a ``sqlite:`` URL must name an existing file (an export creates nothing).
+    """
+    from aonode.store.snapshot import sqlite_path
+
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"no SQLite store at {path}")
+    store = open_store(url)  # validates the URL
+    await store.open()
+    await store.close()
+    return await store.snapshot()
 
 
 def _sqlite(url: str, rest: str) -> Store:

@@ -2,7 +2,11 @@
 
 The protocol is deliberately small and backend-neutral: the SQLite backend
 (embedded default) and a PostgreSQL backend must both fit it without any
-change above the store.  Every backend runs ``store/conformance.py``.
+change above the store.  It is split by role (:class:`ScheduleLog`,
+:class:`MessageStore`, :class:`ResultCache`, :class:`RecordStore`,
+:class:`Ownership`), so each consumer depends only on what it uses; a backend
+implements :class:`Store`, all of them but ownership (a shared store's extra).
+Every backend runs one conformance case per role (``store/conformance/``).
 
 Rules every backend guarantees (each is a conformance test):
 
@@ -20,20 +24,34 @@ Rules every backend guarantees (each is a conformance test):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+from aonode.codec.wire import MessageRecord
 from aonode.errors import IntegrityError
 
-
-@dataclass(frozen=True, slots=True)
-class MessageRecord:
-    """A signed message, kept by id.  ``raw`` is its wire form (ANS-104 bytes)."""
-
-    id: str
-    raw: bytes
-    codec: str = "ans104"
+__all__ = [
+    "AssignmentRecord",
+    "CommitObservable",
+    "CommitObserver",
+    "LocationRecord",
+    "MessageRecord",
+    "MessageStore",
+    "Ownership",
+    "Record",
+    "RecordStore",
+    "ResultCache",
+    "ResultRecord",
+    "ScheduleLog",
+    "ScheduleReader",
+    "Snapshot",
+    "Snapshots",
+    "Store",
+    "StoreLifecycle",
+    "StoredSlot",
+    "check_pairing",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +129,14 @@ class StoredSlot:
     body: MessageRecord
 
 
+# -- the roles -----------------------------------------------------------------
+# A consumer types its store as the role(s) it uses; the backends implement them all
+# (:class:`Store`).  Each role has its own conformance case in ``store/conformance/``.
+
+
 @runtime_checkable
-class Store(Protocol):
-    """Asynchronous, backend-neutral persistence for the scheduler."""
+class StoreLifecycle(Protocol):
+    """What the composition root does with a store: name it, open it, close it."""
 
     @property
     def url(self) -> str:
@@ -128,9 +151,10 @@ class Store(Protocol):
         """Flush every pending write, then release resources."""
         ...
 
-    async def append(self, assignment: AssignmentRecord, body: MessageRecord) -> None:
-        """Durably store one assignment and its body message (see module rules)."""
-        ...
+
+@runtime_checkable
+class ScheduleReader(Protocol):
+    """The schedules as stored, read-only (what computing a process reads)."""
 
     async def latest(self, process: str) -> AssignmentRecord | None:
         """The highest-slot assignment of ``process``, or ``None``."""
@@ -144,6 +168,24 @@ class Store(Protocol):
         """The assignment of message id ``message`` on ``process``, if any."""
         ...
 
+    async def processes(self) -> list[str]:
+        """Every process id that has at least slot 0 stored, oldest first."""
+        ...
+
+
+@runtime_checkable
+class ScheduleLog(ScheduleReader, Protocol):
+    """The schedule log: gap-free, unique slots per process (see the module rules)."""
+
+    async def append(self, assignment: AssignmentRecord, body: MessageRecord) -> None:
+        """Durably store one assignment and its body message (see module rules)."""
+        ...
+
+
+@runtime_checkable
+class MessageStore(Protocol):
+    """Messages kept by id, scheduled or not (content-addressed: idempotent)."""
+
     async def put_message(self, message: MessageRecord) -> None:
         """Store a message by id without scheduling it (idempotent, durable)."""
         ...
@@ -152,21 +194,10 @@ class Store(Protocol):
         """A stored message (scheduled or not) by id."""
         ...
 
-    async def processes(self) -> list[str]:
-        """Every process id that has at least slot 0 stored, oldest first."""
-        ...
 
-    async def put_location(self, location: LocationRecord, message: MessageRecord) -> bool:
-        """Durably record ``message`` as ``location.address``'s location.
-
-        Only a nonce higher than the stored one replaces it; returns whether
-        it did (``False``: an equal or newer record is already stored).
-        """
-        ...
-
-    async def get_location(self, address: str) -> tuple[LocationRecord, MessageRecord] | None:
-        """The newest location record of ``address``, if any."""
-        ...
+@runtime_checkable
+class ResultCache(Protocol):
+    """Computed slots and snapshots: derived data, recomputable from the schedule."""
 
     async def put_result(self, result: ResultRecord) -> None:
         """Store a computed slot; the first results of a (process, slot) win, and a
@@ -184,6 +215,12 @@ class Store(Protocol):
     async def latest_snapshot(self, process: str, at_most: int) -> ResultRecord | None:
         """The highest computed slot ``<= at_most`` that carries a snapshot."""
         ...
+
+
+@runtime_checkable
+class RecordStore(Protocol):
+    """The node's own durable bookkeeping: records by ``(kind, key)`` (cron tasks, the
+    push ledger, upload watermarks) and scheduler location records."""
 
     async def put_record(self, record: Record) -> None:
         """Store ``record`` (replacing the value under its ``(kind, key)``); durable on return."""
@@ -208,6 +245,53 @@ class Store(Protocol):
     async def records(self, kind: str, prefix: str = "") -> list[Record]:
         """Every record of ``kind`` whose key starts with ``prefix``, in key order."""
         ...
+
+    async def put_location(self, location: LocationRecord, message: MessageRecord) -> bool:
+        """Durably record ``message`` as ``location.address``'s location.
+
+        Only a nonce higher than the stored one replaces it; returns whether
+        it did (``False``: an equal or newer record is already stored).
+        """
+        ...
+
+    async def get_location(self, address: str) -> tuple[LocationRecord, MessageRecord] | None:
+        """The newest location record of ``address``, if any."""
+        ...
+
+
+class Snapshot(Protocol):
+    """Rows of one consistent view of a whole store (``store/snapshot.py``), for export.
+
+    Both backends have the same tables and columns, so one set of queries
+    (``?`` placeholders) serves both; ``loose_messages`` / ``loose_count`` are the
+    engine's own spelling of "messages no schedule or location holds"."""
+
+    loose_messages: str
+    loose_count: str
+
+    async def value(self, sql: str, *args: object) -> Any: ...
+
+    def rows(self, sql: str, *args: object) -> AsyncIterator[tuple[Any, ...]]: ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Snapshots(Protocol):
+    """A store that can hand out a consistent read-only view of all of its data."""
+
+    async def snapshot(self) -> Snapshot:
+        """A new snapshot on its own connection, as of now (the caller closes it).
+
+        Works whether or not this store is open: it shares nothing with it."""
+        ...
+
+
+@runtime_checkable
+class Store(
+    StoreLifecycle, ScheduleLog, MessageStore, ResultCache, RecordStore, Snapshots, Protocol
+):
+    """Every role at once: what a backend implements (SQLite, PostgreSQL)."""
 
 
 @runtime_checkable

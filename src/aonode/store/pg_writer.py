@@ -19,12 +19,11 @@ import asyncpg
 from aonode.errors import IntegrityError, LeaseLost, StoreError, StoreUnavailable
 from aonode.store.base import (
     AssignmentRecord,
-    CommitObserver,
-    LocationRecord,
     MessageRecord,
     ResultRecord,
 )
 from aonode.store.pg_lease import LEASES_FOR_SHARE, LeaseBook
+from aonode.store.shared import Op, RecordWrite, remember_next
 
 _NEXT_SLOTS: Final = (
     "SELECT process, max(slot) FROM assignments WHERE process = any($1::text[]) GROUP BY process"
@@ -66,7 +65,6 @@ _ADD_RECORD: Final = (
 )
 _DELETE_RECORD: Final = "DELETE FROM records WHERE kind = $1 AND key = $2"
 
-_NEXT_CACHE_SIZE: Final = 65_536  # processes whose next slot the writer remembers
 # Errors that concern one item's values, not the connection or the server.
 _ITEM_ERRORS: Final = (
     asyncpg.IntegrityConstraintViolationError,
@@ -75,17 +73,6 @@ _ITEM_ERRORS: Final = (
 )
 
 
-class RecordWrite:
-    """A queued put (``value`` set; ``only_new``: unless the key holds one) or delete
-    (``value`` None) of one record."""
-
-    __slots__ = ("key", "kind", "only_new", "value")
-
-    def __init__(self, kind: str, key: str, value: bytes | None, only_new: bool = False) -> None:
-        self.kind, self.key, self.value, self.only_new = kind, key, value, only_new
-
-
-Op = AssignmentRecord | LocationRecord | ResultRecord | RecordWrite | None
 # (operation, or None for put_message; message; the caller's future)
 Item = tuple[Op, MessageRecord | None, "asyncio.Future[Any]"]
 
@@ -108,15 +95,15 @@ class BatchWriter:
         conn: asyncpg.Connection,
         connect: Callable[[], Awaitable[asyncpg.Connection]],
         leases: LeaseBook | None = None,
+        counted: Callable[[int, int, float], None] | None = None,
     ) -> None:
         self._url = url
         self._conn: asyncpg.Connection | None = conn
         self._connect = connect
         self._leases = leases  # set: every append is fenced by its process's lease
         self._next: dict[str, int] = {}  # the next-slot hint per process
-        self.commits = 0
-        self.appends = 0
-        self.observer: CommitObserver | None = None  # told (items, seconds of COMMIT)
+        # told (items in the batch, assignments appended, seconds of COMMIT) per commit
+        self._counted = counted
         self._commit_seconds = 0.0
 
     async def close(self) -> None:
@@ -144,20 +131,14 @@ class BatchWriter:
                 conn_.terminate()  # the next batch starts on a fresh connection
             error = as_store_error(self._url, exc)
             return [Failed(error) for _ in batch]
-        for process, slot in staged.items():
-            self._next.pop(process, None)  # re-insert: the dict's order is recency
-            self._next[process] = slot
-        while len(self._next) > _NEXT_CACHE_SIZE:
-            del self._next[next(iter(self._next))]
-        self.commits += 1
-        self.appends += sum(
-            1
-            for (op, _, _), out in zip(batch, outcomes, strict=True)
-            if isinstance(op, AssignmentRecord) and not isinstance(out, Failed)
-        )
-        if self.observer is not None:
-            with contextlib.suppress(Exception):  # metrics never fail a batch
-                self.observer(len(batch), self._commit_seconds)
+        remember_next(self._next, staged)
+        if self._counted is not None:
+            appended = sum(
+                1
+                for (op, _, _), out in zip(batch, outcomes, strict=True)
+                if isinstance(op, AssignmentRecord) and not isinstance(out, Failed)
+            )
+            self._counted(len(batch), appended, self._commit_seconds)
         return outcomes
 
     async def _transaction(

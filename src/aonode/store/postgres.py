@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
@@ -45,11 +45,11 @@ import asyncpg
 from aonode.errors import StoreError
 from aonode.store.base import (
     AssignmentRecord,
-    CommitObserver,
     LocationRecord,
     MessageRecord,
     Record,
     ResultRecord,
+    Snapshot,
     StoredSlot,
     check_pairing,
 )
@@ -59,12 +59,12 @@ from aonode.store.pg_writer import (
     BatchWriter,
     Failed,
     Item,
-    Op,
-    RecordWrite,
     as_store_error,
     deliver,
     settle,
 )
+from aonode.store.shared import MAX_SLOT, Op, QueuedWriter, RecordWrite, stored_slot
+from aonode.store.snapshot import PostgresSnapshot
 
 DEFAULT_SCHEMA: Final = "aonode"
 
@@ -105,10 +105,8 @@ _RECORDS: Final = (
     " AND starts_with(key, $2) ORDER BY key"
 )
 
-_MAX_SLOT: Final = 2**63 - 1  # bigint; larger bounds cannot match anything
 
-
-class PostgresStore:
+class PostgresStore(QueuedWriter):
     """:class:`aonode.store.base.Store` on a PostgreSQL database (see module docstring).
 
     ``dsn`` is a libpq-style URL (``postgresql://user:password@host:port/db``);
@@ -134,7 +132,6 @@ class PostgresStore:
         self._read_pool_size = read_pool
         self._connect_timeout = connect_timeout
         self._lease_seconds = lease_seconds
-        self._state = "new"  # new -> open -> closing -> closed
         self._queue: asyncio.Queue[Item | None] = asyncio.Queue()  # None = stop
         self._writer: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None  # the writer's, until it starts
@@ -143,7 +140,6 @@ class PostgresStore:
         self._renewer: asyncio.Task[None] | None = None
         self._pool: asyncpg.Pool | None = None
         self._settings: dict[str, object] = {}
-        self.commit_observer: CommitObserver | None = None  # metrics (aonode.metrics)
 
     @property
     def url(self) -> str:
@@ -166,20 +162,6 @@ class PostgresStore:
         """The connection URL as given (with its password), for tools that read the tables."""
         return self._dsn
 
-    def _committed(self, items: int, seconds: float) -> None:
-        if self.commit_observer is not None:
-            self.commit_observer(items, seconds)
-
-    @property
-    def commits(self) -> int:
-        """Transactions committed so far: ``appends / commits`` is the batching factor."""
-        return 0 if self._batches is None else self._batches.commits
-
-    @property
-    def appends(self) -> int:
-        """Assignments durably appended so far (rejected ones are not counted)."""
-        return 0 if self._batches is None else self._batches.appends
-
     @property
     def settings(self) -> Mapping[str, object]:
         """The writer session's settings as the server reported them at ``open()``."""
@@ -188,8 +170,7 @@ class PostgresStore:
     # -- lifecycle -------------------------------------------------------------
 
     async def open(self) -> None:
-        if self._state != "new":
-            raise StoreError(f"{self.url}: open() called on a store that is {self._state}")
+        self._check_new()
         self._state = "opening"
         try:
             self._conn = conn = await self._connect()
@@ -216,8 +197,7 @@ class PostgresStore:
             if isinstance(exc, Exception):
                 raise as_store_error(self.url, exc, "cannot open") from exc
             raise
-        self._batches = BatchWriter(self.url, conn, self._connect, self._leases)
-        self._batches.observer = self._committed
+        self._batches = BatchWriter(self.url, conn, self._connect, self._leases, self._counted)
         self._conn = None  # the batch writer owns it now
         self._writer = asyncio.create_task(
             self._writer_main(self._batches), name="aonode-pg-writer"
@@ -229,21 +209,16 @@ class PostgresStore:
             )
         self._state = "open"
 
-    async def close(self) -> None:
-        if self._state in ("closing", "closed"):
-            if self._writer is not None:
-                await asyncio.shield(self._writer)
-            return
-        if self._state == "new":
-            self._state = "closed"
-            return
-        self._state = "closing"  # from here on writes raise; queued items still commit
+    async def _wait_stopped(self) -> None:
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+
+    async def _shut_down(self) -> None:
         self._queue.put_nowait(None)
         assert self._writer is not None
         await asyncio.shield(self._writer)
         await self._stop_leases()
         await self._release()
-        self._state = "closed"
         if self._batches is not None:
             await self._batches.close()
 
@@ -271,38 +246,22 @@ class PostgresStore:
             self._dsn, timeout=self._connect_timeout, server_settings=self._server_settings()
         )
 
+    async def snapshot(self) -> Snapshot:
+        """One REPEATABLE READ transaction of its own (see ``store/snapshot.py``)."""
+        return await PostgresSnapshot.open(self._dsn, self._schema, self.url)
+
     # -- writes ----------------------------------------------------------------
-
-    async def append(self, assignment: AssignmentRecord, body: MessageRecord) -> None:
-        check_pairing(assignment, body)
-        await self._enqueue(assignment, body)
-
-    async def put_message(self, message: MessageRecord) -> None:
-        await self._enqueue(None, message)
 
     async def put_location(self, location: LocationRecord, message: MessageRecord) -> bool:
         check_pairing(location, message)
         return bool(await self._enqueue(location, message))
-
-    async def put_result(self, result: ResultRecord) -> None:
-        await self._enqueue(result, None)
-
-    async def put_record(self, record: Record) -> None:
-        await self._enqueue(RecordWrite(record.kind, record.key, bytes(record.value)), None)
-
-    async def add_record(self, record: Record) -> Record:
-        value = bytes(record.value)
-        await self._enqueue(RecordWrite(record.kind, record.key, value, only_new=True), None)
-        stored = await self.get_record(record.kind, record.key)
-        return stored if stored is not None else Record(record.kind, record.key, value)
 
     async def delete_record(self, kind: str, key: str) -> bool:
         return bool(await self._enqueue(RecordWrite(kind, key, None), None))
 
     def _enqueue(self, op: Op, body: MessageRecord | None) -> asyncio.Future[Any]:
         # Synchronous on purpose: the item is queued before the caller's first await.
-        if self._state != "open":
-            raise StoreError(f"{self.url}: store is {self._state}; cannot write")
+        self._check_open("write")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((op, body, future))
         return future
@@ -393,15 +352,15 @@ class PostgresStore:
         return AssignmentRecord(*row) if row else None
 
     async def slots(self, process: str, first: int, last: int, limit: int) -> list[StoredSlot]:
-        last = min(last, _MAX_SLOT)
+        last = min(last, MAX_SLOT)
         if limit <= 0 or first > last:
             return []
-        rows = await self._fetch(_SLOTS, process, max(first, 0), last, min(limit, _MAX_SLOT))
-        return [_stored_slot(row) for row in rows]
+        rows = await self._fetch(_SLOTS, process, max(first, 0), last, min(limit, MAX_SLOT))
+        return [stored_slot(row) for row in rows]
 
     async def by_message(self, process: str, message: str) -> StoredSlot | None:
         row = await self._fetchrow(_BY_MESSAGE, process, message)
-        return _stored_slot(row) if row else None
+        return stored_slot(row) if row else None
 
     async def get_message(self, message_id: str) -> MessageRecord | None:
         row = await self._fetchrow(_MESSAGE, message_id)
@@ -418,7 +377,7 @@ class PostgresStore:
         return LocationRecord(a, nonce, mid), MessageRecord(mid, raw, codec)
 
     async def get_result(self, process: str, slot: int) -> ResultRecord | None:
-        if not 0 <= slot <= _MAX_SLOT:
+        if not 0 <= slot <= MAX_SLOT:
             return None
         row = await self._fetchrow(_RESULT, process, slot)
         return ResultRecord(*row) if row else None
@@ -430,7 +389,7 @@ class PostgresStore:
     async def latest_snapshot(self, process: str, at_most: int) -> ResultRecord | None:
         if at_most < 0:
             return None
-        row = await self._fetchrow(_LATEST_SNAPSHOT, process, min(at_most, _MAX_SLOT))
+        row = await self._fetchrow(_LATEST_SNAPSHOT, process, min(at_most, MAX_SLOT))
         return ResultRecord(*row) if row else None
 
     async def get_record(self, kind: str, key: str) -> Record | None:
@@ -482,11 +441,3 @@ class PostgresStore:
                 item = self._queue.get_nowait()
                 if item is not None:
                     settle(item[2], Failed(StoreError(f"{self.url}: store writer stopped")))
-
-
-def _stored_slot(row: Sequence[Any]) -> StoredSlot:
-    process, slot, message, hash_chain, document, raw, codec = row
-    return StoredSlot(
-        AssignmentRecord(process, slot, message, hash_chain, document),
-        MessageRecord(message, raw, codec),
-    )

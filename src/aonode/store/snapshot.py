@@ -12,7 +12,9 @@ both; what differs is only how a snapshot is held:
 * **PostgreSQL**: one ``REPEATABLE READ READ ONLY`` transaction; rows are
   streamed through server-side cursors.
 
-Queries use ``?`` placeholders; the PostgreSQL reader renumbers them.
+Queries use ``?`` placeholders; the PostgreSQL reader renumbers them.  A backend
+hands its kind out from ``Store.snapshot()``; ``aonode.store.open_snapshot(url)``
+opens one by URL.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import re
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
 import asyncpg
@@ -66,20 +68,9 @@ COUNTS: Final = {
 }
 
 
-class Snapshot(Protocol):
-    """Rows of one consistent view of a store (see the module docstring)."""
-
-    loose_messages: str  # the query for messages no schedule or location holds
-    loose_count: str
-
-    async def value(self, sql: str, *args: object) -> Any: ...
-
-    def rows(self, sql: str, *args: object) -> AsyncIterator[tuple[Any, ...]]: ...
-
-    async def close(self) -> None: ...
-
-
 class SQLiteSnapshot:
+    """:class:`~aonode.store.base.Snapshot` of a SQLite file: one read transaction."""
+
     loose_messages = "SELECT m.id, m.codec, m.raw" + _LOOSE_SQLITE + " ORDER BY m.id"
     loose_count = "SELECT count(*)" + _LOOSE_SQLITE
 
@@ -108,6 +99,9 @@ class SQLiteSnapshot:
 
 
 class PostgresSnapshot:
+    """:class:`~aonode.store.base.Snapshot` of a PostgreSQL schema: one REPEATABLE READ
+    transaction."""
+
     loose_messages = "SELECT m.id, m.codec, m.raw" + _LOOSE_POSTGRES + " ORDER BY m.id"
     loose_count = "SELECT count(*)" + _LOOSE_POSTGRES
 
@@ -116,7 +110,16 @@ class PostgresSnapshot:
         self._transaction = transaction
 
     @classmethod
-    async def open(cls, dsn: str, schema: str) -> PostgresSnapshot:
+    async def open(cls, dsn: str, schema: str, url: str) -> PostgresSnapshot:
+        """A snapshot of ``schema`` (``url``, the store's password-free URL, names it in
+        errors)."""
+        try:
+            return await cls._open(dsn, schema)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            raise StoreError(f"{url}: cannot read: {exc}") from exc
+
+    @classmethod
+    async def _open(cls, dsn: str, schema: str) -> PostgresSnapshot:
         conn = await asyncpg.connect(dsn, timeout=10, server_settings={"search_path": schema})
         try:
             if await conn.fetchval("SELECT to_regclass('assignments')") is None:
@@ -152,27 +155,6 @@ def _numbered(sql: str) -> str:
         return f"${count}"
 
     return re.sub(r"\?", number, sql)
-
-
-async def open_snapshot(url: str) -> Snapshot:
-    """A snapshot of the store ``url`` names (opened and migrated as a node would first)."""
-    from aonode.store import open_store
-
-    path = sqlite_path(url)
-    if path is not None and not path.is_file():
-        raise ConfigError(f"no SQLite store at {path}")
-    store = open_store(url)  # validates the URL; opening migrates an older schema
-    await store.open()
-    await store.close()
-    if store.url.startswith("sqlite://"):
-        return SQLiteSnapshot(Path(store.url.removeprefix("sqlite://")))
-    from aonode.store.postgres import PostgresStore
-
-    assert isinstance(store, PostgresStore)
-    try:
-        return await PostgresSnapshot.open(store.dsn, store.schema)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-        raise StoreError(f"{store.url}: cannot read: {exc}") from exc
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -47,18 +47,25 @@ from typing import Any, Final, TypeVar
 from aonode.errors import StoreError
 from aonode.store.base import (
     AssignmentRecord,
-    CommitObserver,
     LocationRecord,
     MessageRecord,
     Record,
     ResultRecord,
+    Snapshot,
     StoredSlot,
     check_pairing,
+)
+from aonode.store.shared import (
+    MAX_SLOT,
+    Op,
+    QueuedWriter,
+    RecordWrite,
+    remember_next,
+    stored_slot,
 )
 from aonode.store.sqlite_batch import (
     Item,
     Outcome,
-    RecordWrite,
     write_careful,
     write_fast,
 )
@@ -129,14 +136,12 @@ _MESSAGE: Final = "SELECT id, raw, codec FROM messages WHERE id = ?"
 _PROCESSES: Final = "SELECT id FROM processes ORDER BY seq"
 
 _INLINE_ROWS: Final = 4  # reads of at most this many rows run on the loop
-_MAX_SLOT: Final = 2**63 - 1  # SQLite INTEGER range; larger bounds cannot match anything
 _BUSY_TIMEOUT_MS: Final = 10_000  # another process holding the write lock (e.g. a backup)
-_NEXT_CACHE_SIZE: Final = 65_536  # processes whose next slot the writer remembers
 
 _Future = asyncio.Future[None]
 
 
-class SQLiteStore:
+class SQLiteStore(QueuedWriter):
     """:class:`aonode.store.base.Store` on one SQLite file (see module docstring).
 
     Single-use: ``open()`` once, ``close()`` once, on one event loop.
@@ -150,15 +155,11 @@ class SQLiteStore:
             raise ValueError(f"max_batch must be at least 1, not {max_batch}")
         self._path = Path(path).absolute()
         self._max_batch = max_batch
-        self._state = "new"  # new -> open -> closing -> closed
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()  # None = stop
         self._writer: threading.Thread | None = None
         self._stopped: _Future | None = None
         self._next: dict[str, int] = {}  # writer thread only
-        self._commits = 0
-        self._appends = 0
-        self.commit_observer: CommitObserver | None = None  # metrics; called on the writer
         self._pragmas: dict[str, object] = {}
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -170,16 +171,6 @@ class SQLiteStore:
         return f"sqlite://{self._path}"
 
     @property
-    def commits(self) -> int:
-        """Transactions committed so far: ``appends / commits`` is the batching factor."""
-        return self._commits
-
-    @property
-    def appends(self) -> int:
-        """Assignments durably appended so far (rejected ones are not counted)."""
-        return self._appends
-
-    @property
     def pragmas(self) -> Mapping[str, object]:
         """The writer connection's settings as SQLite reported them back at ``open()``."""
         return dict(self._pragmas)
@@ -187,8 +178,7 @@ class SQLiteStore:
     # -- lifecycle -------------------------------------------------------------
 
     async def open(self) -> None:
-        if self._state != "new":
-            raise StoreError(f"{self.url}: open() called on a store that is {self._state}")
+        self._check_new()
         self._loop = loop = asyncio.get_running_loop()
         ready: _Future = loop.create_future()
         self._stopped = loop.create_future()
@@ -200,15 +190,11 @@ class SQLiteStore:
         self._read_pool = ThreadPoolExecutor(2, thread_name_prefix="aonode-store-read")
         self._state = "open"
 
-    async def close(self) -> None:
-        if self._state in ("closing", "closed"):
-            if self._stopped is not None:
-                await asyncio.shield(self._stopped)
-            return
-        if self._state == "new":
-            self._state = "closed"
-            return
-        self._state = "closing"  # from here on append() raises; queued items still commit
+    async def _wait_stopped(self) -> None:
+        if self._stopped is not None:
+            await asyncio.shield(self._stopped)
+
+    async def _shut_down(self) -> None:
         assert self._read_pool is not None and self._stopped is not None
         self._read_pool.shutdown(wait=True)  # only in-flight point reads; short
         with self._readers_lock:
@@ -220,16 +206,14 @@ class SQLiteStore:
         await self._stopped
         assert self._writer is not None
         self._writer.join()  # it has posted its last callback; this returns at once
-        self._state = "closed"
+
+    async def snapshot(self) -> Snapshot:
+        """A read-only view of the file as of now (see ``store/snapshot.py``)."""
+        from aonode.store.snapshot import SQLiteSnapshot  # only export needs it
+
+        return SQLiteSnapshot(self._path)
 
     # -- writes ----------------------------------------------------------------
-
-    async def append(self, assignment: AssignmentRecord, body: MessageRecord) -> None:
-        check_pairing(assignment, body)
-        await self._enqueue(assignment, body)
-
-    async def put_message(self, message: MessageRecord) -> None:
-        await self._enqueue(None, message)
 
     async def put_location(self, location: LocationRecord, message: MessageRecord) -> bool:
         check_pairing(location, message)
@@ -244,9 +228,6 @@ class SQLiteStore:
         a, nonce, mid, raw, codec = rows[0]
         return LocationRecord(a, nonce, mid), MessageRecord(mid, raw, codec)
 
-    async def put_result(self, result: ResultRecord) -> None:
-        await self._enqueue(result, None)
-
     async def get_result(self, process: str, slot: int) -> ResultRecord | None:
         rows = self._query(_RESULT, (process, slot))
         return ResultRecord(*rows[0]) if rows else None
@@ -256,17 +237,8 @@ class SQLiteStore:
         return ResultRecord(*rows[0]) if rows else None
 
     async def latest_snapshot(self, process: str, at_most: int) -> ResultRecord | None:
-        rows = await self._in_read_pool(_LATEST_SNAPSHOT, (process, min(at_most, _MAX_SLOT)))
+        rows = await self._in_read_pool(_LATEST_SNAPSHOT, (process, min(at_most, MAX_SLOT)))
         return ResultRecord(*rows[0]) if rows else None
-
-    async def put_record(self, record: Record) -> None:
-        await self._enqueue(RecordWrite(record.kind, record.key, bytes(record.value)), None)
-
-    async def add_record(self, record: Record) -> Record:
-        value = bytes(record.value)
-        await self._enqueue(RecordWrite(record.kind, record.key, value, only_new=True), None)
-        stored = await self.get_record(record.kind, record.key)
-        return stored if stored is not None else Record(record.kind, record.key, value)
 
     async def delete_record(self, kind: str, key: str) -> bool:
         existed = bool(self._query(_RECORD, (kind, key)))
@@ -281,17 +253,12 @@ class SQLiteStore:
         rows = await self._in_read_pool(_RECORDS, (kind, len(prefix), prefix))
         return [Record(*row) for row in rows]
 
-    def _enqueue(
-        self,
-        assignment: AssignmentRecord | LocationRecord | ResultRecord | RecordWrite | None,
-        body: MessageRecord | None,
-    ) -> _Future:
+    def _enqueue(self, op: Op, body: MessageRecord | None) -> asyncio.Future[Any]:
         # Synchronous on purpose: the item is queued before the caller's first await.
-        if self._state != "open":
-            raise StoreError(f"{self.url}: store is {self._state}; cannot write")
+        self._check_open("write")
         assert self._loop is not None
         future = self._loop.create_future()
-        self._queue.put((assignment, body, future))
+        self._queue.put((op, body, future))
         return future
 
     # -- reads -----------------------------------------------------------------
@@ -301,7 +268,7 @@ class SQLiteStore:
         return AssignmentRecord(*rows[0]) if rows else None
 
     async def slots(self, process: str, first: int, last: int, limit: int) -> list[StoredSlot]:
-        last = min(last, _MAX_SLOT)
+        last = min(last, MAX_SLOT)
         if limit <= 0 or first > last:  # SQLite reads a negative LIMIT as "no limit"
             return []
         params = (process, max(first, 0), last, limit)
@@ -309,11 +276,11 @@ class SQLiteStore:
             rows = self._query(_SLOTS, params)  # a point read: cheaper than a thread hop
         else:
             rows = await self._in_read_pool(_SLOTS, params)
-        return [_stored_slot(row) for row in rows]
+        return [stored_slot(row) for row in rows]
 
     async def by_message(self, process: str, message: str) -> StoredSlot | None:
         rows = self._query(_BY_MESSAGE, (process, message))
-        return _stored_slot(rows[0]) if rows else None
+        return stored_slot(rows[0]) if rows else None
 
     async def get_message(self, message_id: str) -> MessageRecord | None:
         rows = self._query(_MESSAGE, (message_id,))
@@ -324,8 +291,7 @@ class SQLiteStore:
 
     def _query(self, sql: str, params: Sequence[object]) -> list[Any]:
         """Run one read on this thread's read-only connection (WAL: never waits for the writer)."""
-        if self._state != "open":
-            raise StoreError(f"{self.url}: store is {self._state}; cannot read")
+        self._check_open("read")
         try:
             return self._reader().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
@@ -343,8 +309,7 @@ class SQLiteStore:
         return conn
 
     async def _in_read_pool(self, sql: str, params: Sequence[object]) -> list[Any]:
-        if self._state != "open":
-            raise StoreError(f"{self.url}: store is {self._state}; cannot read")
+        self._check_open("read")
         assert self._loop is not None
         return await self._loop.run_in_executor(self._read_pool, self._query, sql, params)
 
@@ -446,29 +411,14 @@ class SQLiteStore:
                     conn.execute("ROLLBACK")
             self._next.clear()  # what is durable is whatever the database says now
             return [_as_store_error(self.url, exc) for _ in batch]
-        for process, slot in staged.items():
-            self._next.pop(process, None)  # re-insert: the dict's order is recency
-            self._next[process] = slot
-        while len(self._next) > _NEXT_CACHE_SIZE:
-            del self._next[next(iter(self._next))]
-        self._commits += 1
-        self._appends += sum(
+        remember_next(self._next, staged)
+        appended = sum(
             1
             for (a, _, _), out in zip(batch, outcomes, strict=True)
             if isinstance(a, AssignmentRecord) and out is None
         )
-        if (observer := self.commit_observer) is not None:
-            with contextlib.suppress(Exception):  # never let metrics stop the writer
-                observer(len(batch), took)
+        self._counted(len(batch), appended, took)
         return outcomes
-
-
-def _stored_slot(row: Sequence[Any]) -> StoredSlot:
-    process, slot, message, hash_chain, document, raw, codec = row
-    return StoredSlot(
-        AssignmentRecord(process, slot, message, hash_chain, document),
-        MessageRecord(message, raw, codec),
-    )
 
 
 def _as_store_error(url: str, exc: BaseException) -> BaseException:

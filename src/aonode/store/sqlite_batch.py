@@ -16,6 +16,7 @@ from typing import Final
 
 from aonode.errors import IntegrityError, StoreError
 from aonode.store.base import AssignmentRecord, LocationRecord, MessageRecord, ResultRecord
+from aonode.store.shared import Op, RecordWrite
 
 _Future = asyncio.Future[None]
 
@@ -45,19 +46,9 @@ _NEXT_SLOT: Final = "SELECT max(slot) FROM assignments WHERE process = ?"
 ITEM_ERRORS: Final = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError)
 
 
-class RecordWrite:
-    """A queued put (``value`` set; ``only_new``: unless the key holds one) or delete
-    (``value`` None) of one record."""
-
-    __slots__ = ("key", "kind", "only_new", "value")
-
-    def __init__(self, kind: str, key: str, value: bytes | None, only_new: bool = False) -> None:
-        self.kind, self.key, self.value, self.only_new = kind, key, value, only_new
-
-
 # (assignment, or a location, or None for put_message; message; future of the caller)
 Item = tuple[
-    AssignmentRecord | LocationRecord | ResultRecord | RecordWrite | None,
+    Op,
     MessageRecord | None,
     _Future,
 ]

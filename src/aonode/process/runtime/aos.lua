@@ -9,11 +9,19 @@ at the end and calls its `handle(msg, env)` once per message; the result is
 what `print` wrote followed by an Eval's value, tables in aos's stringify
 format (with its colours); `Data` is that value alone, `""` when there is none.
 
-Deliberate differences from aos: `receive` (coroutine-suspended handlers) is
-not supported; a process that names no
-Authority trusts every message (aos trusts none but its owner).  How it
-differs from hyper-aos, and why: docs/aos-differences.md (kept true by
-tests/process/test_differential.py).
+Messages arrive as the legacy CU hands them (tags in `Tags` only); like aos 2
+the module title-cases keys and tag names (`action` -> `Action`) and lifts
+tags to keys.  Handlers run in a coroutine, so `Handlers.receive`, `Receive`
+and `Send(...).receive()` suspend a handler until a matching message arrives
+(a state holding such a coroutine cannot be snapshotted: the runtime replays
+it instead).  A message whose `Target` is another process (an assignment) is
+refused unless `ao.addAssignable` allowed it, as in aos 2.
+
+Deliberate differences from aos: a process that names no Authority trusts
+every message (aos trusts none but its owner); a tag cannot overwrite one of
+the message's own fields (`Id`, `Timestamp`, `Nonce`, ...).  How it differs
+from hyper-aos and aos WASM, and why: docs/aos-differences.md (kept true by
+tests/process/test_differential.py) and docs/aos-wasm.md.
 ]]
 
 local json = require("json")
@@ -197,18 +205,84 @@ function U.values(t)
   return out
 end
 
+-- aos 2's spec matching (`utils.matchesSpec`, also Handlers'): a string spec is
+-- the Action; a table spec needs every key present on the message and its
+-- pattern matching: `_` anything, a function called with (value, msg), a table
+-- any of its patterns, a string compared without case (a Lua pattern when it
+-- holds a magic character, '-' alone is not one).
+local MAGIC = "[%^%$%(%)%%%.%[%]%*%+%?]"
+
+function U.matchesPattern(pattern, value, msg)
+  if not pattern then return false end
+  if pattern == "_" then return true end
+  local tp = type(pattern)
+  if tp == "function" then return pattern(value, msg) and true or false end
+  if tp == "string" then
+    local v = value or ""
+    if type(v) ~= "string" and type(v) ~= "number" then return false end
+    v = string.lower(v)
+    if pattern:find(MAGIC) then return v:match(string.lower(pattern)) ~= nil end
+    return v == string.lower(pattern)
+  end
+  if tp == "table" then
+    for _, p in pairs(pattern) do
+      if U.matchesPattern(p, value, msg) then return true end
+    end
+  end
+  return false
+end
+
+function U.matchesSpec(msg, spec)
+  local ts = type(spec)
+  if ts == "function" then return spec(msg) end
+  if ts == "table" then
+    for key, pattern in pairs(spec) do
+      if not msg[key] then return false end
+      if not U.matchesPattern(pattern, msg[key], msg) then return false end
+    end
+    return true
+  end
+  if ts == "string" and msg.Action and msg.Action == spec then return true end
+  return false
+end
+
+-- aos 2's key normalisation: `_` becomes `-`, then Title-Case per dash.
+function U.normalize(str)
+  if type(str) ~= "string" then return str end
+  local out = str:gsub("_", "-"):lower():gsub("^%l", string.upper)
+  out = out:gsub("%-(%l)", function(c) return "-" .. c:upper() end)
+  return out
+end
+
+function U.capitalize(str)
+  if type(str) ~= "string" or str == "" then return str end
+  return str:sub(1, 1):upper() .. str:sub(2):lower()
+end
+
 package.loaded[".utils"] = U
 Utils = U
 
--- print: like Lua's, tables shown as aos shows them (stringify).
-function print(...)
-  local parts = {}
-  for i = 1, select("#", ...) do
-    local v = select(i, ...)
-    parts[i] = type(v) == "table" and stringify(v) or tostring(v)
+-- print: aos 2's.  One value (further arguments are dropped, as in aos); a
+-- table in stringify's format, nil red, a boolean blue, a number green.
+function print(a)
+  local ta = type(a)
+  if ta == "table" then
+    a = stringify(a)
+  elseif ta == "boolean" then
+    a = C.blue .. tostring(a) .. C.reset
+  elseif ta == "nil" then
+    a = C.red .. "nil" .. C.reset
+  elseif ta == "number" then
+    a = C.green .. tostring(a) .. C.reset
   end
-  emit(concat(parts, "\t"))
+  emit(tostring(a)) -- answers nothing, as aos's print inside a handler
 end
+
+-- aos replaces math.random with its own generator (seeded once per process),
+-- so Lua's math.randomseed changes nothing a process can draw.  The built-in's
+-- generator is seeded per message by the runtime; re-seeding it is likewise a
+-- no-op, so `math.randomseed(x)` cannot make a process's draws predictable.
+math.randomseed = function() end
 
 local function tagmap(tags) -- {name, value} list → map; the first value of a name wins
   local m = {}
@@ -247,8 +321,6 @@ local function nextReference()
   return tostring(ao.reference), format("%032d", ao.reference)
 end
 
-local function unsupported() error("receive() is not supported by aonode's built-in aos", 2) end
-
 function ao.send(msg)
   assert(type(msg) == "table", "ao.send: msg must be a table")
   local ref, anchor = nextReference()
@@ -271,7 +343,11 @@ function ao.send(msg)
     if select("#", ...) == 2 then from, resolver = ... end
     Handlers.once({ From = from, ["X-Reference"] = ref }, resolver)
   end
-  sent.receive = unsupported
+  sent.receive = function(...) -- suspends the handler until the reply arrives; returns it
+    local from = message.Target
+    if select("#", ...) == 1 then from = ... end
+    return Handlers.receive({ From = from, ["X-Reference"] = ref })
+  end
   return sent
 end
 
@@ -299,7 +375,9 @@ function ao.spawn(module, msg)
   out.onReply = function(callback)
     Handlers.once({ Action = "Spawned", From = ao.id, Reference = ref }, callback)
   end
-  out.receive = unsupported
+  out.receive = function()
+    return Handlers.receive({ Action = "Spawned", From = ao.id, Reference = ref })
+  end
   return out
 end
 
@@ -310,10 +388,56 @@ function ao.assign(assignment)
   insert(ao.outbox.Assignments, assignment)
 end
 
+-- aos 2's: only an Authority is trusted here; a message signed by its sender
+-- (From = Owner) is let through by `handle`, not by this answer.
 function ao.isTrusted(msg)
-  if msg.From == msg.Owner or #ao.authorities == 0 then return true end
   for _, a in ipairs(ao.authorities) do
     if msg.From == a or msg.Owner == a then return true end
+  end
+  return false
+end
+
+-- aos 2's assignment rules: a message signed for another process (its Target
+-- is not this one) is an assignment, refused unless a spec added with
+-- `ao.addAssignable([name,] spec)` matches it.
+ao.assignables = {}
+
+function ao.addAssignable(...)
+  local name, spec = nil, ...
+  if select("#", ...) ~= 1 then
+    name, spec = ...
+    assert(type(name) == "string", "MatchSpec name MUST be a string")
+  end
+  if name then
+    for _, a in ipairs(ao.assignables) do
+      if a.name == name then
+        a.pattern = spec
+        return
+      end
+    end
+  end
+  insert(ao.assignables, { pattern = spec, name = name })
+end
+
+function ao.removeAssignable(name)
+  local idx
+  if type(name) == "string" then
+    for i, a in ipairs(ao.assignables) do
+      if a.name == name then idx = i break end
+    end
+  else
+    assert(type(name) == "number", "index MUST be a number")
+    idx = name
+  end
+  if idx == nil or idx <= 0 or idx > #ao.assignables then return end
+  remove(ao.assignables, idx)
+end
+
+function ao.isAssignment(msg) return msg.Target ~= ao.id end
+
+function ao.isAssignable(msg)
+  for _, a in pairs(ao.assignables) do
+    if U.matchesSpec(msg, a.pattern) then return true end
   end
   return false
 end
@@ -328,8 +452,13 @@ function Spawn(...)
   local module, msg = ao._module, ...
   if select("#", ...) >= 2 then module, msg = ... end
   local spawned = ao.spawn(module, msg or {})
-  return { output = "Spawn process request added to outbox", onReply = spawned.onReply }
+  return {
+    output = "Spawn process request added to outbox",
+    receive = spawned.receive, -- aos 2's Spawn answers no onReply (ao.spawn's has one)
+  }
 end
+
+function Receive(match) return Handlers.receive(match) end
 
 function Assign(assignment)
   ao.assign(assignment)
@@ -338,40 +467,9 @@ function Assign(assignment)
 end
 
 ---------------------------------------------------------------- Handlers
-Handlers = { _version = "aonode-1", list = {}, onceNonce = 0, utils = {} }
+Handlers = { _version = "aonode-1", list = {}, coroutines = {}, onceNonce = 0, utils = {} }
 
-local MAGIC = "[%^%$%(%)%%%.%[%]%*%+%?]" -- a string spec with these is a Lua pattern ('-' alone is not)
-
-local function matchesPattern(pattern, value, msg)
-  local tp = type(pattern)
-  if pattern == "_" then return true end
-  if tp == "function" then return pattern(value, msg) and true or false end
-  if tp == "string" then
-    if value == pattern then return true end
-    return type(value) == "string" and pattern:find(MAGIC) ~= nil and value:match(pattern) ~= nil
-  end
-  if tp == "table" then -- any of several patterns
-    for _, p in pairs(pattern) do
-      if matchesPattern(p, value, msg) then return true end
-    end
-  end
-  return false
-end
-
-local function matchesSpec(msg, spec)
-  local ts = type(spec)
-  if ts == "function" then return spec(msg) end
-  if ts == "string" then return msg.Action == spec end
-  if ts ~= "table" then return false end
-  for key, pattern in pairs(spec) do -- every key must match, at the root or among the tags
-    local v, tv = msg[key], type(msg.Tags) == "table" and msg.Tags[key] or nil
-    if v == nil and tv == nil then return false end
-    if not matchesPattern(pattern, v, msg) and not matchesPattern(pattern, tv, msg) then
-      return false
-    end
-  end
-  return true
-end
+local matchesSpec = U.matchesSpec
 Handlers.utils.matchesSpec = matchesSpec
 
 -- A pattern's verdict: -1 run and stop (true, "break"), 0 skip (false, nil,
@@ -434,6 +532,36 @@ function Handlers.once(...)
   end
   place("prepend", name, pattern, handle, 1)
 end
+
+-- Suspends the running handler until a message matching `pattern` arrives,
+-- and answers that message (aos 2's Handlers.receive): a once-handler resumes
+-- the handler's coroutine when it matches.
+function Handlers.receive(pattern)
+  local self = coroutine.running()
+  Handlers.once(pattern, function(msg)
+    local _, ok, err = coroutine.resume(self, msg)
+    if not ok then error(err) end
+  end)
+  return coroutine.yield(pattern)
+end
+
+local function inserter(handleName, offset)
+  assert(type(handleName) == "string", "Handler name MUST be a string")
+  local idx = indexOf(handleName)
+  return {
+    add = function(name, pattern, handle, maxRuns)
+      assert(type(name) == "string", "Handlers: the name must be a string")
+      if idx then
+        insert(Handlers.list, idx + offset,
+          { name = name, pattern = pattern, handle = resolver(handle), maxRuns = maxRuns })
+      end
+    end,
+  }
+end
+
+-- `Handlers.before(name).add(...)` / `after`: a handler placed next to a named one.
+function Handlers.before(handleName) return inserter(handleName, 0) end
+function Handlers.after(handleName) return inserter(handleName, 1) end
 
 function Handlers.remove(name)
   assert(type(name) == "string", "Handlers.remove: the name must be a string")
@@ -512,6 +640,7 @@ local function evaluate(code)
   if failure then error(failure, 0) end -- aos: a second value reports an error (`return nil, err`)
   if SHOWN[type(value)] then value = tostring(value) end -- shown as aos shows them
   if type(value) == "table" then value = stringify(value) end
+  if value == false then value = nil end -- aos shows a value only when it is truthy
   result = value
   -- aos: the Eval's Output is what it printed, then its value
   if value ~= nil then emit(tostring(value)) end
@@ -523,75 +652,154 @@ local function isEval(msg) return msg.Action == "Eval" and msg.From == Owner end
 local function default(msg)
   insert(Inbox, msg)
   if #Inbox > MAX_INBOX then remove(Inbox, 1) end
-  local from = tostring(msg.From)
-  if #from > 12 then from = from:sub(1, 3) .. "..." .. from:sub(-3) end
+  local from = msg.From and (msg.From:sub(1, 3) .. "..." .. msg.From:sub(-3)) or "unknown"
   local what = msg.Action and ("Action = " .. tostring(msg.Action))
     or ("Data = " .. tostring(msg.Data):sub(1, 20))
   print("New Message From " .. from .. ": " .. what)
 end
 
+-- aos 2's `_boot` handler, run once on the process message: the spawn message
+-- becomes the first Inbox entry, and `On-Boot = Data` evaluates its Data.
+-- (`On-Boot = <tx id>` loads code through WeaveDrive in aos; aonode has no
+-- drive, so it is ignored.)
+local function boot(msg)
+  if #Inbox == 0 then insert(Inbox, msg) end
+  if msg.Tags["On-Boot"] == "Data" then eval(msg) end
+end
+
+local function isBoot(msg) return msg.Tags.Type == "Process" and Owner == msg.From end
+
 Handlers.add("_eval", isEval, eval)
 Handlers.append("_default", function() return true end, default)
 
-local function boot(msg, env) -- the process message itself (slot 0)
-  local ptags = env.Process.Tags
-  Owner = Owner or ptags["From-Process"] or msg.From or msg.Owner
-  Name = Name or ptags.Name or "aos"
-  ao._module = env.Process.Module or ptags.Module or ""
-  ao.authorities = {}
-  for _, t in ipairs(env.Process.TagArray or {}) do
-    if t.name == "Authority" then
-      for a in tostring(t.value):gmatch("[^,%s]+") do insert(ao.authorities, a) end
+-- Tags aos does not lift to keys, and (aonode) the message's own fields,
+-- which a tag may not overwrite.
+local KEEP = {}
+for _, k in ipairs({ "Data-Protocol", "Variant", "From-Process", "From-Module", "Type", "From",
+  "Owner", "Anchor", "Target", "Data", "Tags", "Read-Only", "Id", "Timestamp", "Block-Height",
+  "Epoch", "Nonce", "Hash-Chain", "Cron", "Module", "Signature" }) do KEEP[k] = true end
+
+-- aos 2's message normalisation: keys and tag names title-cased, then each
+-- tag's value under its name (the last of a repeated name wins, as in aos).
+local function normalize(msg)
+  local keys = {}
+  for k in pairs(msg) do keys[#keys + 1] = k end
+  for _, k in ipairs(keys) do
+    local n = U.normalize(k)
+    if n ~= k then
+      msg[n], msg[k] = msg[k], nil
     end
   end
-  if ptags["On-Boot"] == "Data" and type(msg.Data) == "string" then evaluate(msg.Data) end
+  if type(msg.Tags) ~= "table" then msg.Tags = {} end
+  for _, t in ipairs(msg.Tags) do
+    if type(t.name) == "string" then t.name = U.normalize(t.name) end
+  end
+  for _, t in ipairs(msg.Tags) do
+    if not KEEP[t.name] then msg[t.name] = t.value end
+  end
+end
+
+local function init(msg, env) -- aos's ao.init and initializeState
+  local ptags = env.Process.Tags
+  if msg.Id == env.Process.Id and not Owner then
+    Owner = ptags["From-Process"] or msg.From or msg.Owner
+  end
+  Name = Name or ptags.Name or "aos"
+  if ao._module == "" then ao._module = env.Process.Module or ptags.Module or "" end
+  for _, t in ipairs(env.Process.TagArray) do
+    if t.name == "Authority" then
+      for a in tostring(t.value):gmatch("[^,%s]+") do
+        if not U.includes(a, ao.authorities) then insert(ao.authorities, a) end
+      end
+    end
+  end
+end
+
+local function attach(msg) -- msg.reply and msg.forward, as aos 2 gives them
+  msg.reply = function(reply)
+    reply.Target = msg["Reply-To"] or reply.Target or msg.From
+    reply["X-Reference"] = msg["X-Reference"] or msg.Reference
+    reply["X-Origin"] = msg["X-Origin"]
+    return ao.send(reply)
+  end
+  msg.forward = function(target, extra)
+    local fwd = {}
+    for k, v in pairs(msg) do
+      if type(v) ~= "function" then fwd[k] = v end
+    end
+    for k, v in pairs(extra or {}) do fwd[k] = v end
+    fwd.Target, fwd.Tags, fwd.TagArray = target, nil, nil
+    fwd["Reply-To"] = msg["Reply-To"] or msg.From
+    fwd["X-Reference"] = msg["X-Reference"] or msg.Reference
+    fwd["X-Origin"] = msg["X-Origin"] or msg.From
+    return ao.send(fwd)
+  end
+end
+
+-- Handlers run in a coroutine so that one can wait (Handlers.receive); a
+-- suspended one is kept in Handlers.coroutines until a message resumes it.
+local function run(msg, env)
+  local co = coroutine.create(function() return pcall(Handlers.evaluate, msg, env) end)
+  local resumed, ok, err = coroutine.resume(co)
+  if not resumed then ok, err = false, ok end
+  local live = {}
+  for _, c in ipairs(Handlers.coroutines) do
+    if coroutine.status(c) ~= "dead" then live[#live + 1] = c end
+  end
+  if coroutine.status(co) ~= "dead" then live[#live + 1] = co end
+  Handlers.coroutines = live -- dead ones dropped: a state without them can be snapshotted
+  if ok == false then return false, err end
+  return true
+end
+
+-- aos 2 prints a handler's error before reporting it (then its own stack
+-- traceback, which names aos's source lines and is not reproduced here).
+local C = Colors
+local function report(msg, err)
+  local what = msg.Action and (" with Action = " .. tostring(msg.Action)) or " "
+  emit(C.red .. "Error" .. C.gray .. " handling message" .. what .. C.reset)
+  emit(C.green .. err .. C.reset)
 end
 
 local function handle(msg, env)
   ao.env, ao.id = env, env.Process.Id
   ao.outbox = { Messages = {}, Spawns = {}, Assignments = {} }
   result = nil
-  msg.TagArray = msg.Tags or {}
-  msg.Tags = tagmap(msg.TagArray)
-  for name, value in pairs(msg.Tags) do
-    if msg[name] == nil then msg[name] = value end
-  end
+  normalize(msg)
   env.Process.TagArray = env.Process.Tags or {}
   env.Process.Tags = tagmap(env.Process.TagArray)
-
-  local ok, err
-  if msg.Id == env.Process.Id then
-    ok, err = pcall(boot, msg, env)
-  elseif not ao.isTrusted(msg) then
-    print("Message is not trusted.")
-    ok = true
-  else
-    if msg.Tags["Content-Type"] == "application/json" and type(msg.Data) == "string" then
-      local decoded, value = pcall(json.decode, msg.Data)
-      if decoded then msg.Data = value end
-    end
-    msg.reply = function(reply)
-      reply.Target = msg["Reply-To"] or reply.Target or msg.From
-      reply["X-Reference"] = msg["X-Reference"] or msg.Reference
-      reply["X-Origin"] = msg["X-Origin"]
-      return ao.send(reply)
-    end
-    msg.forward = function(target, extra)
-      local fwd = {}
-      for k, v in pairs(msg) do
-        if type(v) ~= "function" then fwd[k] = v end
-      end
-      for k, v in pairs(extra or {}) do fwd[k] = v end
-      fwd.Target, fwd.Tags, fwd.TagArray = target, nil, nil
-      fwd["Reply-To"] = msg["Reply-To"] or msg.From
-      fwd["X-Reference"] = msg["X-Reference"] or msg.Reference
-      fwd["X-Origin"] = msg["X-Origin"] or msg.From
-      return ao.send(fwd)
-    end
-    Handlers.add("_eval", isEval, eval) -- re-instated if user code removed it, as aos does
-    ok, err = pcall(Handlers.evaluate, msg, env)
+  init(msg, env)
+  msg.TagArray = msg.Tags
+  msg.Tags = tagmap(msg.TagArray)
+  if msg.Tags["Content-Type"] == "application/json" and type(msg.Data) == "string" then
+    local decoded, value = pcall(json.decode, msg.Data)
+    if decoded then msg.Data = value end
   end
-  if not ok then return { Data = "", Error = type(err) == "string" and err or tostring(err) } end
+
+  -- a message naming no Target (a dry run built by hand) was sent to this process
+  if msg.Target == nil or msg.Target == "" then msg.Target = ao.id end
+  local booting = msg.Id == env.Process.Id
+  local ok, err = true, nil
+  local signed = msg.From == msg.Owner or #ao.authorities == 0 -- no Authority: aonode trusts all
+  if not booting and not signed and not ao.isTrusted(msg) then
+    print("Message is not trusted.")
+  elseif not booting and ao.isAssignment(msg) and not ao.isAssignable(msg) then
+    if msg.From ~= ao.id then
+      ao.send({ Target = msg.From, Data = "Assignment is not trusted by this process!" })
+    end
+    print("Assignment is not trusted! From: " .. tostring(msg.From) .. " - Owner: " .. tostring(msg.Owner))
+  else
+    attach(msg)
+    Handlers.add("_eval", isEval, eval) -- re-instated if user code removed it, as aos does
+    if booting then Handlers.once("_boot", isBoot, boot) end
+    Handlers.append("_default", function() return true end, default)
+    ok, err = run(msg, env)
+  end
+  if not ok then
+    local text = type(err) == "string" and err or tostring(err)
+    if msg.Action ~= "Eval" then report(msg, text) end
+    return { Data = "", Error = text }
+  end
   local box = ao.outbox
   if result == nil then result = "" end -- aos: no output is "", not null
   return { Data = result, Messages = box.Messages, Spawns = box.Spawns, Assignments = box.Assignments }

@@ -10,8 +10,8 @@ care which runtime it drives:
     {"Id", "Owner", "From", "Target", "Anchor", "Data": str,
      "Tags": [{"name", "value"}], "Timestamp": int (ms), "Block-Height": int,
      "Epoch": int, "Nonce": int (= slot), "Hash-Chain": str, "Cron": False,
-     "Module": str | None, plus every tag also as a top-level key
-     (first value wins, e.g. "Action")}
+     "Module": str | None}  (tags in "Tags" only, as the legacy CU hands
+     them: aos lifts them to keys itself; a dry run may also pass them as keys)
 
 ``env``::
 

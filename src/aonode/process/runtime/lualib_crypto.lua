@@ -5,7 +5,8 @@
 -- `digest`/`pbkdf2` functions, which charge the instruction budget for the
 -- bytes they read; a snapshot names those functions, so a restored process
 -- uses the new VM's.  A digest takes what aos's takes (a byte stream made by
--- `crypto.utils.stream`, a string, or an array of bytes) and answers an object
+-- `crypto.utils.stream`, a string, or an array of bytes; sha2_512, sha3_* and
+-- keccak* a string only, as in aos 2.0.6) and answers an object
 -- with `asHex()`, `asString()` and, as aos, `asBytes()`.  aos's quirks are
 -- kept where a program could see them: `crypto.mac.createHmac` pads its key to
 -- 32 bytes (aos's HMAC block size), `crypto.kdf.pbkdf2(...).asHex()` and the
@@ -183,6 +184,19 @@ local function input(data)
   error("crypto: a digest reads a stream, a string or an array of bytes, not a " .. t, 3)
 end
 
+-- aos's sha2_512 and its sha3/keccak digests read a string only: their first
+-- steps are `#msg` (`#buffer`) and `msg .. padding`, so a stream, an array or
+-- a number fails there; it fails here with the same words.
+local function text_only(name)
+  return function(data)
+    local t = type(data)
+    if t == "string" then return data end
+    local what = t == "table" and "concatenate" or "get length of"
+    error(sformat("attempt to %s a %s value (local '%s')", what, t, name), 3)
+  end
+end
+local sha512_text, keccak_text = text_only("msg"), text_only("buffer")
+
 local function result(raw, bytes)
   return {
     asString = function() return raw end,
@@ -191,8 +205,9 @@ local function result(raw, bytes)
   }
 end
 
-local function plain(algo)
-  return function(data) return result(host_digest(algo, input(data))) end
+local function plain(algo, read)
+  read = read or input
+  return function(data) return result(host_digest(algo, read(data))) end
 end
 
 local function words64(raw) return { sunpack(">i8i8i8i8i8i8i8i8", raw) } end
@@ -208,16 +223,16 @@ local digest = {
   sha1 = plain("sha1"),
   sha2_256 = plain("sha256"),
   sha2_512 = function(data)
-    return result(host_digest("sha512", input(data)), function(raw)
+    return result(host_digest("sha512", sha512_text(data)), function(raw)
       local w = words64(raw)
       w[9] = nil -- string.unpack's next position
       return w
     end)
   end,
-  sha3_256 = plain("sha3_256"),
-  sha3_512 = plain("sha3_512"),
-  keccak256 = plain("keccak256"),
-  keccak512 = plain("keccak512"),
+  sha3_256 = plain("sha3_256", keccak_text),
+  sha3_512 = plain("sha3_512", keccak_text),
+  keccak256 = plain("keccak256", keccak_text),
+  keccak512 = plain("keccak512", keccak_text),
   blake2b = function(data, outlen, key)
     return result(host_digest("blake2b", input(data), outlen or 64, key or ""), chars)
   end,

@@ -80,8 +80,15 @@ class _Instance:
         self.store = wasmtime.Store(engine())
         self.store.set_limits(memory_size=limits.memory)
         self.host = Host(self.store, image.memory64, limits.memory)
+        # A start function runs inside instantiation: it gets the budget of one
+        # message, and its trap or exhaustion is the image's failure, not the node's.
+        self.store.set_fuel(self.fuel)
         try:
             instance = wasmtime.Instance(self.store, image.module, self.host.imports(image.module))
+        except wasmtime.Trap as exc:
+            if self.store.get_fuel() == 0:
+                raise WasmFailure("the start function exceeded the instruction budget") from None
+            raise WasmFailure(f"the start function failed: {_trap_text(exc)}") from None
         except wasmtime.WasmtimeError as exc:
             raise WasmFailure(f"the image cannot be instantiated: {exc}") from None
         exports = instance.exports(self.store)

@@ -1,0 +1,109 @@
+"""One node per data directory: an exclusive lock held for the node's lifetime.
+
+Two nodes on one embedded store would each run their own scheduler actors over
+the same SQLite file: their schedules diverge (clients then see
+``integrity-error``) and every cron task fires twice.  A node therefore takes
+an exclusive ``flock`` on ``aonode.lock`` in its data directory before it opens
+the store, writes its pid there, and keeps the lock until it stops; the kernel
+drops it if the process dies, so a crash never leaves a stale lock.  ``flock``
+(not ``lockf``) so that two nodes in one process exclude each other too.
+
+The directory is made private (0700) and the store's files owner-only (0600);
+SQLite gives the ``-wal`` and ``-shm`` files it creates the database file's
+permissions, so creating that file 0600 first covers all three.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+
+from aonode.errors import ConfigError, DataDirLocked
+
+LOCK_NAME = "aonode.lock"
+
+
+class DataDirLock:
+    """The exclusive lock of one data directory (``acquire`` … ``release``)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir).absolute()
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> None:
+        """Take the lock (raises :class:`DataDirLocked` naming the holder's pid)."""
+        if self._fd is not None:
+            return
+        make_private(self.data_dir)
+        path = self.data_dir / LOCK_NAME
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise ConfigError(f"cannot open the lock file {path}: {exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_pid(fd)
+            os.close(fd)
+            who = f"pid {holder}" if holder is not None else "an unknown process"
+            raise DataDirLocked(
+                f"data directory {self.data_dir} is in use by another aonode ({who}); "
+                "one node per data directory",
+                path=str(self.data_dir),
+                pid=holder,
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Drop the lock (the file stays: removing it would race a new holder)."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        return int(text) if text else None
+    except (OSError, ValueError):
+        return None
+
+
+def make_private(data_dir: Path) -> None:
+    """Create ``data_dir`` if needed and make it 0700."""
+    try:
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(data_dir, 0o700)
+    except OSError as exc:
+        raise ConfigError(f"cannot use data directory {data_dir}: {exc}") from None
+
+
+def sqlite_path(store_url: str) -> Path | None:
+    """The database file of an embedded store URL (``sqlite://PATH``); None otherwise."""
+    if not store_url.startswith("sqlite://"):
+        return None
+    return Path(store_url.removeprefix("sqlite://"))
+
+
+def secure_sqlite(db: Path) -> None:
+    """Make the database file and its ``-wal``/``-shm`` companions 0600 (created if absent)."""
+    try:
+        fd = os.open(db, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        os.close(fd)
+        for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(path, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot use the store file {db}: {exc}") from None
