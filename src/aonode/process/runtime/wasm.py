@@ -2,11 +2,11 @@
 
 One process is one wasmtime ``Store`` holding one instance of its image
 (compiled once per node, see ``wasm_image``), with the host imports of
-``wasm_imports``; calls across the boundary go through ``wasm_fastcall``.  Each message is ``handle(msg, env)`` (``json_iface``); a
-process whose stack has no ``json-iface@1.0`` calls an exported function by
-name instead (``Function`` tag, numeric ``Parameters`` as a JSON list:
-HyperBEAM's raw ``wasm-64@1.0`` calls, e.g. ``fac``), and reports the list of
-returned values.
+``wasm_imports``; calls across the boundary go through ``wasm_fastcall``.
+Each message is ``handle(msg, env)`` (``json_iface``); a process whose
+stack has no ``json-iface@1.0`` calls an exported function by name instead
+(``Function`` tag, numeric ``Parameters`` as a JSON list: HyperBEAM's raw
+``wasm-64@1.0`` calls, e.g. ``fac``), and reports the list of returned values.
 
 Limits.  Fuel metering is the instruction budget: each message gets
 ``Limits.instructions × FUEL_PER_INSTRUCTION`` units of fuel (one unit is
@@ -242,6 +242,18 @@ def _as_int(value: object, default: int) -> int:
         return default
 
 
+def _key_or_tag(msg: Json, name: str) -> Any:
+    """A message's key, else its first tag of that name (any case): messages carry
+    their tags in ``Tags`` only, a dry run may pass them as keys."""
+    for key in (name.title(), name):
+        if msg.get(key):
+            return msg[key]
+    for tag in msg.get("Tags") or ():
+        if isinstance(tag, dict) and str(tag.get("name", "")).lower() == name:
+            return tag.get("value")
+    return None
+
+
 def _params(raw: object) -> tuple[Any, ...]:
     if isinstance(raw, list | tuple):
         return tuple(raw)
@@ -369,8 +381,8 @@ class WasmRuntime:
                 msg = {**msg, "Module": self.image.id}
             m, e = json_iface.encode(msg, env, self._module)
             return _Call(m, e, now, nonce if nonce >= 0 else None)
-        function = msg.get("Function") or msg.get("function")
-        params = _params(msg.get("Parameters") or msg.get("parameters"))
+        function = _key_or_tag(msg, "function")
+        params = _params(_key_or_tag(msg, "parameters"))
         return _Call(
             b"", b"", now, nonce if nonce >= 0 else None, function and str(function), params
         )
