@@ -8,6 +8,8 @@ from __future__ import annotations
 import pytest
 import wasmtime
 
+from aonode.process.runtime import wasm_image
+from aonode.process.runtime.wasm import WasmRuntime
 from aonode.process.runtime.wasm_imports import Host, HostTrap
 
 WAT = """
@@ -87,3 +89,17 @@ def test_table_entry_of_another_type_is_an_error(
     with pytest.raises((HostTrap, wasmtime.WasmtimeError)):
         fast(host, ex, "via_table")(index, 5)  # type: ignore[operator]
     assert fast(host, ex, "via_table")(0, 4) == 8  # type: ignore[operator]
+
+
+def test_host_trap_text_in_raw_mode() -> None:
+    """A raw-mode call goes through wasmtime-py's own call: a host function's
+    exception still names itself in the message's error, and leaves nothing pending."""
+    image = wasm_image.load("fastcall-wat", wasmtime.wat2wasm(WAT))
+    rt = WasmRuntime(image, json_iface=False)
+    try:
+        failed = rt.apply({"Nonce": 1, "Tags": [{"name": "Function", "value": "aborts"}]}, {})
+        assert failed.error == "trap: the image aborted"
+        ok = rt.apply({"Nonce": 2, "Tags": [{"name": "Function", "value": "now"}]}, {})
+        assert ok.error is None and ok.data == "[0.0]"
+    finally:
+        rt.close()

@@ -119,11 +119,17 @@ class _Instance:
         self.store.set_fuel(self.fuel)
         self.host.refused_growth = False
         self.host.longjmp = False
+        calls = self.host.calls
+        calls.pending = None
         try:
             result = fn()
         except Exception as exc:  # traps, host traps, and (rarely) another thread's
             # exception: wasmtime-py keeps the last host exception in a global, so the
             # failure is classified from this instance's own state, never the exception
+            # (a host function's own exception is kept per instance: through a call
+            # that did not go through wasm_fastcall it is still pending here)
+            pending, calls.pending = calls.pending, None
+            exc = pending if isinstance(pending, Exception) else exc
             if self.store.get_fuel() == 0:
                 raise WasmFailure("instruction budget exceeded") from None
             if self.host.refused_growth:
