@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from aonode.errors import BadParameter
 from aonode.message import Message
-from aonode.process.devices import PATCH, DeviceContext, ExecutionDevice
+from aonode.process.devices import DeviceContext, ExecutionDevice
 from aonode.process.modules import module_ids
 from aonode.process.runtime.base import Limits, Runtime
 from aonode.process.worker import RuntimeFactory
@@ -48,12 +48,7 @@ async def lua_runtime(process: Message, context: DeviceContext) -> RuntimeFactor
     return factory
 
 
-LUA_DEVICE = ExecutionDevice(
-    LUA,
-    runtime=lua_runtime,
-    check=check_lua,
-    summary=f"{LUA} (alone or in a stack@1.0 with {PATCH})",
-)
+LUA_DEVICE = ExecutionDevice(LUA, runtime=lua_runtime, check=check_lua)
 
 
 def chunk_names(ids: list[str], sources: list[str]) -> list[str]:
