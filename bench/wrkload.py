@@ -127,13 +127,13 @@ def replay(
     threads: int = 1,
     tries: int = 3,
 ) -> loadgen.LoadResult:
-    """Replay ``make(n)`` fresh requests for ``seconds``; ``n`` covers 1.6 × the expected rate.
+    """Replay ``make(n)`` fresh requests for ``seconds``; ``n`` covers 2 × the expected rate.
 
     A run that exhausts its requests is thrown away and repeated with twice
     as many (fresh ones: the node has already seen the others).
     """
     host = url.split("://", 1)[1].split("/", 1)[0]
-    n = max(2000, int(expected_per_s * max(1, round(seconds)) * 1.6))
+    n = max(2000, int(expected_per_s * max(1, round(seconds)) * 2) + connections)
     with tempfile.TemporaryDirectory(prefix="wrk-") as tmp:
         path = Path(tmp) / "requests.bin"
         for _ in range(tries):
