@@ -360,25 +360,25 @@ def report(
     print(f"{CORES_PROCESSES} processes, /{{pid}}~process@1.0/schedule")
     axis: dict[str, dict[str, float | None]] = {}
     for w, e in echoes.items():
-        o = next(
+        cell = next(
             (
-                o
-                for o in outcomes
-                if o.scenario.processes == CORES_PROCESSES and o.scenario.workers == w
+                c
+                for c in outcomes
+                if c.scenario.processes == CORES_PROCESSES and c.scenario.workers == w
             ),
             None,
         )
-        ratio = o.per_s / e.per_s if o else None
-        axis[str(w)] = {
-            "echo_per_s": round(e.per_s, 1),
-            "assign_per_s": round(o.per_s, 1) if o else None,
-            "ratio": round(ratio, 3) if ratio is not None else None,
-        }
-        node = (
-            f"{o.per_s:>8,.0f}/s  {ratio:.2f} × echo (target 0.30)"
-            if o and ratio
-            else ("     n/a  (aonode serve has no --workers yet)")
-        )
+        if cell is None:
+            axis[str(w)] = {"echo_per_s": round(e.per_s, 1), "assign_per_s": None, "ratio": None}
+            node = "     n/a  (aonode serve has no --workers yet)"
+        else:
+            share = cell.per_s / e.per_s
+            axis[str(w)] = {
+                "echo_per_s": round(e.per_s, 1),
+                "assign_per_s": round(cell.per_s, 1),
+                "ratio": round(share, 3),
+            }
+            node = f"{cell.per_s:>8,.0f}/s  {share:.2f} × echo (target 0.30)"
         print(f"  {w} worker{'s' if w > 1 else ' '}  echo {e.per_s:>8,.0f}/s   node {node}")
 
     def find(kind: str, mode: str) -> float:
