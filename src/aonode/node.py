@@ -35,7 +35,7 @@ from aonode.errors import (
 from aonode.instrument import Instruments
 from aonode.message import Message
 from aonode.metrics import LiveSources, NodeMetrics
-from aonode.process.device import ProcessDevice, check_spawn
+from aonode.process.device import ProcessDevice
 from aonode.process.runtime.base import Limits
 from aonode.push import Pusher, PushLimits
 from aonode.scheduler.assignment import Assignment
@@ -318,8 +318,7 @@ class Node:
         if server is not None:  # fast path: a running server already vetted its process
             return await self._submit(server, message, pid, path)
         if message.is_process and assign_to is None:
-            check_spawn(message)
-            await self.processes.check_modules(message)  # 400 (module, image) now, not later
+            await self.processes.check_spawn(message)  # 400 (device, module, image) now
             if not message.schedulers():
                 raise InvalidMessage(
                     "the process names no scheduler (tag Scheduler or Scheduler-Location)",

@@ -91,11 +91,11 @@ async def test_wasm_image_that_cannot_start_is_refused_at_spawn(
         await store.put_message(MessageRecord(image.id, image.raw))
         proc = sign_process(user_wallet, "S" * 43, extra=[*WASM, ("Image", image.id)])
         with pytest.raises(BadParameter) as caught:
-            await device.check_modules(proc)
+            await device.check_spawn(proc)
         assert caught.value.code == "image-cannot-start"
         assert image.id in caught.value.message
         roomy = ProcessDevice(store)
-        await roomy.check_modules(proc)  # under the default cap it starts
+        await roomy.check_spawn(proc)  # under the default cap it starts
         await roomy.close()
     finally:
         await device.close()

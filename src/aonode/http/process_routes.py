@@ -17,7 +17,7 @@ from aonode.codec.b64 import b64url_encode
 from aonode.errors import InvalidMessage, NotFound
 from aonode.http.request import Request, parse_int
 from aonode.message import Message
-from aonode.process.device import results_doc
+from aonode.process.results import results_doc
 from aonode.process.runtime.base import Json, Results
 
 KEYS = ("compute", "now", "snapshot")
