@@ -40,6 +40,7 @@ from aonode.scheduler.registry import Registry
 from aonode.scheduler.service import SchedulePage, Scheduling, SchedulingOptions
 from aonode.scheduler.timestamp import TimestampSource, make_source
 from aonode.scheduler.upload import make_uploader
+from aonode.services import Identity, Services
 from aonode.store import Ownership, Store, open_store
 from aonode.store.base import CommitObservable
 from aonode.verifier import Verifier
@@ -199,6 +200,24 @@ class Node:
     @property
     def addresses(self) -> list[str]:
         return [w.address for w in self.wallets]
+
+    def services(self) -> Services:
+        """What the web layer receives: the use cases and parts, never the node itself."""
+        return Services(
+            scheduling=self,
+            processes=self.processes,
+            pusher=self.pusher,
+            cron=self.cron,
+            verifier=self.verifier,
+            store=self.store,
+            registry=self.registry,
+            timestamps=self.timestamps,
+            instruments=self.instruments,
+            metrics=self.metrics.exposition,
+            status=self.status,
+            identity=Identity(self.address, self.addresses, self.url),
+            config=self.config,
+        )
 
     async def start(self, dispatch: Dispatch | None = None) -> None:
         """Open the store and start every part, in dependency order.
