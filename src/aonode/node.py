@@ -204,7 +204,7 @@ class Node:
     def services(self) -> Services:
         """What the web layer receives: the use cases and parts, never the node itself."""
         return Services(
-            scheduling=self,
+            scheduling=self.scheduling,
             processes=self.processes,
             pusher=self.pusher,
             cron=self.cron,
