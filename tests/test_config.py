@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from aonode.cli import main
 from aonode.config import SETTINGS, NodeConfig, Setting, from_env, from_flags
 from aonode.errors import ConfigError
+from aonode.ops.cli import main
 
 
 def test_process_cache_settings_come_from_the_environment() -> None:

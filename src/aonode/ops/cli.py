@@ -18,10 +18,10 @@ import orjson
 import typer
 
 from aonode import wallet as wallet_mod
-from aonode.cli_migrate import export_, import_
 from aonode.client import commands as client_commands
 from aonode.config import SETTINGS, NodeConfig, from_env, from_flags
 from aonode.errors import AONodeError, BadUsage, ClientError, DataDirLocked
+from aonode.ops.migrate_cli import export_, import_
 
 app = typer.Typer(
     help="aonode: an AO scheduling and process node.",
@@ -173,7 +173,7 @@ def verify(
 
     Exits 1 at the first break, naming the process, the slot and the reason.
     """
-    from aonode.verify import list_processes, verify_schedule
+    from aonode.ops.verify import list_processes, verify_schedule
 
     try:
         pids = [process] if process else asyncio.run(list_processes(source))
