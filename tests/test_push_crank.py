@@ -9,11 +9,20 @@ someone pushes its slot.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
+from aonode.codec.wire import MessageRecord
+from aonode.config import Mode, NodeConfig
+from aonode.http.server import free_port
+from aonode.node import Node
+from aonode.scheduler.timestamp import OfflineSource
+from aonode.store.base import AssignmentRecord
+from aonode.store.sqlite import SQLiteStore
 from aonode.wallet import Wallet
-from tests.conftest import LiveNode, sign_message, sign_process
+from tests.conftest import LiveNode, serve_live, sign_message, sign_process
 from tests.push_helpers import deliveries, schedule_of
 
 ANS = {"content-type": "application/ans104"}
@@ -132,3 +141,53 @@ async def test_native_schedule_delivers_nothing_until_pushed(
     assert r.status_code == 200, r.text
     assert deliveries(await schedule_of(ln.client, b)) == [(a, str(slot), "1")]
     assert await pongs(ln, user_wallet, a) == "1"
+
+
+class _GatedStore(SQLiteStore):
+    """A real SQLite store whose appends wait while ``gate`` is closed."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def append(self, assignment: AssignmentRecord, body: MessageRecord) -> None:
+        await self.gate.wait()
+        await super().append(assignment, body)
+
+
+async def test_an_aggressive_node_pushes_a_slot_that_is_not_durable_yet(
+    tmp_path: Path, ed_wallet: Wallet, user_wallet: Wallet
+) -> None:
+    """Aggressive mode answers a slot once signed, so a push (sync, or the legacy
+    crank's job) can reach it before it is stored: the walk waits for it to be
+    durable instead of failing with slot-not-assigned and dropping the outbox."""
+    store = _GatedStore(tmp_path / "aonode.sqlite3")
+    config = NodeConfig(data_dir=tmp_path, port=free_port("127.0.0.1"), mode=Mode.AGGRESSIVE)
+    node = Node(config, wallets=[ed_wallet], store=store, timestamps=OfflineSource())
+    ln = await serve_live(node)
+    try:
+        a, b = await setup(ln, user_wallet)
+        waiting = asyncio.Event()
+        wait_durable = node.wait_durable
+
+        async def observed(pid: str, slot: int) -> None:  # the walk reached the wait
+            waiting.set()
+            await wait_durable(pid, slot)
+
+        node.wait_durable = observed  # type: ignore[method-assign]
+        store.gate.clear()  # from here, slots are signed and answered, not stored
+        code = f"Send({{ Target = '{b}', Action = 'Ping' }})"
+        ping = sign_message(user_wallet, a, data=code.encode(), action="Eval")
+        post = asyncio.create_task(
+            ln.client.post(f"/{a}~process@1.0/push", content=ping.item.raw, headers=ANS)
+        )
+        reached = asyncio.create_task(waiting.wait())
+        await asyncio.wait({post, reached}, return_when=asyncio.FIRST_COMPLETED)
+        store.gate.set()
+        r = await post
+        reached.cancel()
+        assert r.status_code == 200, r.text  # before the fix: 404 slot-not-assigned
+        assert await pongs(ln, user_wallet, a) == "1"  # A pinged B, B ponged A
+    finally:
+        await ln.close()

@@ -277,6 +277,12 @@ class Node:
 
     # -- use cases, delegated (for the callers that still hold the node) --
 
+    async def wait_durable(self, process_id: str, slot: int) -> None:
+        """Return once ``slot`` of ``process_id`` is durable, if this node gave it."""
+        server = self.scheduling.registry.find(process_id)
+        if server is not None:
+            await server.wait_durable(slot)
+
     @property
     def registry(self) -> Registry:
         return self.scheduling.registry

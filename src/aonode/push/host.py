@@ -41,6 +41,14 @@ class PushHost(Protocol):
     @property
     def instruments(self) -> Instrument: ...
 
+    async def wait_durable(self, process_id: str, slot: int) -> None:
+        """Return once ``slot`` of ``process_id`` is durable, if this node gave it.
+
+        Aggressive mode answers a slot (and a push or crank may start) before it
+        is durable; a walk waits for it here rather than finding it missing.
+        """
+        ...
+
     async def schedule(self, message: Message) -> Assignment:
         """Give ``message`` a slot on its target (a re-post keeps its slot)."""
         ...

@@ -32,6 +32,7 @@ requests that were in flight.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -116,6 +117,8 @@ class SchedulerServer:
         self._queue: asyncio.Queue[_Request | None] = asyncio.Queue(options.queue_size)
         self._pipeline: asyncio.Queue[_Entry | None] = asyncio.Queue(1024)
         self._recent: OrderedDict[str, _Entry] = OrderedDict()
+        # slots given and not yet settled (durable or failed): what wait_durable awaits
+        self._unsettled: dict[int, asyncio.Future[Assignment]] = {}
         # The newest durable assignments by slot: the process worker computes from
         # these instead of reading and re-parsing what was just stored.
         self._durable: OrderedDict[int, Assignment] = OrderedDict()
@@ -260,6 +263,8 @@ class SchedulerServer:
         self.assigned += 1
         entry = _Entry(header=header, body=req.message, signed=signed)
         self._recent[req.message.id] = entry
+        self._unsettled[header.slot] = entry.durable
+        entry.durable.add_done_callback(functools.partial(self._forget_unsettled, header.slot))
         if len(self._recent) > _RECENT:
             self._recent.popitem(last=False)
         self._pending += 1
@@ -351,6 +356,18 @@ class SchedulerServer:
             self._state.resume(latest.slot, latest.hash_chain, int(stamped))
 
     # -- the committer ---------------------------------------------------
+
+    def _forget_unsettled(self, slot: int, _: asyncio.Future[Assignment]) -> None:
+        self._unsettled.pop(slot, None)
+
+    async def wait_durable(self, slot: int) -> None:
+        """Return once ``slot`` is durable; at once if it is, or was never given here.
+
+        A failed write raises its error (the slot will be given again).
+        """
+        pending = self._unsettled.get(slot)
+        if pending is not None:
+            await asyncio.shield(pending)
 
     def durable(self, first: int, last: int) -> list[Assignment]:
         """The consecutive durable assignments ``first..last`` still in memory (maybe none)."""
