@@ -89,7 +89,7 @@ async def run(kind: str, n: int, profile: bool) -> dict[str, float]:
         )
         await node.start()
         try:
-            app = App(node)
+            app = App(node.services())
             proc = ans104.sign(
                 user,
                 data=b"1",

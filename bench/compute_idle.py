@@ -97,10 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     result = asyncio.run(measure(args.processes))
     print(json.dumps(result))
+    live, idle = result["live_kib_per_process"], result["unloaded_kib_per_process"]
     print(
-        f"{result['processes']} processes: live {result['live_kib_per_process']} KiB each"
-        f" (worker + Lua state), unloaded {result['unloaded_kib_per_process']} KiB each"
-        f" in memory + {result['snapshot_kib_per_process']} KiB snapshot in the store",
+        f"{result['processes']} processes: live {live} KiB each (worker + Lua state; target"
+        f" ≤ 300: {'met' if live <= 300 else 'NOT met'}), unloaded {idle} KiB each in memory"
+        f" (target ≤ 50: {'met' if idle <= 50 else 'NOT met'})"
+        f" + {result['snapshot_kib_per_process']} KiB snapshot in the store",
         file=sys.stderr,
     )
     return 0

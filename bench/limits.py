@@ -201,15 +201,16 @@ def _pinning() -> tuple[int | None, int | None]:
 
 @contextlib.contextmanager
 def server_subprocess(
-    target: str = "echo", *, cpu: int | None = None, trivial: bool = False
+    target: str = "echo", *, cpu: int | None = None, trivial: bool = False, port: int = 0
 ) -> Iterator[str]:
     """Run an ASGI app (``module:attr``, or ``echo``) on embedded granian in a child process.
 
     Yields the base URL once the server accepts connections.  ``trivial``
     runs loadgen's minimal asyncio server instead, to find the load
-    generator's own ceiling.
+    generator's own ceiling.  A given ``port`` may be shared: granian binds
+    with SO_REUSEPORT, so several children on one port are several workers.
     """
-    port = _free_port()
+    port = port or _free_port()
     if trivial:
         args = [sys.executable, str(HERE.with_name("loadgen.py")), "--serve-trivial", str(port)]
     else:

@@ -3,17 +3,32 @@
 Every figure is printed next to a limit measured in the same run
 (``bench/limits.py``): RSA-4096 and ed25519 signatures/s, fsync/s, and the
 request rate of a bare granian ASGI echo server.  The node runs as its own
-process (exactly what ``./scripts/serve`` starts); the load comes from
-``bench/loadgen.py`` in another process, 64 keep-alive connections, each
-request a distinct signed ANS-104 message.
+process (exactly what ``./scripts/serve`` starts).  Throughput is loaded by
+``wrk`` (``bench/wrkload.py``: C, a fraction of the CPU of a Python client)
+replaying pre-signed ANS-104 messages, each a distinct message, over 64
+keep-alive connections; without ``wrk`` (or with ``--loadgen python``) by
+``bench/loadgen.py`` in another process.  The bare echo is loaded by the same
+generator with the same settings, so the ratio compares like with like.
 
 Placement: ed25519 runs pin the node to core 0 and the load generator to
-core 1, exactly as the echo limit is measured, so the ratio compares like with
-like.  RSA runs leave the node free to use both cores (its signing pool has two
-threads), compared against RSA signatures/s on two threads.
+core 1, exactly as the echo limit is measured.  RSA runs leave the node free
+to use both cores (its signing pool has two threads), compared against RSA
+signatures/s on two threads.
+
+Cores axis (issue 22): ed25519 local_confirmation over several processes
+(``POST /{pid}~process@1.0/schedule``) with 1 and 2 workers, each beside the
+bare echo served by as many granian workers.  ``--workers N`` is passed to
+``aonode serve`` only when its ``--help`` lists it; until then the node row
+of 2 workers reads "n/a" and only the echo is measured.  2-worker runs pin
+nothing.
+
+p99 at half load: wrk keeps a closed loop (wrk2, its open-loop fork, is not in
+Debian), so the Python generator runs open loop (each request due at
+t0 + i / rate, latency counted from when it was due) at 0.5 × the max rate wrk
+measured, on its own core.
 
     python bench/schedule.py            # all scenarios (~4 min)
-    python bench/schedule.py --quick    # the tracked subset, under 3 min
+    python bench/schedule.py --quick    # the tracked subset, about 2 min
 
 The last line is a JSON object with the tracked figures.
 """
@@ -40,12 +55,14 @@ sys.path.insert(0, str(HERE))
 
 import limits  # noqa: E402
 import loadgen  # noqa: E402
+import wrkload  # noqa: E402
 from aonode import wallet as wallet_mod  # noqa: E402
 from aonode.codec import ans104  # noqa: E402
 from aonode.codec.b64 import b64url_decode  # noqa: E402
 
 ANS = {"content-type": "application/ans104"}
 CONCURRENCY = 64
+CORES_PROCESSES = 8  # the cores axis spreads its load over this many processes
 
 
 @dataclass(frozen=True)
@@ -53,10 +70,12 @@ class Scenario:
     kind: str  # node wallet: rsa | ed25519
     mode: str  # aggressive | local_confirmation
     processes: int
+    workers: int = 1
 
     @property
     def name(self) -> str:
-        return f"{self.kind} {self.mode} {self.processes}p"
+        w = f" {self.workers}w" if self.workers != 1 else ""
+        return f"{self.kind} {self.mode} {self.processes}p{w}"
 
 
 @dataclass(frozen=True)
@@ -66,10 +85,26 @@ class Outcome:
     p50_ms: float
     p99_ms: float
     count: int
+    client_cpu: float = 0.0  # the load generator's CPU share while the clock ran
+    half: loadgen.LoadResult | None = None  # open loop at 0.5 × per_s, when asked
+
+
+def node_supports_workers() -> bool:
+    """Whether ``aonode serve`` takes ``--workers`` (it does not yet: issue 22's next step)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "aonode.cli", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    return "--workers" in out.stdout
 
 
 @contextlib.contextmanager
-def node_process(kind: str, mode: str, cpu: int | None) -> Iterator[tuple[str, str]]:
+def node_process(
+    kind: str, mode: str, cpu: int | None, workers: int = 1
+) -> Iterator[tuple[str, str]]:
     """A real ``aonode serve`` with a fresh data dir and a wallet of ``kind``."""
     with tempfile.TemporaryDirectory(prefix="aonode-bench-") as tmp:
         w = wallet_mod.generate("rsa" if kind == "rsa" else "ed25519")
@@ -89,6 +124,8 @@ def node_process(kind: str, mode: str, cpu: int | None) -> Iterator[tuple[str, s
             # one signer floods on purpose: the public-node quotas are lifted
             *["--quota-messages", "off", "--quota-spawns", "off", "--quota-reads", "off"],
         ]
+        if workers != 1:
+            args += ["--workers", str(workers)]
         preexec = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, preexec_fn=preexec)
         try:
@@ -143,17 +180,29 @@ def messages(user: wallet_mod.Wallet, pids: list[str], n: int) -> list[bytes]:
     ]
 
 
+def routed(user: wallet_mod.Wallet, pids: list[str], n: int) -> list[tuple[str, bytes]]:
+    """``n`` fresh messages, each posted to its own process's ``/{pid}~process@1.0/schedule``."""
+    return [
+        (f"/{pids[i % len(pids)]}~process@1.0/schedule", body)
+        for i, body in enumerate(messages(user, pids, n))
+    ]
+
+
 def _check(result: loadgen.LoadResult, what: str) -> None:
     if result.errors or set(result.statuses) != {200}:
         raise RuntimeError(f"{what}: errors={result.errors} statuses={result.statuses}")
 
 
 def run(
-    s: Scenario, user: wallet_mod.Wallet, seconds: float, *, rate_of_max: float = 0.0
+    s: Scenario, user: wallet_mod.Wallet, seconds: float, *, use_wrk: bool, half: bool = False
 ) -> Outcome:
-    pinned = s.kind == "ed25519"
-    node_cpu, load_cpu = limits._pinning() if pinned else (None, None)
-    with node_process(s.kind, s.mode, node_cpu) as (url, address):
+    """One scenario on a fresh node: warm-up, the max rate, then (``half``) 0.5 × max open loop."""
+    if s.kind == "ed25519":
+        node_cpu, load_cpus = wrkload.placement(s.workers)
+    else:
+        node_cpu, load_cpus = None, None
+    load_cpu = min(load_cpus) if load_cpus else None
+    with node_process(s.kind, s.mode, node_cpu, s.workers) as (url, address):
         pids = spawn(url, address, user, s.processes)
         target = f"{url}/~scheduler@1.0/schedule"
         warm = loadgen.run_load_in_subprocess_sync(
@@ -164,26 +213,69 @@ def run(
             cpu=load_cpu,
         )
         _check(warm, f"{s.name} warm-up")
-        n = max(2000, int(warm.per_s * seconds))
-        rate = warm.per_s * rate_of_max if rate_of_max else None
-        result = loadgen.run_load_in_subprocess_sync(
-            target,
-            messages(user, pids, n),
-            concurrency=CONCURRENCY,
-            headers=ANS,
-            cpu=load_cpu,
-            rate=rate,
-        )
+        if use_wrk:
+            result = wrkload.replay(
+                url,
+                lambda n: routed(user, pids, n),
+                expected_per_s=warm.per_s,
+                seconds=seconds,
+                headers=ANS,
+                cpus=load_cpus,
+                connections=CONCURRENCY,
+            )
+        else:
+            result = loadgen.run_load_in_subprocess_sync(
+                target,
+                messages(user, pids, max(2000, int(warm.per_s * seconds))),
+                concurrency=CONCURRENCY,
+                headers=ANS,
+                cpu=load_cpu,
+            )
         _check(result, s.name)
-    return Outcome(s, result.per_s, result.p50_ms, result.p99_ms, result.count)
+        slow = None
+        if half:
+            slow = loadgen.run_load_in_subprocess_sync(
+                target,
+                messages(user, pids, max(1000, int(result.per_s * 0.5 * seconds))),
+                concurrency=CONCURRENCY,
+                headers=ANS,
+                cpu=load_cpu,
+                rate=result.per_s * 0.5,
+            )
+            _check(slow, f"{s.name} at half load")
+    cpu = result.client_cpu_s / result.seconds if result.seconds else 0.0
+    return Outcome(s, result.per_s, result.p50_ms, result.p99_ms, result.count, cpu, slow)
+
+
+def echo(workers: int, seconds: float, use_wrk: bool) -> loadgen.LoadResult:
+    """The bare echo with ``workers`` granian workers and the node runs' load generator."""
+    if use_wrk:
+        return wrkload.echo_per_s(workers, seconds, CONCURRENCY)
+    if workers != 1:
+        raise ValueError("the Python load generator measures the 1-worker echo only")
+    return limits.http_echo_per_s(CONCURRENCY, seconds=seconds)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="the tracked subset (< 3 min)")
+    p.add_argument("--quick", action="store_true", help="the tracked subset (about 2 min)")
     p.add_argument("--seconds", type=float, default=None, help="length of each measured run")
+    p.add_argument(
+        "--loadgen",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="wrk (installed from Debian when missing), python (bench/loadgen.py), "
+        "auto: wrk when available",
+    )
     args = p.parse_args(argv)
-    seconds = args.seconds or (2.5 if args.quick else 4.0)
+    seconds = args.seconds or (3.0 if args.quick else 4.0)
+    use_wrk = args.loadgen != "python" and wrkload.available()
+    if args.loadgen == "wrk" and not use_wrk:
+        print("wrk is not installed and could not be (bootstrap_wrk needs root)", file=sys.stderr)
+        return 2
+    if args.loadgen == "auto" and not use_wrk:
+        print("warning: no wrk; falling back to the Python load generator", file=sys.stderr)
+    generator = "wrk" if use_wrk else "python"
     user = wallet_mod.generate("ed25519")
 
     busy = limits.background_busy()
@@ -194,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     ed1 = limits.ed25519_sign_per_s(threads=1)
     with tempfile.TemporaryDirectory() as tmp:
         fsync = limits.fsync_per_s(tmp)
-    echo = limits.http_echo_per_s()
+    worker_counts = (1, 2) if use_wrk else (1,)
+    echoes = {w: echo(w, seconds, use_wrk) for w in worker_counts}
 
     if args.quick:
         scenarios = [
@@ -209,34 +302,84 @@ def main(argv: list[str] | None = None) -> int:
             for m in ("aggressive", "local_confirmation")
             for n in (1, 100)
         ]
+    with_workers = node_supports_workers()
+    cores = [
+        Scenario("ed25519", "local_confirmation", CORES_PROCESSES, w)
+        for w in worker_counts
+        if w == 1 or with_workers
+    ]
     outcomes = []
-    for s in scenarios:
-        print(f"running {s.name} …", file=sys.stderr)
-        outcomes.append(run(s, user, seconds))
-    print("running ed25519 local_confirmation 1p at half load …", file=sys.stderr)
-    half = run(Scenario("ed25519", "local_confirmation", 1), user, seconds, rate_of_max=0.5)
+    for s in [*scenarios, *cores]:
+        half = s == Scenario("ed25519", "local_confirmation", 1)
+        print(f"running {s.name}{' (then half load)' if half else ''} …", file=sys.stderr)
+        outcomes.append(run(s, user, seconds, use_wrk=use_wrk, half=half))
+    return report(outcomes, echoes, rsa2, ed1, fsync, generator, with_workers)
 
+
+def report(
+    outcomes: list[Outcome],
+    echoes: dict[int, loadgen.LoadResult],
+    rsa2: float,
+    ed1: float,
+    fsync: float,
+    generator: str,
+    with_workers: bool,
+) -> int:
+    echo1 = echoes[1]
     print()
-    print("limits measured in this run")
+    print(f"limits measured in this run (load generator: {generator}, c={CONCURRENCY})")
     print(f"  RSA-4096 PSS signatures/s, 2 threads   {rsa2:>10,.0f}")
     print(f"  ed25519 signatures/s, 1 thread         {ed1:>10,.0f}")
     print(f"  4 KiB write+fsync/s                    {fsync:>10,.0f}")
+    for w, e in echoes.items():
+        print(
+            f"  bare granian ASGI echo req/s, {w} worker{'s' if w > 1 else ' '} {e.per_s:>9,.0f}"
+            f"   p50 {e.p50_ms:.2f} ms  p99 {e.p99_ms:.2f} ms"
+            f"  (load generator cpu {e.client_cpu_s / e.seconds:.0%})"
+        )
+    print()
+    print(f"{'scenario':<36}{'assign/s':>10}{'p50 ms':>9}{'p99 ms':>9}  gen cpu   vs limit")
+    for o in outcomes:
+        s = o.scenario
+        if s.kind == "rsa":
+            ratio = f"{o.per_s / rsa2:.2f} × RSA sign limit (2 threads; target 0.85)"
+        else:
+            target = "  (target 0.30)" if s.mode == "local_confirmation" else ""
+            ratio = f"{o.per_s / echoes[s.workers].per_s:.2f} × bare echo, {s.workers}w{target}"
+        print(
+            f"{s.name:<36}{o.per_s:>10,.0f}{o.p50_ms:>9.2f}{o.p99_ms:>9.2f}"
+            f"{o.client_cpu:>8.0%}   {ratio}"
+        )
+    half = next(o.half for o in outcomes if o.half is not None)
     print(
-        f"  bare granian ASGI echo req/s (c=64)    {echo.per_s:>10,.0f}   "
-        f"p50 {echo.p50_ms:.2f} ms  p99 {echo.p99_ms:.2f} ms"
+        f"{'ed25519 local 1p, half load':<36}{half.per_s:>10,.0f}{half.p50_ms:>9.2f}"
+        f"{half.p99_ms:>9.2f}{'':>8}   open loop (Python) at 0.5 × max; p99 target ≤ 20 ms"
     )
     print()
-    print(f"{'scenario':<34}{'assign/s':>10}{'p50 ms':>9}{'p99 ms':>9}   vs limit")
-    for o in outcomes:
-        if o.scenario.kind == "rsa":
-            ratio = f"{o.per_s / rsa2:.2f} × RSA sign limit (2 threads)"
+    print("cores axis (issue 22): ed25519 local_confirmation, ", end="")
+    print(f"{CORES_PROCESSES} processes, /{{pid}}~process@1.0/schedule")
+    axis: dict[str, dict[str, float | None]] = {}
+    for w, e in echoes.items():
+        cell = next(
+            (
+                c
+                for c in outcomes
+                if c.scenario.processes == CORES_PROCESSES and c.scenario.workers == w
+            ),
+            None,
+        )
+        if cell is None:
+            axis[str(w)] = {"echo_per_s": round(e.per_s, 1), "assign_per_s": None, "ratio": None}
+            node = "     n/a  (aonode serve has no --workers yet)"
         else:
-            ratio = f"{o.per_s / echo.per_s:.2f} × bare HTTP echo"
-        print(f"{o.scenario.name:<34}{o.per_s:>10,.0f}{o.p50_ms:>9.2f}{o.p99_ms:>9.2f}   {ratio}")
-    print(
-        f"{'ed25519 local 1p, half load':<34}{half.per_s:>10,.0f}{half.p50_ms:>9.2f}"
-        f"{half.p99_ms:>9.2f}   open loop at 0.5 × max"
-    )
+            share = cell.per_s / e.per_s
+            axis[str(w)] = {
+                "echo_per_s": round(e.per_s, 1),
+                "assign_per_s": round(cell.per_s, 1),
+                "ratio": round(share, 3),
+            }
+            node = f"{cell.per_s:>8,.0f}/s  {share:.2f} × echo (target 0.30)"
+        print(f"  {w} worker{'s' if w > 1 else ' '}  echo {e.per_s:>8,.0f}/s   node {node}")
 
     def find(kind: str, mode: str) -> float:
         return next(
@@ -245,18 +388,23 @@ def main(argv: list[str] | None = None) -> int:
             if o.scenario.kind == kind and o.scenario.mode == mode and o.scenario.processes == 1
         )
 
-    summary = {
+    ratios = [r for a in axis.values() if (r := a["ratio"]) is not None]
+    summary: dict[str, object] = {
+        "loadgen": generator,
+        "node_workers_flag": with_workers,
         "rsa_local_per_s": round(find("rsa", "local_confirmation"), 1),
         "rsa_sign_limit_per_s": round(rsa2, 1),
         "ed25519_local_per_s": round(find("ed25519", "local_confirmation"), 1),
         "ed25519_aggressive_per_s": round(find("ed25519", "aggressive"), 1),
-        "http_echo_per_s": round(echo.per_s, 1),
+        "http_echo_per_s": round(echo1.per_s, 1),
         "fsync_per_s": round(fsync, 1),
         "p50_ms": round(half.p50_ms, 3),
         "p99_ms": round(half.p99_ms, 3),
+        "rsa_ratio": round(find("rsa", "local_confirmation") / rsa2, 3),
+        "ed25519_ratio": round(find("ed25519", "local_confirmation") / echo1.per_s, 3),
+        "cores": axis,
+        "ed25519_ratio_best_workers": max(ratios) if ratios else None,
     }
-    summary["rsa_ratio"] = round(summary["rsa_local_per_s"] / rsa2, 3)
-    summary["ed25519_ratio"] = round(summary["ed25519_local_per_s"] / echo.per_s, 3)
     print(json.dumps(summary))
     return 0
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Shared, idempotent set-up for scripts/serve and scripts/test.
 # Usage: source scripts/bootstrap.sh; bootstrap_python [extras]; bootstrap_npm; bootstrap_postgres;
-#        bootstrap_chromium
+#        bootstrap_chromium; bootstrap_wrk (bench only)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
@@ -75,5 +75,14 @@ bootstrap_npm() {
     echo "bootstrap: npm ci in tests/interop (arbundles, arlocal)" >&2
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
     echo "$want" > "$dir/node_modules/.aonode-stamp"
+  fi
+}
+
+bootstrap_wrk() {
+  # Only bench/ needs it (bench/wrkload.py): a C load generator cheap enough not to eat the
+  # cores it measures. The tests never use it.
+  if ! command -v wrk >/dev/null 2>&1; then
+    echo "bootstrap: installing wrk (Debian)" >&2
+    _apt_install wrk
   fi
 }

@@ -172,6 +172,7 @@ CRON = group("cron", "cron_task")  # cron.py + cron_task.py today, cron/ after t
 INSTRUMENTATION = group("metrics", "instrumentation")
 HTTP = group("http")
 NODE = group("node")
+HTTP_SERVER = group("http.server")  # the composition seam: builds the App from node.services()
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +201,11 @@ RULES = (
         lambda m: NODE(m) or HTTP(m),
     ),
     Rule("the node (composition root) does not import http", NODE, HTTP),
+    Rule(
+        "http receives services, never the node (http/server.py excepted)",
+        lambda m: HTTP(m) and not HTTP_SERVER(m),
+        NODE,
+    ),
 )
 
 

@@ -1,7 +1,13 @@
-"""The node: wallets, store, block-info source and scheduler registry, wired.
+"""The node: the composition root.
 
-Everything the HTTP layer and the CLI do goes through :class:`Node`, so the
-same behaviour is reachable (and tested) without HTTP.
+:class:`Node` builds the parts from a :class:`NodeConfig` (wallets, store,
+block-info source, uploads, the scheduling use cases, the process device,
+push, cron, the verifier, instruments and metrics), wires them to each other
+and owns their start/stop order.  It decides nothing itself: scheduling is
+:class:`~aonode.scheduler.service.Scheduling`'s, computing the process
+device's.  The few delegating methods below keep the callers that still hold
+the node (``http/``, the CLI, push's :class:`~aonode.push.host.PushHost`)
+working.
 """
 
 from __future__ import annotations
@@ -9,13 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import secrets
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +28,7 @@ from aonode.config import NodeConfig
 from aonode.cron import Cron, CronPolicy
 from aonode.cron_task import Dispatch
 from aonode.datadir import DataDirLock, secure_sqlite, sqlite_path
-from aonode.errors import (
-    BadParameter,
-    InvalidMessage,
-    NotFound,
-    NotOurProcess,
-    NotOwner,
-    Overloaded,
-)
+from aonode.errors import NotFound
 from aonode.instrument import Instruments
 from aonode.message import Message
 from aonode.metrics import LiveSources, NodeMetrics
@@ -40,9 +37,10 @@ from aonode.process.runtime.base import Limits
 from aonode.push import Pusher, PushLimits
 from aonode.scheduler.assignment import Assignment
 from aonode.scheduler.registry import Registry
-from aonode.scheduler.server import SchedulerServer, ServerOptions
+from aonode.scheduler.service import SchedulePage, Scheduling, SchedulingOptions
 from aonode.scheduler.timestamp import TimestampSource, make_source
 from aonode.scheduler.upload import make_uploader
+from aonode.services import Identity, Services
 from aonode.store import Ownership, Store, open_store
 from aonode.store.base import CommitObservable
 from aonode.verifier import Verifier
@@ -52,13 +50,7 @@ log = logging.getLogger("aonode.node")
 
 VERSION = "0.1.0"
 
-
-@dataclass(frozen=True, slots=True)
-class SchedulePage:
-    process: str
-    assignments: list[Assignment]
-    continues: bool
-    next: int | None
+__all__ = ["VERSION", "Node", "SchedulePage", "load_wallets", "node_id"]
 
 
 def node_id(data_dir: Path) -> str:
@@ -127,7 +119,23 @@ class Node:
         self.timestamps = timestamps if timestamps is not None else make_source(config.gateway)
         self.uploads = make_uploader(self.config, self.wallets, self.store)  # None: no target
         self._signer = ThreadPoolExecutor(config.sign_threads, thread_name_prefix="aonode-sign")
-        self.registry = Registry(self._make_server)
+        self.scheduling = Scheduling(
+            self.wallets,
+            self.store,
+            self.timestamps,
+            spawn_check=self._spawn_check,
+            options=SchedulingOptions(
+                mode=self.config.mode,
+                queue_size=self.config.queue_size,
+                abort_seconds=self.config.abort_seconds,
+                page_limit=self.config.page_limit,
+                url=self.url,
+            ),
+            leases=self.leases,
+            uploads=self.uploads,
+            signer=self._signer,
+            instruments=self.instruments,
+        )
         self.processes = ProcessDevice(
             self.store,
             snapshot_slots=config.snapshot_slots,
@@ -138,7 +146,7 @@ class Node:
             cache_dir=config.data_dir / "wasm-cache",
             limits=Limits(lua_memory=config.lua_memory),
         )
-        self.processes.recent_assignments = self._durable_assignments
+        self.processes.recent_assignments = self.scheduling.durable_assignments
         self._unloader: asyncio.Task[None] | None = None
         self.push_limits = PushLimits(
             config.push_max_depth,
@@ -155,7 +163,7 @@ class Node:
                 max_tasks=config.cron_max_tasks,
                 min_interval_ms=config.cron_min_interval_ms,
             ),
-            owner_of=self.process_owner,
+            owner_of=self.scheduling.process_owner,
         )
         # one node per data directory on an embedded store (datadir.py)
         self._db_file = sqlite_path(self.store.url)
@@ -166,7 +174,7 @@ class Node:
         self.metrics = NodeMetrics(
             self.config.mode.value,
             LiveSources(
-                queue_depths=self._queue_depths,
+                queue_depths=self.scheduling.queue_depths,
                 workers=lambda: len(self.processes.info()),
                 push_jobs=self.pusher.pending,
             ),
@@ -189,17 +197,27 @@ class Node:
         """Scheduler address → node URL, as configured (``--scheduler-map``)."""
         return self.config.scheduler_map
 
-    def _queue_depths(self) -> list[tuple[int, str]]:
-        depths = []
-        for pid in self.registry.processes():
-            server = self.registry.find(pid)
-            if server is not None:
-                depths.append((int(server.info()["queue"]), pid))
-        return depths
-
     @property
     def addresses(self) -> list[str]:
         return [w.address for w in self.wallets]
+
+    def services(self) -> Services:
+        """What the web layer receives: the use cases and parts, never the node itself."""
+        return Services(
+            scheduling=self.scheduling,
+            processes=self.processes,
+            pusher=self.pusher,
+            cron=self.cron,
+            verifier=self.verifier,
+            store=self.store,
+            registry=self.registry,
+            timestamps=self.timestamps,
+            instruments=self.instruments,
+            metrics=self.metrics.exposition,
+            status=self.status,
+            identity=Identity(self.address, self.addresses, self.url),
+            config=self.config,
+        )
 
     async def start(self, dispatch: Dispatch | None = None) -> None:
         """Open the store and start every part, in dependency order.
@@ -231,7 +249,7 @@ class Node:
         """Drain every scheduler queue, then close the store."""
         await self.cron.stop()  # first: its runs in flight still need the node
         await self.pusher.stop()  # running async pushes stop; their records resume them
-        await self.registry.stop_all()
+        await self.scheduling.stop()
         if self.uploads is not None:  # what is not uploaded yet stays in the durable backlog
             await self.uploads.stop()
         if self._unloader is not None:
@@ -253,43 +271,18 @@ class Node:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    # -- scheduling ------------------------------------------------------
+    async def _spawn_check(self, message: Message) -> None:
+        """A spawn is refused (400) now, not at its first compute: the process device decides."""
+        await self.processes.check_spawn(message)  # 400 (device, module, image) now
+
+    # -- use cases, delegated (for the callers that still hold the node) --
+
+    @property
+    def registry(self) -> Registry:
+        return self.scheduling.registry
 
     def commitment_wallets(self, process: Message) -> list[Wallet]:
-        named = process.schedulers()
-        return [w for w in self.wallets if w.address in named]
-
-    async def _make_server(self, process: Message) -> SchedulerServer:
-        wallets = self.commitment_wallets(process)
-        if not wallets:
-            raise NotOurProcess(
-                f"process {process.id} names scheduler(s) {process.schedulers()} "
-                f"and this node holds {self.addresses}"
-            )
-        await self._claim(process.id)
-        server = SchedulerServer(
-            process,
-            wallets=wallets,
-            store=self.store,
-            timestamps=self.timestamps,
-            options=ServerOptions(mode=self.config.mode, queue_size=self.config.queue_size),
-            signer=self._signer,
-        )
-        server.observer = self.instruments
-        if self.uploads is not None:
-            server.uploads = self.uploads
-            self.uploads.watch(process.id)  # e.g. a process taken over from another node
-        return server
-
-    async def process_message(self, process_id: str) -> Message | None:
-        """The process definition (slot 0's body), from memory or the store."""
-        server = self.registry.find(process_id)
-        if server is not None:
-            return server.process
-        first = await self.store.slots(process_id, 0, 0, 1)
-        if not first:
-            return None
-        return Message.from_record(first[0].body)
+        return self.scheduling.commitment_wallets(process)
 
     async def schedule(
         self,
@@ -299,139 +292,37 @@ class Node:
         query_target: str | None = None,
         assign_to: str | None = None,
     ) -> Assignment:
-        """Give ``message`` a slot on its process's schedule (or its existing one).
-
-        ``assign_to`` names the process outright, whatever the message's own
-        target: the legacy SU's assignment of an existing message.
-        """
-        pid = assign_to or message.process_id(query_target)
-        if pid is None:
-            raise InvalidMessage(
-                "the message names no process: it is not Type: Process, has no target, "
-                "and no target query parameter was given",
-                code="missing-target",
-            )
-        server = self.registry.find(pid)
-        if server is not None and self.leases is not None and not self.leases.holds(pid):
-            await self.registry.stop(pid)  # its lease was lost: the fence refuses its writes
-            server = None
-        if server is not None:  # fast path: a running server already vetted its process
-            return await self._submit(server, message, pid, path)
-        if message.is_process and assign_to is None:
-            await self.processes.check_spawn(message)  # 400 (device, module, image) now
-            if not message.schedulers():
-                raise InvalidMessage(
-                    "the process names no scheduler (tag Scheduler or Scheduler-Location)",
-                    code="missing-scheduler",
-                )
-            process: Message | None = message
-        else:
-            process = await self.process_message(pid)
-            if process is None:
-                raise NotFound(f"unknown process {pid}", code="unknown-process")
-        assert process is not None
-        if not self.commitment_wallets(process):
-            raise NotOurProcess(
-                f"process {pid} names scheduler(s) {', '.join(process.schedulers())}, "
-                f"none of which this node holds ({', '.join(self.addresses)})"
-            )
-        return await self._submit(await self.registry.find_or_start(process), message, pid, path)
-
-    def _durable_assignments(self, pid: str, first: int, last: int) -> list[Assignment]:
-        """What this node's scheduler of ``pid`` just made durable (workers compute from it)."""
-        server = self.registry.find(pid)
-        return server.durable(first, last) if server is not None else []
-
-    async def _claim(self, pid: str) -> None:
-        """Take ``pid``'s lease before serving it; raise where another node owns it."""
-        if self.leases is None:
-            return
-        owner = await self.leases.claim(pid)
-        if owner is None:
-            return
-        if owner.rstrip("/") == self.url.rstrip("/"):  # a previous run of this node
-            raise Overloaded(
-                f"process {pid} is still leased to an earlier run of this node",
-                retry_after=math.ceil(self.leases.lease_seconds),
-            )
-        raise NotOwner(f"process {pid} is served by {owner}", location=owner)
-
-    async def _submit(
-        self, server: SchedulerServer, message: Message, pid: str, path: str
-    ) -> Assignment:
-        deadline = asyncio.get_running_loop().time() + self.config.abort_seconds
-        return await server.schedule(message, path=path, deadline=deadline)
+        """Give ``message`` a slot (see :meth:`Scheduling.schedule`)."""
+        return await self.scheduling.schedule(
+            message, path=path, query_target=query_target, assign_to=assign_to
+        )
 
     async def push_async(self, pid: str, slot: int) -> None:
         """An async push: durable when this returns, resumed after a restart, then run."""
         await self.pusher.accept(pid, slot)
 
-    # -- reading ---------------------------------------------------------
+    async def process_message(self, process_id: str) -> Message | None:
+        return await self.scheduling.process_message(process_id)
 
     async def process_owner(self, process_id: str) -> str | None:
-        """The address that signed the process (None: no such process here)."""
-        process = await self.process_message(process_id)
-        return process.signer if process is not None else None
+        return await self.scheduling.process_owner(process_id)
 
     async def require_process(self, process_id: str) -> Message:
-        process = await self.process_message(process_id)
-        if process is None:
-            raise NotFound(f"unknown process {process_id}", code="unknown-process")
-        return process
+        return await self.scheduling.require_process(process_id)
 
     async def schedule_page(
         self, process_id: str, first: int = 0, last: int | None = None, limit: int | None = None
     ) -> SchedulePage:
-        await self.require_process(process_id)
-        if first < 0:
-            first = 0
-        cap = self.config.page_limit if limit is None else min(limit, self.config.page_limit)
-        if cap < 1:
-            raise BadParameter("limit must be at least 1")
-        if last is None:
-            latest = await self.store.latest(process_id)
-            last = latest.slot if latest is not None else -1
-        if last < first:
-            return SchedulePage(process_id, [], False, None)
-        rows = await self.store.slots(process_id, first, last, cap + 1)
-        continues = len(rows) > cap
-        rows = rows[:cap]
-        assignments = [Assignment.from_stored(r) for r in rows]
-        nxt = assignments[-1].slot + 1 if continues and assignments else None
-        return SchedulePage(process_id, assignments, continues, nxt)
+        return await self.scheduling.schedule_page(process_id, first, last, limit)
 
     async def slot_info(self, process_id: str) -> dict[str, Any]:
-        process = await self.require_process(process_id)
-        server = self.registry.find(process_id)
-        if server is not None:
-            current, chain = server.current, server.info()["hash_chain"]
-        else:
-            latest = await self.store.latest(process_id)
-            current = latest.slot if latest else -1
-            chain = latest.hash_chain if latest else ""
-        block = self.timestamps.current()
-        committers = [w.address for w in self.commitment_wallets(process)]
-        return {
-            "process": process_id,
-            "current": current,
-            "hash-chain": chain,
-            "timestamp": time.time_ns() // 1_000_000,
-            "block-height": block.height,
-            "block-hash": block.hash,
-            "addresses": committers,
-            "wallet-address": committers[0] if committers else self.address,
-        }
-
-    async def _known_processes(self) -> list[str]:
-        stored = await self.store.processes()
-        seen = set(stored)
-        return stored + [p for p in self.registry.processes() if p not in seen]
+        return await self.scheduling.slot_info(process_id)
 
     async def status(self) -> dict[str, Any]:
         return {
             "address": self.address,
             "addresses": self.addresses,
-            "processes": await self._known_processes(),
+            "processes": await self.scheduling.known_processes(),
             "mode": self.config.mode.value,
             "store": self.store.url,
             "nodes": await self.leases.nodes() if self.leases is not None else [],

@@ -13,7 +13,7 @@ from aonode.codec import jsonform
 from aonode.codec.b64 import b64url_encode
 from aonode.config import Mode
 from aonode.errors import MethodNotAllowed, Overloaded
-from aonode.http.app import error_response
+from aonode.http.responses import error_response
 from aonode.scheduler.hashchain import verify_chain
 from aonode.wallet import Wallet
 from tests.conftest import LiveNode, sign_message, sign_process

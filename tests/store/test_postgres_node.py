@@ -193,7 +193,7 @@ async def test_cli_serve_with_an_unreachable_database_exits_clearly(tmp_path: Pa
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
     text = out.decode()
     assert proc.returncode == 1, text
-    assert f"error: {url}: cannot open" in text and "Traceback" not in text
+    assert f"aonode: {url}: cannot open" in text and "Traceback" not in text
 
 
 async def test_a_database_outage_gives_503_and_the_node_recovers_by_itself(

@@ -23,26 +23,35 @@ from aonode.codec import httpsig
 from aonode.codec.b64 import b64url_encode
 from aonode.cron import Cron
 from aonode.cron_task import Caller, TaskType
-from aonode.errors import BadParameter, InvalidMessage, MethodNotAllowed, NotFound
+from aonode.errors import BadParameter, InvalidMessage
 from aonode.http.request import Request, read_message
+from aonode.http.responses import Response, json_response
+from aonode.http.routing import Match
 from aonode.message import Message
+from aonode.services import Services
 from aonode.verifier import Verifier
 
-ROUTES = {"once": "POST", "every": "POST", "stop": "POST", "tasks": "GET"}
+
+async def tasks(svc: Services, request: Request, m: Match) -> Response:
+    """``GET /~cron@1.0/tasks``: every task, as the listing the node keeps."""
+    return json_response(svc.cron.listing())
 
 
-async def handle(cron: Cron, verifier: Verifier, request: Request, rest: list[str]) -> Any:
-    """The JSON answer of one cron route (errors raise)."""
-    key = rest[0] if len(rest) == 1 else ""
-    method = ROUTES.get(key)
-    if method is None:
-        raise NotFound(f"no route for {request.path}", code="no-such-route")
-    if request.method != method:
-        raise MethodNotAllowed(
-            f"{request.method} is not allowed on {request.path}; use {method}", allow=(method,)
-        )
-    if key == "tasks":
-        return cron.listing()
+async def once(svc: Services, request: Request, m: Match) -> Response:
+    return json_response(await _act(svc, request, "once"))
+
+
+async def every(svc: Services, request: Request, m: Match) -> Response:
+    return json_response(await _act(svc, request, "every"))
+
+
+async def stop(svc: Services, request: Request, m: Match) -> Response:
+    return json_response(await _act(svc, request, "stop"))
+
+
+async def _act(svc: Services, request: Request, key: str) -> Any:
+    """The JSON answer of ``once``, ``every`` or ``stop`` (errors raise)."""
+    cron, verifier = svc.cron, svc.verifier
     operator = _operator(cron, request)
     signed, params = await body_params(request, verifier)
     if signed is None or "query" in _derived(signed):  # unsigned, or a covered @query
@@ -89,10 +98,7 @@ async def body_params(
     if not body:
         return None, []
     if request.content_type == "application/json":
-        try:
-            obj = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidMessage(f"body is not valid JSON: {exc}", code="invalid-json") from None
+        obj = orjson.loads(body)  # not JSON: a 400 invalid-json (http/responses.py)
         if not isinstance(obj, dict):
             raise InvalidMessage("a cron body must be a JSON object of keys")
         if "signature_type" not in obj:

@@ -9,9 +9,8 @@ assignments of one process with their hash chain, each link re-checked here
 (``chain[n] = sha256(chain[n-1] ‖ id[n])``), and how many outbox deliveries
 to other nodes are failing (``push-failures``: open count, newest first).
 
-Handlers return ``(status, body, content type)`` and raise
-:class:`aonode.errors.AONodeError` for bad input, which ``http/app.py`` turns
-into the usual JSON errors.
+Handlers raise :class:`aonode.errors.AONodeError` for bad input, which the
+app turns into the usual JSON errors (:mod:`aonode.http.responses`).
 """
 
 from __future__ import annotations
@@ -19,20 +18,19 @@ from __future__ import annotations
 import importlib.resources
 import re
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import orjson
 
 from aonode.codec.b64 import b64url_decode, b64url_encode
-from aonode.errors import BadParameter, MethodNotAllowed, NotFound
+from aonode.errors import BadParameter
+from aonode.http.request import Request
+from aonode.http.responses import Response, json_response
+from aonode.http.routing import Match
 from aonode.metrics import CONTENT_TYPE
 from aonode.scheduler.hashchain import next_link
+from aonode.services import Services
 
-if TYPE_CHECKING:
-    from aonode.node import Node
-
-Reply = tuple[int, bytes, str]
-HEADS: Final = frozenset({"metrics", "~dashboard"})
 ID_RE: Final = re.compile(r"^[A-Za-z0-9_-]{43}$")
 MAX_PROCESSES: Final = 200
 MAX_LATEST: Final = 100
@@ -44,9 +42,9 @@ def wants_html(accept: str) -> bool:
     return "text/html" in accept.lower()
 
 
-def page() -> Reply:
+def page() -> Response:
     html = importlib.resources.files("aonode.http").joinpath("static/dashboard.html").read_bytes()
-    return 200, html, HTML
+    return Response(200, html, HTML)
 
 
 def _bounded(query: dict[str, str], name: str, default: int, most: int) -> int:
@@ -62,49 +60,50 @@ def _bounded(query: dict[str, str], name: str, default: int, most: int) -> int:
     return value
 
 
-async def handle(node: Node, method: str, parts: list[str], query: dict[str, str]) -> Reply:
-    """Serve ``/metrics``, ``/~dashboard`` and ``/~dashboard/state`` (``parts[0] in HEADS``)."""
-    if method != "GET":
-        where = "/" + "/".join(parts)
-        raise MethodNotAllowed(f"{method} is not allowed on {where}; use GET", allow=("GET",))
-    head, rest = parts[0], parts[1:]
-    if head == "metrics" and not rest:
-        return 200, node.metrics.exposition(), CONTENT_TYPE
-    if head == "~dashboard" and not rest:
-        return page()
-    if head == "~dashboard" and rest == ["state"]:
-        pid = query.get("process") or None
-        if pid is not None and not ID_RE.match(pid):
-            raise BadParameter(f"process must be a 43-character id, got {pid[:60]!r}")
-        doc = await state(
-            node,
-            pid,
-            limit=_bounded(query, "limit", 20, MAX_PROCESSES),
-            latest=_bounded(query, "latest", 10, MAX_LATEST),
-        )
-        return 200, orjson.dumps(doc), "application/json"
-    raise NotFound(f"no route for /{'/'.join(parts)}", code="no-such-route")
+async def metrics(svc: Services, request: Request, m: Match) -> Response:
+    """``GET /metrics``: the Prometheus exposition."""
+    return Response(200, svc.metrics(), CONTENT_TYPE)
 
 
-async def state(node: Node, selected: str | None, *, limit: int, latest: int) -> dict[str, Any]:
+async def dashboard(svc: Services, request: Request, m: Match) -> Response:
+    """``GET /~dashboard``: the page."""
+    return page()
+
+
+async def state_route(svc: Services, request: Request, m: Match) -> Response:
+    """``GET /~dashboard/state``: what the page polls."""
+    query = request.query
+    pid = query.get("process") or None
+    if pid is not None and not ID_RE.match(pid):
+        raise BadParameter(f"process must be a 43-character id, got {pid[:60]!r}")
+    doc = await state(
+        svc,
+        pid,
+        limit=_bounded(query, "limit", 20, MAX_PROCESSES),
+        latest=_bounded(query, "latest", 10, MAX_LATEST),
+    )
+    return json_response(doc)
+
+
+async def state(svc: Services, selected: str | None, *, limit: int, latest: int) -> dict[str, Any]:
     """What the page shows: the node, its busiest/newest processes, one process's chain."""
     if selected is not None:
-        await node.require_process(selected)  # 404 for an unknown one
-    active = node.registry.processes()
-    stored = await node.store.processes()
+        await svc.scheduling.require_process(selected)  # 404 for an unknown one
+    active = svc.registry.processes()
+    stored = await svc.store.processes()
     ids = list(dict.fromkeys([*active, *reversed(stored)]))
     total = len(ids)
     ids = ids[:limit]
     if selected is not None and selected not in ids:
         ids.append(selected)
-    workers = node.processes.info()
+    workers = svc.processes.info()
     rows = []
     for pid in ids:
-        server = node.registry.find(pid)
+        server = svc.registry.find(pid)
         if server is not None:
             current, queue = server.current, int(server.info()["queue"])
         else:
-            last = await node.store.latest(pid)
+            last = await svc.store.latest(pid)
             current, queue = (last.slot if last is not None else -1), 0
         computed = workers.get(pid, {}).get("at-slot")
         rows.append(
@@ -112,27 +111,27 @@ async def state(node: Node, selected: str | None, *, limit: int, latest: int) ->
         )
     chosen = selected or (ids[0] if ids else None)
     return {
-        "address": node.address,
-        "addresses": node.addresses,
-        "url": node.url,
-        "mode": node.config.mode.value,
-        "store": node.store.url,
+        "address": svc.identity.address,
+        "addresses": svc.identity.addresses,
+        "url": svc.identity.url,
+        "mode": svc.config.mode.value,
+        "store": svc.store.url,
         "time": time.time_ns() // 1_000_000,
         "processes": rows,
         "process-count": total,
         "selected": chosen,
-        "assignments": await _chain(node, chosen, latest) if chosen else [],
-        "push-failures": node.pusher.failures.summary(),
+        "assignments": await _chain(svc, chosen, latest) if chosen else [],
+        "push-failures": svc.pusher.failures.summary(),
     }
 
 
-async def _chain(node: Node, pid: str, count: int) -> list[dict[str, Any]]:
+async def _chain(svc: Services, pid: str, count: int) -> list[dict[str, Any]]:
     """The newest ``count`` durable assignments of ``pid``, newest first, links checked."""
-    top = await node.store.latest(pid)
+    top = await svc.store.latest(pid)
     if top is None:
         return []
     first = max(0, top.slot - count)  # one more than shown, to check the oldest link
-    rows = await node.store.slots(pid, first, top.slot, count + 1)
+    rows = await svc.store.slots(pid, first, top.slot, count + 1)
     out: list[dict[str, Any]] = []
     previous: bytes | None = b"" if first == 0 else None
     for row in rows:

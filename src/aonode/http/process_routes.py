@@ -8,6 +8,7 @@ forms aoconnect's mainnet mode sends (``compute/results=N`` for a result,
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import orjson
@@ -15,31 +16,16 @@ import orjson
 from aonode.codec import ans104, jsonform
 from aonode.codec.b64 import b64url_encode
 from aonode.errors import InvalidMessage, NotFound
-from aonode.http.request import Request, parse_int
+from aonode.http.request import Request, dryrun_slot, parse_int
+from aonode.http.responses import Response, json_response
+from aonode.http.routing import Match
 from aonode.message import Message
 from aonode.process.results import results_doc
 from aonode.process.runtime.base import Json, Results
+from aonode.services import Services
 
-KEYS = ("compute", "now", "snapshot")
 # A dry-run message is never scheduled and has no id of its own: a fixed, visibly fake one.
 DRYRUN_ID = b64url_encode(b"dryrun".ljust(32, b"\0"))
-
-
-def parse_segments(rest: list[str]) -> tuple[list[str], dict[str, str]]:
-    """``["compute&slot=3", "results"]`` → ``(["compute", "results"], {"slot": "3"})``."""
-    keys: list[str] = []
-    params: dict[str, str] = {}
-    for segment in rest:
-        head, *extra = segment.split("&")
-        name, eq, value = head.partition("=")
-        if eq:
-            params[name.lower()] = value
-        keys.append(name)
-        for pair in extra:
-            k, _, v = pair.partition("=")
-            if k:
-                params[k.lower()] = v
-    return keys, params
 
 
 def parse_slot(value: str | None) -> int | None:
@@ -128,3 +114,57 @@ async def dryrun_message(request: Request, params: dict[str, str], pid: str) -> 
 def envelope(pid: str, slot: int, results: Results, sub: list[str]) -> Any:
     doc = results_doc(pid, slot, results)
     return sub_value(doc, sub) if sub else doc
+
+
+def _value(value: Any) -> Response:
+    """A sub-path's value: text as text, anything else as JSON."""
+    if isinstance(value, str):
+        return Response(200, value.encode(), "text/plain; charset=utf-8")
+    return json_response(value)
+
+
+async def snapshot(svc: Services, request: Request, m: Match) -> Response:
+    """``GET /{pid}/snapshot``: the runtime's state image at its latest snapshot."""
+    pid = m["pid"]
+    worker = await svc.processes.worker(await svc.scheduling.require_process(pid))
+    slot, state = await worker.snapshot()
+    return json_response(
+        {
+            "process": pid,
+            "slot": slot,
+            "state": b64url_encode(state),
+            "hash": b64url_encode(hashlib.sha256(state).digest()),
+        }
+    )
+
+
+async def now(svc: Services, request: Request, m: Match) -> Response:
+    """``GET /{pid}/now[/sub/path]``: the results at the latest slot."""
+    pid = m["pid"]
+    worker = await svc.processes.worker(await svc.scheduling.require_process(pid))
+    slot, results = await worker.now()
+    return _value(envelope(pid, slot, results, m.rest))
+
+
+async def compute(svc: Services, request: Request, m: Match) -> Response:
+    """``/{pid}/compute``: GET a slot's results; POST a dry run (or aoconnect's result)."""
+    pid, sub = m["pid"], m.rest
+    worker = await svc.processes.worker(await svc.scheduling.require_process(pid))
+    params = {**request.query, **m.params}
+    wanted = parse_slot(params.get("slot") or params.get("compute") or params.get("results"))
+    if request.method == "POST" and "results" in params and wanted is not None:
+        results = await worker.compute(wanted)  # aoconnect's result(s)
+        return json_response({"raw": aos_raw(results), "slot": wanted})
+    if request.method == "POST":
+        msg = await dryrun_message(request, params, pid)
+        async with dryrun_slot(request):
+            at, results = await worker.dryrun(msg)
+        doc = envelope(pid, at, results, sub)
+        if isinstance(doc, dict):
+            doc["raw"] = aos_raw(results)
+        return _value(doc)
+    if wanted is None:
+        slot, results = await worker.now()
+    else:
+        slot, results = wanted, await worker.compute(wanted)
+    return _value(envelope(pid, slot, results, sub))

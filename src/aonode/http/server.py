@@ -75,7 +75,7 @@ async def serve(
     port = config.port or free_port(config.host)
     if not shared_port:
         ensure_port_free(config.host, port)
-    app = App(node)
+    app = App(node.services())
     await node.start(dispatch=functools.partial(asgi_request, app))  # cron fires through it
     server = Server(
         app,

@@ -40,6 +40,9 @@ RuntimeFactory = Callable[[bytes | None], Runtime]  # snapshot (None: fresh) →
 # scheduler still holds in memory (possibly none)
 RecentAssignments = Callable[[str, int, int], list[Assignment]]
 _BATCH = 256  # assignments applied per trip to the compute thread
+# Read from the store beyond the slot asked for, kept for the next compute (a client
+# walking a stored schedule slot by slot reads the store once per this many slots).
+_READ_AHEAD = 32
 
 
 class WorkerStore(ScheduleReader, ResultCache, Protocol):
@@ -87,6 +90,7 @@ class ProcessWorker:
         self.on_applied: Callable[[int], None] | None = None  # told slots applied (metrics)
         self.recent: RecentAssignments | None = None
         self._frontier: int | None = None  # no stored results at or above it (see _cached)
+        self._ahead: list[Assignment] = []  # assignments read past the last slot asked for
         self._env = aosmsg.process_env(process)  # the same for every message
 
     async def _call(self, fn: Callable[[], T]) -> T:
@@ -145,12 +149,20 @@ class ProcessWorker:
     async def _batch(self, first: int, slot: int) -> list[Assignment]:
         """The next assignments from ``first`` (at most 256, up to ``slot``), parsed.
 
-        Those the scheduler just made durable come from its memory; else the store."""
+        Those the scheduler just made durable come from its memory; else the store,
+        reading a few past ``slot`` for the next compute (assignments never change)."""
+        last = min(slot, first + _BATCH - 1)
+        ahead, self._ahead = self._ahead, []
+        if ahead and ahead[0].slot == first and ahead[-1].slot >= last:
+            taken = [a for a in ahead if a.slot <= last]
+            self._ahead = ahead[len(taken) :]
+            return taken
         if self.recent is not None:
-            fresh = self.recent(self.id, first, min(slot, first + _BATCH - 1))
+            fresh = self.recent(self.id, first, last)
             if fresh:
                 return fresh
-        rows = await self._store.slots(self.id, first, slot, _BATCH)
+        want = max(last - first + 1, _READ_AHEAD)
+        rows = await self._store.slots(self.id, first, first + want - 1, want)
         if not rows or rows[0].assignment.slot != first:
             latest = await self._store.latest(self.id)
             current = latest.slot if latest else -1
@@ -158,7 +170,10 @@ class ProcessWorker:
                 f"slot {slot} of {self.id} is not assigned yet (current {current})",
                 code="slot-not-assigned",
             )
-        return [Assignment.from_stored(r) for r in rows]
+        parsed = [Assignment.from_stored(r) for r in rows]
+        taken = [a for a in parsed if a.slot <= last]
+        self._ahead = parsed[len(taken) :]
+        return taken
 
     async def now(self) -> tuple[int, Results]:
         latest = await self._store.latest(self.id)
@@ -201,6 +216,7 @@ class ProcessWorker:
             runtime = self._runtime
             await self._call(runtime.close)
             self._runtime = None
+        self._ahead = []
         snap = await self._store.latest_snapshot(self.id, slot)
         self.state = {}
         if snap is not None and snap.snapshot is not None:
@@ -321,6 +337,7 @@ class ProcessWorker:
             message = latest[0].assignment.message if latest else ""
             await self._store.put_result(ResultRecord(self.id, slot, message, doc, snap))
             self._runtime = None
+            self._ahead = []
             await self._call(runtime.close)
             return slot
 

@@ -14,7 +14,15 @@ two stages so that slow RSA signatures do not serialise the schedule:
 
 Clients are answered per mode: ``aggressive`` once signed,
 ``local_confirmation`` once the store made the assignment durable, and
-``remote_confirmation`` once the upload target accepted it (``upload.py``).  If an
+``remote_confirmation`` once the upload target accepted it; which stage
+answers is decided in one place, :class:`~aonode.scheduler.confirm.Confirmation`.
+
+A re-post (a message that already has a slot) gets its slot back, never a
+second one.  Two lookups find it, both here: :meth:`SchedulerServer.schedule`
+asks the store (durable slots, also those of earlier runs and of other nodes
+on a shared store), and the actor asks ``_recent`` (slots given but not yet
+durable, which the store cannot know yet; a re-post racing its first post is
+caught there because the actor takes requests one at a time).  If an
 append fails the server stops assigning, lets every in-flight entry settle
 (the store's gap guard fails the later ones), and resumes from the latest
 stored slot: the schedule never has a gap, at the cost of failing the
@@ -40,9 +48,10 @@ from aonode.instrument import Instrument
 from aonode.logs import lifecycle, where
 from aonode.message import Message
 from aonode.scheduler.assignment import Assignment, Header, commit
+from aonode.scheduler.confirm import Confirmation, relay
 from aonode.scheduler.core import ScheduleState
 from aonode.scheduler.timestamp import TimestampSource
-from aonode.scheduler.upload import Uploader, confirmed
+from aonode.scheduler.upload import Uploader
 from aonode.store.base import ScheduleLog
 from aonode.wallet import RSAWallet, Wallet
 
@@ -77,22 +86,6 @@ class _Entry:
     uploaded: asyncio.Future[Assignment] = field(default_factory=asyncio.Future)
 
 
-def _relay(source: asyncio.Future[Assignment], target: asyncio.Future[Assignment]) -> None:
-    """Complete ``target`` like ``source`` (unless the caller gave up on it)."""
-
-    def done(fut: asyncio.Future[Assignment]) -> None:
-        if target.done():
-            return
-        if fut.cancelled():
-            target.cancel()
-        elif (exc := fut.exception()) is not None:
-            target.set_exception(exc)
-        else:
-            target.set_result(fut.result())
-
-    source.add_done_callback(done)
-
-
 class SchedulerServer:
     """Assigns slots for one process; see the module docstring."""
 
@@ -105,6 +98,7 @@ class SchedulerServer:
         timestamps: TimestampSource,
         options: ServerOptions,
         signer: Executor | None = None,
+        uploads: Uploader | None = None,
     ) -> None:
         if not wallets:
             raise SchedulerError("a scheduler server needs at least one commitment wallet")
@@ -114,6 +108,9 @@ class SchedulerServer:
         self._store = store
         self._timestamps = timestamps
         self.options = options
+        # the one decision of which stage answers a client; ``uploads``: durable
+        # slots go to the upload target
+        self.confirmation = Confirmation(options.mode, uploads)
         self._signer = signer if any(isinstance(w, RSAWallet) for w in wallets) else None
         self._state = ScheduleState(process.id)
         self._queue: asyncio.Queue[_Request | None] = asyncio.Queue(options.queue_size)
@@ -132,7 +129,10 @@ class SchedulerServer:
         self._stopping = False
         self.assigned = 0
         self.observer: Instrument | None = None
-        self.uploads: Uploader | None = None  # durable slots go to the upload target
+
+    @property
+    def uploads(self) -> Uploader | None:
+        return self.confirmation.uploads
 
     # -- lifecycle -------------------------------------------------------
 
@@ -205,25 +205,19 @@ class SchedulerServer:
         The one place a scheduling request is answered.  A re-post of a
         message already durable gets its stored assignment (one not yet
         durable is recognised by the actor), never a second slot.  The answer
-        comes when the server's mode says so: ``aggressive`` once signed,
-        ``local_confirmation`` once durable, ``remote_confirmation`` once the
-        upload target accepted it (:func:`~aonode.scheduler.upload.confirmed`
-        turns a missed deadline into a clear error).
+        comes when the server's mode says so (:attr:`confirmation`).
         """
         if deadline is None:
             deadline = asyncio.get_running_loop().time() + 10.0
-        uploads = self.uploads if self.options.mode is Mode.REMOTE_CONFIRMATION else None
-        stored = await self._store.by_message(self.id, message.id)
+        mid = message.id
+        stored = await self._store.by_message(self.id, mid)
         if stored is not None:
             assignment = Assignment.from_stored(stored)
-            if uploads is not None:
-                wait = uploads.wait(self.id, assignment.slot)
-                await confirmed(uploads, wait, deadline, self.id, message.id)
-            return assignment
+            return await self.confirmation.stored(
+                assignment, deadline=deadline, process=self.id, message=mid
+            )
         reply = self.submit(message, path=path, deadline=deadline)
-        if uploads is not None:
-            return await confirmed(uploads, reply, deadline, self.id, message.id)
-        return await reply
+        return await self.confirmation.wait(reply, deadline=deadline, process=self.id, message=mid)
 
     # -- the actor -------------------------------------------------------
 
@@ -252,7 +246,7 @@ class SchedulerServer:
             await self._recover()
         known = self._recent.get(req.message.id)
         if known is not None and not (known.durable.done() and known.durable.exception()):
-            self._answer(req.reply, known)
+            self.confirmation.answer(known, req.reply)
             return
         await self._inflight.acquire()
         header = self._state.assign(
@@ -273,7 +267,7 @@ class SchedulerServer:
         entry.durable.add_done_callback(self._on_settled)
         if self.uploads is not None:
             entry.durable.add_done_callback(lambda fut: self._upload(entry, fut))
-        self._answer(req.reply, entry)
+        self.confirmation.answer(entry, req.reply)
         if self.observer is not None:
             self.observer.assigned(self.options.mode.value, req.received, req.reply, entry.durable)
         await self._pipeline.put(entry)
@@ -298,18 +292,12 @@ class SchedulerServer:
             return fut
         return asyncio.wrap_future(self._signer.submit(work), loop=loop)
 
-    def _answer(self, reply: asyncio.Future[Assignment], entry: _Entry) -> None:
-        source = entry.signed if self.options.mode is Mode.AGGRESSIVE else entry.durable
-        if self.options.mode is Mode.REMOTE_CONFIRMATION and self.uploads is not None:
-            source = entry.uploaded
-        _relay(source, reply)
-
     def _upload(self, entry: _Entry, durable: asyncio.Future[Assignment]) -> None:
         """A durable slot is in the upload backlog; ``uploaded`` completes on acceptance."""
-        remote = self.options.mode is Mode.REMOTE_CONFIRMATION
+        remote = self.confirmation.waits_for_upload
         if durable.cancelled() or durable.exception() is not None:
             if remote:  # the reply waits on ``uploaded``: fail it like the write
-                _relay(durable, entry.uploaded)
+                relay(durable, entry.uploaded)
             return
         assert self.uploads is not None
         assignment = durable.result()

@@ -33,7 +33,7 @@ is sent again, with the same item ids (items are never re-signed), so the
 target holds each item once.
 
 ``remote_confirmation`` waits on :meth:`Uploader.wait`, which completes once
-the watermark passed the slot; other modes never wait.
+the watermark passed the slot; other modes never wait (``confirm.py`` decides).
 """
 
 from __future__ import annotations
@@ -43,14 +43,14 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 import orjson
 
 from aonode.codec.b64 import b64url_decode
 from aonode.codec.bundle import bundle_transaction, pack
-from aonode.errors import ConfigError, UploadTimeout
+from aonode.errors import ConfigError
 from aonode.store.base import Ownership, Record, RecordStore, ScheduleReader, Store
 from aonode.wallet import RSAWallet, Wallet
 
@@ -58,7 +58,6 @@ if TYPE_CHECKING:
     from aonode.config import NodeConfig
 
 log = logging.getLogger("aonode.upload")
-T = TypeVar("T")
 
 KIND = "upload"
 
@@ -365,34 +364,6 @@ def _items(document: bytes) -> list[bytes]:
     """The commitment items (signed ANS-104) of a stored assignment document."""
     doc = orjson.loads(document)
     return [b64url_decode(c["raw"]) for c in doc["commitments"]]
-
-
-async def confirmed(
-    uploader: Uploader, reply: asyncio.Future[T], deadline: float, process: str, message: str
-) -> T:
-    """``reply`` (a remote_confirmation answer), or :class:`UploadTimeout` at ``deadline``.
-
-    On timeout the reply is cancelled: a request not yet assigned never will
-    be (the scheduler skips cancelled requests), and an assigned one stays in
-    the local schedule and in the upload backlog.
-    """
-    remaining = deadline - asyncio.get_running_loop().time()
-    try:
-        return await asyncio.wait_for(reply, max(remaining, 0.0))
-    except TimeoutError:
-        stored = await uploader.store.by_message(process, message)
-        if stored is not None:
-            where = (
-                f"it is slot {stored.assignment.slot} of the local schedule (durable) and "
-                "is uploaded in the background"
-            )
-        else:
-            where = "it is not in the local schedule (not assigned in time, or still being written)"
-        raise UploadTimeout(
-            f"the upload target {uploader.target.url} did not accept message {message} "
-            f"before the abort time; {where}"
-            + (f"; last upload error: {uploader.last_error}" if uploader.last_error else "")
-        ) from None
 
 
 def make_uploader(config: NodeConfig, wallets: list[Wallet], store: Store) -> Uploader | None:

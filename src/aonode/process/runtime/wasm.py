@@ -2,11 +2,11 @@
 
 One process is one wasmtime ``Store`` holding one instance of its image
 (compiled once per node, see ``wasm_image``), with the host imports of
-``wasm_imports``.  Each message is ``handle(msg, env)`` (``json_iface``); a
-process whose stack has no ``json-iface@1.0`` calls an exported function by
-name instead (``Function`` tag, numeric ``Parameters`` as a JSON list:
-HyperBEAM's raw ``wasm-64@1.0`` calls, e.g. ``fac``), and reports the list of
-returned values.
+``wasm_imports``; calls across the boundary go through ``wasm_fastcall``.
+Each message is ``handle(msg, env)`` (``json_iface``); a process whose
+stack has no ``json-iface@1.0`` calls an exported function by name instead
+(``Function`` tag, numeric ``Parameters`` as a JSON list: HyperBEAM's raw
+``wasm-64@1.0`` calls, e.g. ``fac``), and reports the list of returned values.
 
 Limits.  Fuel metering is the instruction budget: each message gets
 ``Limits.instructions × FUEL_PER_INSTRUCTION`` units of fuel (one unit is
@@ -94,6 +94,12 @@ class _Instance:
         exports = instance.exports(self.store)
         self.ex: dict[str, Any] = {e.name: exports[e.name] for e in image.module.exports}
         self.host.bind(self.ex)
+        calls = self.host.calls
+        self._fast = {
+            name: calls.export(fn)
+            for name in ("malloc", "free", "handle")
+            if isinstance(fn := self.ex.get(name), wasmtime.Func)
+        }
         self.memory: wasmtime.Memory = self.ex["memory"]
         self.globals = sorted(
             (name for name in self.ex if name.startswith(GLOBAL_PREFIX)),
@@ -113,11 +119,17 @@ class _Instance:
         self.store.set_fuel(self.fuel)
         self.host.refused_growth = False
         self.host.longjmp = False
+        calls = self.host.calls
+        calls.pending = None
         try:
             result = fn()
         except Exception as exc:  # traps, host traps, and (rarely) another thread's
             # exception: wasmtime-py keeps the last host exception in a global, so the
             # failure is classified from this instance's own state, never the exception
+            # (a host function's own exception is kept per instance: through a call
+            # that did not go through wasm_fastcall it is still pending here)
+            pending, calls.pending = calls.pending, None
+            exc = pending if isinstance(pending, Exception) else exc
             if self.store.get_fuel() == 0:
                 raise WasmFailure("instruction budget exceeded") from None
             if self.host.refused_growth:
@@ -144,16 +156,19 @@ class _Instance:
             return orjson.dumps(values), bytes(self.host.stdout)
 
         def run() -> bytes:
-            malloc, free = self.ex["malloc"], self.ex["free"]
-            pm = malloc(self.store, len(call.msg))
-            pe = malloc(self.store, len(call.env))
+            fast = self._fast
+            if len(fast) < 3:
+                raise HostTrap("the image exports no malloc, free and handle")
+            malloc, free = fast["malloc"], fast["free"]
+            pm = malloc(len(call.msg))
+            pe = malloc(len(call.env))
             if not pm or not pe:
                 raise HostTrap("malloc failed for the message")
             self.host.write(pm, call.msg)
             self.host.write(pe, call.env)
-            reply = self.host.cstring(self.ex["handle"](self.store, pm, pe))
-            free(self.store, pm)
-            free(self.store, pe)
+            reply = self.host.cstring(fast["handle"](pm, pe))
+            free(pm)
+            free(pe)
             return reply
 
         reply = self._guarded(run)
@@ -231,6 +246,18 @@ def _as_int(value: object, default: int) -> int:
         return int(str(value))
     except ValueError:
         return default
+
+
+def _key_or_tag(msg: Json, name: str) -> Any:
+    """A message's key, else its first tag of that name (any case): messages carry
+    their tags in ``Tags`` only, a dry run may pass them as keys."""
+    for key in (name.title(), name):
+        if msg.get(key):
+            return msg[key]
+    for tag in msg.get("Tags") or ():
+        if isinstance(tag, dict) and str(tag.get("name", "")).lower() == name:
+            return tag.get("value")
+    return None
 
 
 def _params(raw: object) -> tuple[Any, ...]:
@@ -360,8 +387,8 @@ class WasmRuntime:
                 msg = {**msg, "Module": self.image.id}
             m, e = json_iface.encode(msg, env, self._module)
             return _Call(m, e, now, nonce if nonce >= 0 else None)
-        function = msg.get("Function") or msg.get("function")
-        params = _params(msg.get("Parameters") or msg.get("parameters"))
+        function = _key_or_tag(msg, "function")
+        params = _params(_key_or_tag(msg, "parameters"))
         return _Call(
             b"", b"", now, nonce if nonce >= 0 else None, function and str(function), params
         )

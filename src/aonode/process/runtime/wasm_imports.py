@@ -33,6 +33,8 @@ from typing import Any
 
 import wasmtime
 
+from aonode.process.runtime.wasm_fastcall import Calls
+
 EBADF_WASI = 8
 ESPIPE_WASI = 70
 ENOENT = -44
@@ -53,6 +55,13 @@ def _signed(value: int, bits: int) -> int:
     return value - (1 << bits) if value >> (bits - 1) else value
 
 
+def _missing(name: str) -> Callable[..., Any]:
+    def call(*args: Any) -> Any:
+        raise HostTrap(f"the image exports no {name}")
+
+    return call
+
+
 class Host:
     """Imports for one instance; ``bind`` gives them the instance's exports."""
 
@@ -65,7 +74,11 @@ class Host:
         self.longjmp = False
         self.refused_growth = False
         self.memory: wasmtime.Memory | None = None
-        self._exports: dict[str, Any] = {}
+        self.calls = Calls(store)
+        self._table: wasmtime.Table | None = None
+        self._stack_get: Callable[..., Any] = _missing("emscripten_stack_get_current")
+        self._stack_restore: Callable[..., Any] = _missing("_emscripten_stack_restore")
+        self._set_threw: Callable[..., Any] = _missing("setThrew")
 
     # -- wiring ------------------------------------------------------------------------
 
@@ -77,8 +90,11 @@ class Host:
                 what = f"{imp.module}.{imp.name}"
                 raise HostTrap(f"the image imports {what}, which is not a function")
             name = imp.name or ""
-            fn = self._invoke if name.startswith("invoke_") else self._lookup(name, ty)
-            out.append(wasmtime.Func(self.store, ty, fn))
+            if name.startswith("invoke_"):
+                fn = self._invoker(bool(ty.results))
+            else:
+                fn = self._lookup(name, ty)
+            out.append(self.calls.host(ty, fn))
         return out
 
     def bind(self, exports: dict[str, Any]) -> None:
@@ -86,7 +102,16 @@ class Host:
         if not isinstance(memory, wasmtime.Memory):
             raise HostTrap("the image exports no memory")
         self.memory = memory
-        self._exports = exports
+        table = exports.get("__indirect_function_table")
+        self._table = table if isinstance(table, wasmtime.Table) else None
+        for attr, name in (
+            ("_stack_get", "emscripten_stack_get_current"),
+            ("_stack_restore", "_emscripten_stack_restore"),
+            ("_set_threw", "setThrew"),
+        ):
+            fn = exports.get(name)
+            if isinstance(fn, wasmtime.Func):
+                setattr(self, attr, self.calls.export(fn))
 
     def _lookup(self, name: str, ty: wasmtime.FuncType) -> Callable[..., Any]:
         table: dict[str, Callable[..., Any]] = {
@@ -185,10 +210,9 @@ class Host:
         return 0
 
     def memcpy(self, dest: int, src: int, num: int) -> None:
-        size = self._mem().data_len(self.store)
-        if max(dest, src) + num > size or min(dest, src) < 0:
+        base, size = self.calls.span(self._mem())
+        if max(dest, src) + num > size or min(dest, src, num) < 0:
             raise HostTrap("memcpy out of bounds")
-        base = self._base()
         ctypes.memmove(base + dest, base + src, num)
 
     def resize_heap(self, requested: int) -> int:
@@ -214,22 +238,25 @@ class Host:
         self.refused_growth = True
         return 0
 
-    def _invoke(self, index: int, *args: Any) -> Any:
-        ex = self._exports
-        sp = ex["emscripten_stack_get_current"](self.store)
-        func = ex["__indirect_function_table"].get(self.store, int(index))
-        if not isinstance(func, wasmtime.Func):
-            raise HostTrap(f"invoke of an empty table slot {index}")
-        try:
-            return func(self.store, *args)
-        except Exception:
-            if not self.longjmp:
-                raise
-            self.longjmp = False
-            ex["_emscripten_stack_restore"](self.store, sp)
-            ex["setThrew"](self.store, 1, 0)
-            results = func.type(self.store).results
-            return 0 if results else None
+    def _invoker(self, returns: bool) -> Callable[..., Any]:
+        """An ``invoke_*``: call a table entry; a longjmp through it becomes ``setThrew``."""
+
+        def invoke(index: int, *args: Any) -> Any:
+            sp = self._stack_get()
+            func = self.calls.table_entry(self._table, int(index)) if self._table else None
+            if func is None:
+                raise HostTrap(f"invoke of an empty table slot {index}")
+            try:
+                return func(*args)
+            except Exception:
+                if not self.longjmp:
+                    raise
+                self.longjmp = False
+                self._stack_restore(sp)
+                self._set_threw(1, 0)
+                return 0 if returns else None
+
+        return invoke
 
     def throw_longjmp(self) -> None:
         self.longjmp = True

@@ -36,15 +36,19 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from aonode.errors import BadParameter
 from aonode.http import process_routes
 from aonode.http.request import MAX_INT, Request, parse_int
-from aonode.node import Node
+from aonode.http.responses import Response, json_response
+from aonode.http.routing import Match
 from aonode.scheduler.assignment import Assignment
+from aonode.services import Services
 
+ID_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 DEFAULT_LIMIT = 25  # the legacy CU's default page of results
 SORTS = ("ASC", "DESC")
 
@@ -89,10 +93,10 @@ def parse_bound(name: str, raw: str | None) -> Bound | None:
         ) from None
 
 
-async def _rows(node: Node, pid: str, first: int, last: int) -> list[Assignment]:
+async def _rows(svc: Services, pid: str, first: int, last: int) -> list[Assignment]:
     out: list[Assignment] = []
     while first <= last:
-        got = await node.store.slots(pid, first, last, node.config.page_limit)
+        got = await svc.store.slots(pid, first, last, svc.config.page_limit)
         if not got:
             break
         out += [Assignment.from_stored(r) for r in got]
@@ -100,12 +104,12 @@ async def _rows(node: Node, pid: str, first: int, last: int) -> list[Assignment]
     return out
 
 
-async def _first_later(node: Node, pid: str, timestamp: int, last: int) -> int:
+async def _first_later(svc: Services, pid: str, timestamp: int, last: int) -> int:
     """The lowest slot whose timestamp is after ``timestamp`` (timestamps never decrease)."""
     low, high = 0, last + 1
     while low < high:
         mid = (low + high) // 2
-        (row,) = await node.store.slots(pid, mid, mid, 1)
+        (row,) = await svc.store.slots(pid, mid, mid, 1)
         if Assignment.from_stored(row).header.timestamp > timestamp:
             high = mid
         else:
@@ -113,10 +117,10 @@ async def _first_later(node: Node, pid: str, timestamp: int, last: int) -> int:
     return low
 
 
-async def _span(node: Node, pid: str, since: Bound | None, until: Bound | None) -> range:
+async def _span(svc: Services, pid: str, since: Bound | None, until: Bound | None) -> range:
     """The slots after ``since`` and up to ``until``: slots are in timestamp order, so a
     cursor's slot (or, for a bare timestamp, a binary search) gives each end."""
-    latest = await node.store.latest(pid)
+    latest = await svc.store.latest(pid)
     if latest is None:
         return range(0)
     first, last = 0, latest.slot
@@ -124,12 +128,12 @@ async def _span(node: Node, pid: str, since: Bound | None, until: Bound | None) 
         if since.slot is not None:
             first = since.slot + 1
         else:
-            first = await _first_later(node, pid, since.timestamp, last)
+            first = await _first_later(svc, pid, since.timestamp, last)
     if until is not None:
         if until.slot is not None:
             last = min(last, until.slot)
         else:
-            last = await _first_later(node, pid, until.timestamp, last) - 1
+            last = await _first_later(svc, pid, until.timestamp, last) - 1
     return range(first, last + 1)
 
 
@@ -137,62 +141,80 @@ def _ends(span: range) -> tuple[int, int]:
     return (span.start, span.stop - 1) if span else (0, -1)
 
 
-async def _node_of(node: Node, pid: str, a: Assignment) -> Any:
-    process = await node.require_process(pid)
-    worker = await node.processes.worker(process)
+async def _node_of(svc: Services, pid: str, a: Assignment) -> Any:
+    process = await svc.scheduling.require_process(pid)
+    worker = await svc.processes.worker(process)
     return process_routes.aos_raw(await worker.compute(a.slot))
 
 
-async def results(node: Node, request: Request, pid: str) -> dict[str, Any]:
+def pid_of(m: Match) -> str:
+    """The process id a legacy route names (any one segment: checked here, a 400)."""
+    text = m["pid"]
+    if not ID_RE.match(text):
+        raise BadParameter(f"{text!r} is not a 43-character base64url id")
+    return text
+
+
+async def results(svc: Services, request: Request, m: Match) -> Response:
     """``GET /results/{pid}``: a page of results (see the module docstring)."""
-    await node.require_process(pid)
+    pid = pid_of(m)
+    await svc.scheduling.require_process(pid)
     sort = request.query.get("sort") or "ASC"
     if sort not in SORTS:
         raise BadParameter(f"sort must be ASC or DESC, got {sort!r}")
     limit = min(
         parse_int("limit", request.query.get("limit"), low=1) or DEFAULT_LIMIT,
-        node.config.page_limit,
+        svc.config.page_limit,
     )
     since = parse_bound("from", request.query.get("from"))
     until = parse_bound("to", request.query.get("to"))
-    span = await _span(node, pid, since, until)
+    span = await _span(svc, pid, since, until)
     ends = span[:limit] if sort == "ASC" else span[::-1][:limit]
-    page = await _rows(node, pid, min(ends, default=0), max(ends, default=-1))
+    page = await _rows(svc, pid, min(ends, default=0), max(ends, default=-1))
     if sort == "DESC":
         page.reverse()
-    return {
-        "pageInfo": {"hasNextPage": len(span) > limit},
-        "edges": [{"cursor": cursor(a, sort), "node": await _node_of(node, pid, a)} for a in page],
-    }
+    return json_response(
+        {
+            "pageInfo": {"hasNextPage": len(span) > limit},
+            "edges": [
+                {"cursor": cursor(a, sort), "node": await _node_of(svc, pid, a)} for a in page
+            ],
+        }
+    )
 
 
-async def cron(node: Node, request: Request, pid: str) -> dict[str, Any]:
+async def cron(svc: Services, request: Request, m: Match) -> Response:
     """``GET /cron/{pid}``: the results of the ``~cron@1.0`` firings, one page."""
-    await node.require_process(pid)
+    pid = pid_of(m)
+    await svc.scheduling.require_process(pid)
     since = parse_bound("from", request.query.get("from"))
     until = parse_bound("to", request.query.get("to"))
-    signer = node.address  # the wallet ~cron@1.0 signs its firings with
+    signer = svc.identity.address  # the wallet ~cron@1.0 signs its firings with
     rows = [
         a
-        for a in await _rows(node, pid, *_ends(await _span(node, pid, since, until)))
+        for a in await _rows(svc, pid, *_ends(await _span(svc, pid, since, until)))
         if a.slot > 0 and a.body.item.owner_address == signer
     ]
-    return {
-        "pageInfo": {"hasNextPage": False},
-        "edges": [
-            {"cursor": str(a.header.timestamp), "node": await _node_of(node, pid, a)} for a in rows
-        ],
-    }
+    return json_response(
+        {
+            "pageInfo": {"hasNextPage": False},
+            "edges": [
+                {"cursor": str(a.header.timestamp), "node": await _node_of(svc, pid, a)}
+                for a in rows
+            ],
+        }
+    )
 
 
-async def state(node: Node, request: Request, pid: str) -> tuple[bytes, list[tuple[str, str]]]:
+async def state(svc: Services, request: Request, m: Match) -> Response:
     """``GET /state/{pid}``: the runtime's snapshot at the latest slot."""
+    pid = pid_of(m)
     if request.query.get("to"):
         raise BadParameter(
             "to is not supported: this node serves the state at the latest slot only",
             code="unsupported-parameter",
         )
-    process = await node.require_process(pid)
-    worker = await node.processes.worker(process)
+    process = await svc.scheduling.require_process(pid)
+    worker = await svc.processes.worker(process)
     slot, image = await worker.snapshot()
-    return image, [("ao-slot", str(slot))]
+    return Response(200, image, "application/octet-stream", [("ao-slot", str(slot))])

@@ -33,17 +33,19 @@ for a stored, unscheduled item).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from graphql import GraphQLError, GraphQLSchema, build_schema, graphql
 
 from aonode.codec.b64 import b64url_encode
-from aonode.errors import AONodeError
+from aonode.errors import AONodeError, BadParameter
+from aonode.http.request import Request
+from aonode.http.responses import Response, json_response
+from aonode.http.routing import Match
 from aonode.message import Message
-from aonode.node import Node
 from aonode.scheduler.assignment import Assignment
+from aonode.services import Services
 
 SDL = """
 type Query {
@@ -82,16 +84,6 @@ ZERO = {"winston": "0", "ar": "0.000000000000"}
 MAX_REQUEST = 64 * 1024  # the gateway queries clients send are a few hundred bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    status: int
-    body: bytes
-
-
-def _error(message: str) -> Answer:
-    return Answer(400, orjson.dumps({"errors": [{"message": message}]}))
-
-
 def _block(a: Assignment | None) -> dict[str, Any] | None:
     if a is None:
         return None
@@ -121,28 +113,28 @@ def _transaction(msg: Message, stamped: Assignment | None) -> dict[str, Any]:
     }
 
 
-async def _by_id(node: Node, tx: str) -> dict[str, Any] | None:
+async def _by_id(svc: Services, tx: str) -> dict[str, Any] | None:
     """A message the node stores or schedules, with the block of its assignment."""
-    process = await node.process_message(tx)
+    process = await svc.scheduling.process_message(tx)
     if process is not None:
-        rows = await node.store.slots(tx, 0, 0, 1)
+        rows = await svc.store.slots(tx, 0, 0, 1)
         first = Assignment.from_stored(rows[0]) if rows else None
         return _transaction(process, first)
-    record = await node.store.get_message(tx)
+    record = await svc.store.get_message(tx)
     if record is None:
         return None
     msg = Message.from_record(record)
     stamped = None
     if msg.target is not None:
-        stored = await node.store.by_message(msg.target, tx)
+        stored = await svc.store.by_message(msg.target, tx)
         stamped = Assignment.from_stored(stored) if stored is not None else None
     return _transaction(msg, stamped)
 
 
-async def _locations(node: Node, owners: list[str]) -> list[dict[str, Any]]:
+async def _locations(svc: Services, owners: list[str]) -> list[dict[str, Any]]:
     out = []
     for owner in owners:
-        found = await node.store.get_location(owner)
+        found = await svc.store.get_location(owner)
         if found is not None:
             out.append(_transaction(Message.from_record(found[1]), None))
     return out
@@ -158,17 +150,17 @@ def _matches(tx: dict[str, Any], filters: list[dict[str, Any]]) -> bool:
 
 
 async def _resolve_transactions(_root: object, info: Any, **args: Any) -> dict[str, Any]:
-    node: Node = info.context
+    svc: Services = info.context
     found: list[dict[str, Any]] = []
     if args.get("ids") is not None:
         for tx in args["ids"]:
-            doc = await _by_id(node, tx)
+            doc = await _by_id(svc, tx)
             if doc is not None:
                 found.append(doc)
         if args.get("owners") is not None:
             found = [d for d in found if d["owner"]["address"] in args["owners"]]
     elif args.get("owners") is not None:
-        found = await _locations(node, args["owners"])
+        found = await _locations(svc, args["owners"])
     found = [d for d in found if _matches(d, args.get("tags") or [])]
     if args.get("recipients") is not None:
         found = [d for d in found if d["recipient"] in args["recipients"]]
@@ -194,32 +186,27 @@ def _field_resolver(source: Any, info: Any, **args: Any) -> Any:
     return value
 
 
-async def answer(node: Node, body: bytes) -> Answer:
-    """Execute one GraphQL request body (``{"query", "variables"?, "operationName"?}``)."""
+async def handle(svc: Services, request: Request, m: Match) -> Response:
+    """``POST /graphql``: execute one ``{"query", "variables"?, "operationName"?}``."""
+    body = await request.body()
     if len(body) > MAX_REQUEST:  # every id in it is a store lookup: bound the work
-        return _error(f"the request is over {MAX_REQUEST} bytes; ask for fewer ids or owners")
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        return _error(f"the body is not JSON: {exc}")
+        raise BadParameter(f"the request is over {MAX_REQUEST} bytes; ask for fewer ids or owners")
+    doc = orjson.loads(body)  # not JSON: a 400 (http/responses.py)
     if not isinstance(doc, dict) or not isinstance(doc.get("query"), str):
-        return _error('the body must be a JSON object with a "query" string')
+        raise BadParameter('the body must be a JSON object with a "query" string')
     variables = doc.get("variables")
     if variables is not None and not isinstance(variables, dict):
-        return _error('"variables" must be a JSON object')
+        raise BadParameter('"variables" must be a JSON object')
     operation = doc.get("operationName")
-    try:
-        result = await graphql(
-            SCHEMA,
-            doc["query"],
-            root_value=_root(),
-            context_value=node,
-            variable_values=variables,
-            operation_name=operation if isinstance(operation, str) else None,
-            field_resolver=_field_resolver,
-        )
-    except AONodeError as exc:
-        return _error(exc.message)
+    result = await graphql(
+        SCHEMA,
+        doc["query"],
+        root_value=_root(),
+        context_value=svc,
+        variable_values=variables,
+        operation_name=operation if isinstance(operation, str) else None,
+        field_resolver=_field_resolver,
+    )
     if result.errors:
         for e in result.errors:  # a fault of the node's own, not of the query: not a 400
             original = e.original_error
@@ -228,6 +215,6 @@ async def answer(node: Node, body: bytes) -> Answer:
                 raise original
         errors = [{"message": e.message} for e in result.errors]
         if result.data is None:  # a query that could not run: the client's mistake
-            return Answer(400, orjson.dumps({"errors": errors}))
-        return Answer(200, orjson.dumps({"data": result.data, "errors": errors}))
-    return Answer(200, orjson.dumps({"data": result.data}))
+            return json_response({"errors": errors}, 400)
+        return json_response({"data": result.data, "errors": errors})
+    return json_response({"data": result.data})

@@ -1,0 +1,151 @@
+"""How a path finds its route: patterns, HyperBEAM's path syntax, 404 and 405.
+
+A pattern is a path of segments: a literal, ``{name}`` (a 43-character
+base64url id), ``{name:any}`` (any one segment: the handler checks it) or, last,
+``{*name}`` (the rest, possibly empty).  A HyperBEAM path is read in its
+canonical form first: ``/{pid}~dev/...`` is the segments ``{pid}``, ``~dev``;
+a bare ``/{pid}/key...`` (anything but the legacy ``/{pid}/latest``) means
+``~process@1.0``; the segments after the device are HyperBEAM's ``key=value``
+and ``key&k=v`` forms (``compute=3``, ``as=execution/compute&Tag=V``), whose
+values become :attr:`Match.params`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aonode.errors import MethodNotAllowed, NotFound
+from aonode.http.responses import Response, Surface
+
+if TYPE_CHECKING:
+    from aonode.http.request import Request
+    from aonode.services import Services
+
+ID_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+DEFAULT_DEVICE = "~process@1.0"
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """What a pattern captured: named segments, the rest, and segment parameters."""
+
+    names: dict[str, str] = field(default_factory=dict)
+    rest: list[str] = field(default_factory=list)
+    params: dict[str, str] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> str:
+        return self.names[name]
+
+    def get(self, name: str) -> str | None:
+        return self.names.get(name)
+
+
+Handler = Callable[["Services", "Request", Match], Awaitable[Response]]
+
+
+def _split(pattern: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for segment in (p for p in pattern.split("/") if p):
+        head, tilde, device = segment.partition("~")
+        out += [head, "~" + device] if tilde and head else [segment]
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """``methods`` on ``pattern`` → ``handler``; errors leave shaped for ``surface``."""
+
+    methods: tuple[str, ...]
+    pattern: str
+    handler: Handler
+    surface: Surface = Surface.NATIVE
+    segments: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "segments", _split(self.pattern))
+
+    def match(self, parts: Sequence[str]) -> tuple[dict[str, str], list[str]] | None:
+        """(captured names, the rest) when ``parts`` fit the pattern, else ``None``."""
+        names: dict[str, str] = {}
+        for i, want in enumerate(self.segments):
+            if want.startswith("{*"):
+                return names, list(parts[i:])
+            if i >= len(parts):
+                return None
+            got = parts[i]
+            if want.startswith("{"):
+                name, _, kind = want[1:-1].partition(":")
+                if kind != "any" and not ID_RE.match(got):
+                    return None
+                names[name] = got
+            elif want != got:
+                return None
+        return (names, []) if len(parts) == len(self.segments) else None
+
+
+def parse_segments(rest: list[str]) -> tuple[list[str], dict[str, str]]:
+    """``["compute&slot=3", "results"]`` → ``(["compute", "results"], {"slot": "3"})``."""
+    keys: list[str] = []
+    params: dict[str, str] = {}
+    for segment in rest:
+        head, *extra = segment.split("&")
+        name, eq, value = head.partition("=")
+        if eq:
+            params[name.lower()] = value
+        keys.append(name)
+        for pair in extra:
+            k, _, v = pair.partition("=")
+            if k:
+                params[k.lower()] = v
+    return keys, params
+
+
+def canonical(path: str) -> tuple[list[str], dict[str, str]]:
+    """The path's segments in canonical form, and its segment parameters (module doc)."""
+    parts = [p for p in path.split("/") if p]
+    if not parts:
+        return parts, {}
+    head, rest = parts[0], parts[1:]
+    pid, tilde, device = head.partition("~")
+    if tilde:
+        front = [pid, "~" + device] if pid else [head]
+    elif ID_RE.match(head) and rest and rest != ["latest"]:
+        front = [head, DEFAULT_DEVICE]
+    else:
+        return parts, {}
+    keys, params = parse_segments(rest)
+    return front + [k for k in keys if k != "as"], params
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A resolved request: the route and what it captured, or the error to answer."""
+
+    surface: Surface
+    route: Route | None = None
+    match: Match = field(default_factory=Match)
+    error: Exception | None = None
+
+
+def resolve(routes: Sequence[Route], method: str, path: str) -> Found:
+    """The first route whose pattern and method fit; else 405 (pattern only) or 404."""
+    parts, params = canonical(path)
+    allowed: list[str] = []
+    surface: Surface | None = None
+    for route in routes:
+        got = route.match(parts)
+        if got is None:
+            continue
+        if method in route.methods:
+            return Found(route.surface, route, Match(got[0], got[1], params))
+        surface = surface or route.surface
+        allowed += [m for m in route.methods if m not in allowed]
+    if surface is not None:
+        error: Exception = MethodNotAllowed(
+            f"{method} is not allowed on {path}; use {' or '.join(allowed)}", allow=tuple(allowed)
+        )
+        return Found(surface, error=error)
+    return Found(Surface.NATIVE, error=NotFound(f"no route for {path}", code="no-such-route"))
