@@ -152,7 +152,9 @@ def gone(pid: int, timeout: float) -> bool:
         os.close(fd)
 
 
-def test_a_killed_supervisor_takes_its_workers_along(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=str)
+def test_a_signalled_supervisor_takes_its_workers_along(tmp_path: Path, sig: int) -> None:
+    """SIGTERM/SIGINT: forwarded, exit 0; kill -9: the workers see its pipe close."""
     script = textwrap.dedent(
         f"""
         import asyncio, sys
@@ -162,7 +164,7 @@ def test_a_killed_supervisor_takes_its_workers_along(tmp_path: Path) -> None:
         sup = Supervisor(NodeConfig(port=0, data_dir=Path({str(tmp_path / "data")!r})), 2)
         def ready(url):
             print(" ".join(str(p) for p in sup.pids), flush=True)
-        asyncio.run(sup.run(on_ready=ready))
+        sys.exit(asyncio.run(sup.run(on_ready=ready)))
         """
     )
     proc = subprocess.Popen(
@@ -175,8 +177,9 @@ def test_a_killed_supervisor_takes_its_workers_along(tmp_path: Path) -> None:
         assert proc.stdout is not None
         pids = [int(p) for p in proc.stdout.readline().split()]
         assert len(pids) == 2
-        proc.kill()  # kill -9: no chance to forward anything
-        proc.wait()
+        proc.send_signal(sig)  # kill -9: no chance to forward anything
+        code = proc.wait()
+        assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 0)
         for pid in pids:  # each sees its supervisor's pipe close and stops
             assert gone(pid, timeout=60), f"worker {pid} outlived its supervisor"
         lock = DataDirLock(tmp_path / "data")
