@@ -11,6 +11,11 @@ drops it if the process dies, so a crash never leaves a stale lock.  ``flock``
 The directory is made private (0700) and the store's files owner-only (0600);
 SQLite gives the ``-wal`` and ``-shm`` files it creates the database file's
 permissions, so creating that file 0600 first covers all three.
+
+A cluster (``serve --workers N``, :mod:`aonode.cluster`) is one node in N
+processes: its supervisor takes the lock and each worker *adopts* it through the
+descriptor it inherits (the same open file, so the same ``flock``).  A worker
+outliving a killed supervisor still holds the lock until it exits.
 """
 
 from __future__ import annotations
@@ -31,10 +36,43 @@ class DataDirLock:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir).absolute()
         self._fd: int | None = None
+        self._adopted = False
 
     @property
     def held(self) -> bool:
         return self._fd is not None
+
+    @property
+    def fd(self) -> int | None:
+        """The descriptor holding the lock (a supervisor hands it to its workers)."""
+        return self._fd
+
+    def adopt(self, fd: int) -> None:
+        """Hold the lock through ``fd``, inherited from the supervisor that took it.
+
+        ``fd`` must be this directory's lock file, opened and locked by the
+        supervisor: a ``flock`` on the same open file succeeds, while one on any
+        other open of the file would fail.  :meth:`release` then only closes the
+        worker's copy (the supervisor's lock stays).
+        """
+        if self._fd is not None:
+            return
+        path = self.data_dir / LOCK_NAME
+        try:
+            mine, theirs = os.stat(path), os.fstat(fd)
+            if (mine.st_dev, mine.st_ino) != (theirs.st_dev, theirs.st_ino):
+                raise ConfigError(f"descriptor {fd} is not the lock file {path}")
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataDirLocked(
+                f"data directory {self.data_dir} is locked by another open of its lock file",
+                path=str(self.data_dir),
+                pid=_read_pid(fd),
+            ) from None
+        except OSError as exc:
+            raise ConfigError(f"cannot adopt the lock of {self.data_dir}: {exc}") from None
+        self._fd = os.dup(fd)
+        self._adopted = True
 
     def acquire(self) -> None:
         """Take the lock (raises :class:`DataDirLocked` naming the holder's pid)."""
@@ -66,6 +104,10 @@ class DataDirLock:
         """Drop the lock (the file stays: removing it would race a new holder)."""
         fd, self._fd = self._fd, None
         if fd is None:
+            return
+        if self._adopted:  # the supervisor's lock: only our copy of the descriptor goes
+            self._adopted = False
+            os.close(fd)
             return
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)

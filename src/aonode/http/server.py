@@ -60,12 +60,21 @@ def http1_settings(max_header: int, header_timeout: float) -> HTTP1Settings:
 
 
 async def serve(
-    node: Node, *, on_ready: Callable[[str], None] | None = None, stop: asyncio.Event | None = None
+    node: Node,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+    stop: asyncio.Event | None = None,
+    shared_port: bool = False,
 ) -> None:
-    """Serve ``node`` until ``stop`` is set (default: SIGTERM/SIGINT), then drain and close."""
+    """Serve ``node`` until ``stop`` is set (default: SIGTERM/SIGINT), then drain and close.
+
+    ``shared_port``: one worker of a cluster (aonode.cluster), whose supervisor
+    checked the port and whose siblings listen on it too (SO_REUSEPORT).
+    """
     config = node.config
     port = config.port or free_port(config.host)
-    ensure_port_free(config.host, port)
+    if not shared_port:
+        ensure_port_free(config.host, port)
     app = App(node.services())
     await node.start(dispatch=functools.partial(asgi_request, app))  # cron fires through it
     server = Server(

@@ -1,0 +1,142 @@
+"""CPU cost of one hop between cluster workers (aonode.cluster.channel), at full load.
+
+A request that lands on a worker that does not own its process is forwarded to
+the owner as one channel call: the signed message out, the assignment back.
+This measures what that costs in CPU, both ends together: a caller process
+keeps ``--window`` calls in flight against an owner process (its own OS
+process, as in a cluster), and
+
+    µs per call = (process_time of caller + process_time of owner) ÷ calls
+
+is printed beside the 50 µs target of issue 22 (the earlier HTTP-over-a-Unix-
+socket hop cost ~1,070 µs).  Both ends run uvloop, as the node does.
+
+    .venv/bin/python bench/hop.py -n 100000 -w 1,16,256 --request 1200 --reply 400
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+from aonode.cluster.channel import Link, Listener
+
+TARGET_US = 50.0
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        return None
+    return uvloop.new_event_loop
+
+
+def owner(path: str, reply_size: int, ready: multiprocessing.synchronize.Event) -> None:
+    """The owning worker: answers ``schedule`` with a reply of ``reply_size`` bytes."""
+    reply = os.urandom(reply_size)
+
+    async def schedule(payload: bytes) -> bytes:
+        return reply
+
+    async def cpu(payload: bytes) -> bytes:
+        return orjson.dumps(time.process_time())
+
+    async def main() -> None:
+        stop = asyncio.Event()
+
+        async def quit_(payload: bytes) -> bytes:
+            asyncio.get_running_loop().call_soon(stop.set)
+            return b""
+
+        listener = Listener(Path(path), {"schedule": schedule, "cpu": cpu, "quit": quit_})
+        await listener.start()
+        ready.set()
+        await stop.wait()
+        await listener.close()
+
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(main())
+
+
+async def drive(path: Path, calls: int, window: int, request_size: int) -> tuple[float, float]:
+    """(µs of CPU per call, calls per second of wall time) for ``calls`` calls."""
+    link = Link(path, name="owner")
+    body = os.urandom(request_size)
+    await link.call("schedule", body)  # connect outside the measurement
+    per_task = calls // window
+
+    async def one_stream() -> None:
+        for _ in range(per_task):
+            await link.call("schedule", body)
+
+    owner_before = orjson.loads(await link.call("cpu"))
+    mine_before, wall_before = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(one_stream() for _ in range(window)))
+    mine = time.process_time() - mine_before
+    wall = time.perf_counter() - wall_before
+    owner_cpu = orjson.loads(await link.call("cpu")) - owner_before
+    await link.close()
+    done = per_task * window
+    return (mine + owner_cpu) / done * 1e6, done / wall
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--calls", type=int, default=100_000)
+    parser.add_argument("-w", "--windows", default="1,16,256", help="calls in flight, e.g. 1,256")
+    parser.add_argument("--request", type=int, default=1200, help="bytes per call (a message)")
+    parser.add_argument("--reply", type=int, default=400, help="bytes per reply (an assignment)")
+    args = parser.parse_args(argv)
+    windows = [int(w) for w in args.windows.split(",")]
+
+    ctx = multiprocessing.get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="aonode-hop-") as tmp:
+        path = Path(tmp) / "owner.sock"
+        ready = ctx.Event()
+        proc = ctx.Process(target=owner, args=(str(path), args.reply, ready))
+        proc.start()
+        try:
+            if not ready.wait(30):
+                print("the owner process did not start", file=sys.stderr)
+                return 1
+            print(
+                f"hop: {args.calls} calls per row, {args.request} B out, {args.reply} B back, "
+                f"{os.cpu_count()} cores"
+            )
+            print(f"{'in flight':>10} {'CPU µs/call':>12} {'calls/s':>10} {'target':>8}  verdict")
+            for window in windows:
+
+                async def run(window: int = window) -> tuple[float, float]:
+                    return await drive(path, args.calls, window, args.request)
+
+                with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                    us, rate = runner.run(run())
+                verdict = "within" if us <= TARGET_US else "OVER"
+                print(f"{window:>10} {us:>12.1f} {rate:>10.0f} {TARGET_US:>8.0f}  {verdict}")
+
+            async def stop() -> None:
+                link = Link(path)
+                await link.call("quit")
+                await link.close()
+
+            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                runner.run(stop())
+        finally:
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""One worker of a cluster: a node on the shared port, plus its channel listener.
+
+Started by the supervisor as ``python -m aonode.cluster.worker`` with a pickled
+:class:`WorkerSpec` on stdin (parent to child, same user: nothing untrusted).
+It adopts the supervisor's data-directory lock through an inherited descriptor,
+serves HTTP on the port every worker shares (SO_REUSEPORT), answers its peers on
+``w<index>.sock``, prints ``ready <url>`` once on stdout, and stops on SIGTERM,
+SIGINT or the end of the supervisor's pipe (a killed supervisor takes its
+workers with it instead of leaving orphans that hold the lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import pickle
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from aonode import logs
+from aonode.cluster.channel import Listener
+from aonode.config import NodeConfig
+from aonode.errors import AONodeError
+from aonode.http.server import serve
+from aonode.node import Node
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSpec:
+    """What the supervisor tells worker ``index`` of ``count``."""
+
+    config: NodeConfig  # with the port already chosen
+    index: int
+    count: int
+    sock_dir: Path  # w<i>.sock of every worker
+    lock_fd: int | None  # the supervisor's data-directory lock, inherited
+    parent_fd: int  # read end of a pipe the supervisor holds open while it lives
+    log_level: str = "warning"
+    log_format: str = "text"
+
+
+def socket_path(sock_dir: Path, index: int) -> Path:
+    """Where worker ``index`` listens for its peers' calls."""
+    return sock_dir / f"w{index}.sock"
+
+
+async def run(spec: WorkerSpec, node: Node) -> None:
+    """Serve until told to stop; the channel opens before the ready line."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    def parent_gone() -> None:  # readable only at EOF: the supervisor is gone
+        loop.remove_reader(spec.parent_fd)
+        stop.set()
+
+    loop.add_reader(spec.parent_fd, parent_gone)
+
+    async def info(payload: bytes) -> bytes:
+        return orjson.dumps({"index": spec.index, "pid": os.getpid(), "address": node.address})
+
+    listener = Listener(socket_path(spec.sock_dir, spec.index), {"info": info})
+    await listener.start()
+
+    def ready(url: str) -> None:
+        print(f"ready {url}", flush=True)
+
+    try:
+        await serve(node, on_ready=ready, stop=stop, shared_port=True)
+    finally:
+        await listener.close()
+
+
+def main() -> int:
+    spec = pickle.load(sys.stdin.buffer)
+    if not isinstance(spec, WorkerSpec):
+        print("aonode worker: no WorkerSpec on stdin", file=sys.stderr)
+        return 2
+    logs.setup(spec.log_level, spec.log_format)
+    try:
+        node = Node(spec.config)
+        if node.dir_lock is not None and spec.lock_fd is not None:
+            node.dir_lock.adopt(spec.lock_fd)
+        gc.set_threshold(10_000, 10, 100)  # as a single-process serve (cli._tune_gc)
+        gc.freeze()
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(run(spec, node))
+    except AONodeError as exc:
+        print(f"aonode worker {spec.index}: {exc.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return None
+    return uvloop.new_event_loop
+
+
+if __name__ == "__main__":
+    # run from the imported module, so that the pickled WorkerSpec's class is ours
+    from aonode.cluster.worker import main as worker_main
+
+    sys.exit(worker_main())
