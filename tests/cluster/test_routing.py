@@ -11,10 +11,16 @@ import orjson
 import pytest
 
 from aonode.cluster.channel import Link
-from aonode.cluster.routing import decode_schedule, encode_schedule
+from aonode.cluster.routing import (
+    assignment_from,
+    decode_schedule,
+    encode_assignment,
+    encode_schedule,
+)
 from aonode.cluster.shard import shard_of
 from aonode.cluster.worker import socket_path
 from aonode.message import Message
+from aonode.scheduler.assignment import Assignment, Header, commit
 from aonode.wallet import Wallet
 from tests.cluster.conftest import Cluster
 from tests.conftest import sign_message, sign_process
@@ -30,6 +36,15 @@ def test_a_forwarded_schedule_call_carries_the_message_as_it_arrived(
     message, opts = decode_schedule(encode_schedule(m, "compute", None, "p" * 43))
     assert message.id == m.id and message.item.raw == m.item.raw and message.keys == m.keys
     assert opts == {"path": "compute", "target": None, "assign-to": "p" * 43, "codec": "ans104"}
+
+
+def test_the_owners_assignment_arrives_whole(user_wallet: Wallet, ed_wallet: Wallet) -> None:
+    m = sign_message(user_wallet, "A" * 43, data=b"x" * 100)
+    header = Header("A" * 43, 3, 10, "h", 11, 12, "c", "compute", m.id)
+    sent = Assignment(header, commit(header, [ed_wallet, user_wallet]), m)
+    got = assignment_from(encode_assignment(sent), m)
+    assert got == sent and got.document == sent.document
+    assert got.json_bytes() == sent.json_bytes() and got.id == sent.id
 
 
 async def post(url: str, path: str, message: Message) -> httpx.Response:
