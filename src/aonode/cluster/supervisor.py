@@ -158,8 +158,7 @@ class Supervisor:
         while not self._stopping:
             proc = await self._spawn(spec)
             assert proc.stdout is not None
-            line = await proc.stdout.readline()
-            url = line.decode().removeprefix("ready ").strip() if line.startswith(b"ready ") else ""
+            url = await _ready_line(proc.stdout)
             if url:
                 deaths = 0
                 self.pids[spec.index] = proc.pid
@@ -217,3 +216,15 @@ class Supervisor:
     def _notify(self, event: str, index: int, pid: int) -> None:
         if self.observe is not None:
             self.observe(event, index, pid)
+
+
+async def _ready_line(stdout: asyncio.StreamReader) -> str:
+    """The URL of a worker's ``ready <url>`` line; "" when it exits before one.
+
+    Anything else a library prints on the worker's stdout is passed on to ours.
+    """
+    while line := await stdout.readline():
+        if line.startswith(b"ready "):
+            return line.decode().removeprefix("ready ").strip()
+        sys.stdout.write(line.decode(errors="replace"))
+    return ""
