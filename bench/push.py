@@ -59,7 +59,7 @@ def node_process(kind: str) -> Iterator[tuple[str, str]]:
     with tempfile.TemporaryDirectory(prefix="aonode-bench-push-") as tmp:
         w = wallet_mod.generate(kind)
         wallet_mod.save(w, Path(tmp) / "wallet.json")
-        args = [sys.executable, "-m", "aonode.cli", "serve", "--data-dir", tmp]
+        args = [sys.executable, "-m", "aonode.ops.cli", "serve", "--data-dir", tmp]
         args += ["--port", str(limits._free_port())]
         # one signer floods on purpose: the public-node quotas are lifted
         args += ["--quota-messages", "off", "--quota-spawns", "off", "--quota-reads", "off"]

@@ -113,7 +113,7 @@ def nodes(
                 wallet_mod.save(wallet, data / "wallet.json")
                 port = limits._free_port()
                 url = f"http://127.0.0.1:{port}"
-                args = [sys.executable, "-m", "aonode.cli", "serve", "--data-dir", str(data)]
+                args = [sys.executable, "-m", "aonode.ops.cli", "serve", "--data-dir", str(data)]
                 args += ["--port", str(port), "--advertise-url", url]
                 args += ["--mode", "local_confirmation"]
                 # one signer floods on purpose: the public-node quotas are lifted

@@ -92,7 +92,7 @@ class Outcome:
 def node_supports_workers() -> bool:
     """Whether ``aonode serve`` takes ``--workers`` (it does not yet: issue 22's next step)."""
     out = subprocess.run(
-        [sys.executable, "-m", "aonode.cli", "serve", "--help"],
+        [sys.executable, "-m", "aonode.ops.cli", "serve", "--help"],
         capture_output=True,
         text=True,
         check=False,
@@ -113,7 +113,7 @@ def node_process(
         args = [
             sys.executable,
             "-m",
-            "aonode.cli",
+            "aonode.ops.cli",
             "serve",
             "--data-dir",
             tmp,

@@ -40,7 +40,7 @@ from pathlib import Path
 import httpx
 
 from aonode.http.server import free_port
-from aonode.migrate import export_store, import_store
+from aonode.ops.migrate import export_store, import_store
 from aonode.wallet import Wallet
 from tests.conftest import sign_message, sign_process
 from tests.test_crash import check_schedules, start_node, stop_node
@@ -275,7 +275,7 @@ async def _verify(data_dir: Path, pids: list[str]) -> None:
         verifier = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "aonode.cli",
+            "aonode.ops.cli",
             "verify",
             "--",
             str(data_dir),

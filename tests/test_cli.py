@@ -35,7 +35,7 @@ async def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = 
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "aonode.cli",
+        "aonode.ops.cli",
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

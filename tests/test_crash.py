@@ -47,7 +47,7 @@ async def start_node(
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "aonode.cli",
+            "aonode.ops.cli",
             "serve",
             "--data-dir",
             str(data_dir),
@@ -125,7 +125,7 @@ async def test_sigkill_under_load_loses_nothing_acknowledged(
         verifier = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "aonode.cli",
+            "aonode.ops.cli",
             "verify",
             "--",
             str(data_dir),

@@ -23,8 +23,7 @@ import pytest
 
 from aonode.codec import ans104, jsonform
 from aonode.codec.b64 import b64url_decode, b64url_encode
-from aonode.cron import Cron, CronPolicy
-from aonode.cron_task import (
+from aonode.cron.task import (
     FORMS,
     Caller,
     CronTask,
@@ -33,6 +32,7 @@ from aonode.cron_task import (
     now_ms,
     parse_duration,
 )
+from aonode.cron.timer import Cron, CronPolicy
 from aonode.errors import BadParameter
 from aonode.http.server import free_port
 from aonode.store.base import Record

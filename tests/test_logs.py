@@ -42,7 +42,7 @@ async def serve_and_stop(tmp_path: Path, user: Wallet, *flags: str) -> tuple[str
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "aonode.cli",
+        "aonode.ops.cli",
         "serve",
         "--port",
         "0",
@@ -110,7 +110,7 @@ async def test_bad_log_options_are_refused(tmp_path: Path) -> None:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "aonode.cli",
+            "aonode.ops.cli",
             "serve",
             "--data-dir",
             str(tmp_path),

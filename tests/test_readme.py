@@ -26,7 +26,7 @@ import orjson
 import pytest
 import typer
 
-from aonode.cli import app, main
+from aonode.ops.cli import app, main
 from tests.conftest import LiveNode
 
 Live = Callable[..., Awaitable[LiveNode]]
@@ -126,7 +126,7 @@ async def run(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "aonode.cli",
+        "aonode.ops.cli",
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -66,7 +66,7 @@ class NodeProc:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "aonode.cli",
+                "aonode.ops.cli",
                 "serve",
                 "--store",
                 store,
@@ -224,7 +224,7 @@ async def test_three_nodes_share_processes_and_survive_owner_kills(
     verifier = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "aonode.cli",
+        "aonode.ops.cli",
         "verify",
         pg_url,
         stdout=asyncio.subprocess.PIPE,

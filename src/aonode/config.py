@@ -2,19 +2,43 @@
 
 Sources, lowest precedence first: defaults, environment (``AONODE_<NAME>``),
 command-line flags.  Nothing in the node reads configuration from globals.
+
+Each setting an operator can give is one row of :data:`SETTINGS` (field, variable,
+flag, parser, help); :func:`from_env` and ``aonode serve``'s flags and help are
+both derived from it, so a new setting is one field here and one row there.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from aonode.config_text import (
+    check_node_url,
+    parse_bool,
+    parse_float,
+    parse_int,
+    parse_scheduler_map,
+    parse_size,
+)
 from aonode.errors import ConfigError
 from aonode.quotas import Rate, parse_rate
+
+__all__ = [
+    "SETTINGS",
+    "Mode",
+    "NodeConfig",
+    "Setting",
+    "from_env",
+    "from_flags",
+    "parse_mode",
+    "parse_scheduler_map",
+    "parse_size",
+]
 
 
 class Mode(StrEnum):
@@ -155,24 +179,6 @@ class NodeConfig:
         return self
 
 
-def check_node_url(key: str, url: str) -> None:
-    parts = urlsplit(url)
-    if not key or parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"scheduler map entry {key}={url!r}: want KEY=http(s)://host:port")
-
-
-def parse_scheduler_map(entries: Iterable[str]) -> dict[str, str]:
-    """``["PID=http://h:1", "ADDRESS=http://h:2"]`` → a map (checked)."""
-    mapping: dict[str, str] = {}
-    for entry in entries:
-        key, eq, url = entry.strip().partition("=")
-        if not eq:
-            raise ConfigError(f"scheduler map entry {entry!r}: want KEY=URL")
-        check_node_url(key.strip(), url.strip())
-        mapping[key.strip()] = url.strip().rstrip("/")
-    return mapping
-
-
 def parse_mode(value: str) -> Mode:
     try:
         return Mode(value.strip().lower().replace("-", "_"))
@@ -181,130 +187,194 @@ def parse_mode(value: str) -> Mode:
         raise ConfigError(f"unknown mode {value!r}; accepted: {accepted}") from None
 
 
-def parse_size(value: str) -> int:
-    """``10MiB``, ``512k``, ``1048576`` → bytes."""
-    text = value.strip().lower().replace(" ", "")
-    units = {
-        "kib": 1024,
-        "kb": 1000,
-        "k": 1024,
-        "mib": 1024**2,
-        "mb": 1000**2,
-        "m": 1024**2,
-        "gib": 1024**3,
-        "gb": 1000**3,
-        "g": 1024**3,
-        "b": 1,
-    }
-    number, factor = text, 1
-    for unit, scale in units.items():
-        if text.endswith(unit):
-            number, factor = text[: -len(unit)], scale
-            break
-    try:
-        return int(float(number) * factor)
-    except ValueError:
-        raise ConfigError(f"not a size: {value!r} (e.g. 10MiB, 512k, 1048576)") from None
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """How the texts given for a setting become its value.
+
+    ``parse(where, texts)`` gets every text given (one, unless ``split`` is set:
+    then the flag is repeatable and the variable holds several, split on it);
+    ``metavar`` is how ``--help`` shows the value."""
+
+    parse: Callable[[str, Sequence[str]], object]
+    metavar: str = "<str>"
+    split: str | None = None
+
+
+def _last(parse: Callable[[str, str], object], metavar: str = "<str>") -> Kind:
+    return Kind(lambda where, texts: parse(where, texts[-1]), metavar)
+
+
+TEXT = _last(lambda _where, text: text)
+INT = _last(parse_int, "<int>")
+FLOAT = _last(parse_float, "<float>")
+BOOL = _last(parse_bool, "<bool>")
+PATH = _last(lambda _where, text: Path(text), "<path>")
+SIZE = _last(lambda _where, text: parse_size(text))
+RATE = _last(lambda _where, text: parse_rate(text))
+MODE = _last(lambda _where, text: parse_mode(text))
+PATHS = Kind(lambda _w, texts: tuple(Path(t) for t in texts), "<list[Path]>", os.pathsep)
+NODE_MAP = Kind(lambda _w, texts: parse_scheduler_map(texts), "<list[str]>", ",")
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One setting an operator gives: the :class:`NodeConfig` field ``name``, read from
+    ``AONODE_<NAME>`` (or ``env``) and from ``--<name>`` (or ``flag``; ``None``: the
+    environment only).  The typed default is the field's; ``default`` is how help shows it."""
+
+    name: str
+    kind: Kind
+    help: str
+    default: str | None = None
+    env_note: str = ""
+    env: str = ""
+    flag: str | None = ""
+
+    @property
+    def variable(self) -> str:
+        return self.env or f"AONODE_{self.name.upper()}"
+
+    @property
+    def option(self) -> str | None:
+        """The flag without its dashes, or None for a setting of the environment only."""
+        return None if self.flag is None else self.flag or self.name.replace("_", "-")
+
+    @property
+    def help_line(self) -> str:
+        default = f"; default {self.default}" if self.default else ""
+        return f"{self.help} (env {self.variable}{self.env_note}{default})"
+
+    def parse(self, where: str, texts: Sequence[str]) -> object:
+        return self.kind.parse(where, texts)
+
+
+# In ``aonode serve --help`` order; README "Running a public node" says why each limit.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", TEXT, "Address to listen on", "127.0.0.1"),
+    Setting("port", INT, "Port (0: any free port)", "8734"),
+    Setting("data_dir", PATH, "Holds the store and wallet.json", "./.aonode"),
+    Setting(
+        "wallets",
+        PATHS,
+        "Extra scheduler wallet (JWK); repeatable",
+        env="AONODE_WALLET",
+        flag="wallet",
+    ),
+    Setting("mode", MODE, "aggressive | local_confirmation | remote_confirmation"),
+    Setting("max_body", SIZE, "Request body limit, e.g. 10MiB"),
+    Setting(
+        "store", TEXT, "sqlite:///path (default: in the data dir) or postgresql://user@host:port/db"
+    ),
+    Setting("gateway", TEXT, "Arweave gateway URL for block info; none = offline"),
+    Setting(
+        "advertise_url",
+        TEXT,
+        "The URL other nodes should use for this one, signed into its location record",
+        "http://HOST:PORT",
+    ),
+    Setting("sign_threads", INT, "Threads that make RSA signatures; one per core", "2"),
+    Setting("abort_seconds", FLOAT, "A request not assigned within this time is dropped", "10"),
+    Setting(
+        "scheduler_map",
+        NODE_MAP,
+        "KEY=URL: push to process id or scheduler address KEY at the node URL; repeatable",
+        env_note=", comma-separated",
+    ),
+    Setting(
+        "upload_url",
+        TEXT,
+        "Upload assignments and messages to this Arweave node (or arlocal); "
+        "required by remote_confirmation",
+    ),
+    Setting(
+        "lua_memory",
+        SIZE,
+        "Memory cap of each live Lua process, C allocations included, e.g. 64MiB; "
+        "a message past it fails and is rolled back",
+        "64MiB",
+    ),
+    Setting(
+        "operator_token",
+        TEXT,
+        "The operator's token: a request with Authorization: Bearer TOKEN may create "
+        "and stop any cron task",
+        "none = no operator",
+        env_note=", preferred: a flag shows in ps",
+        flag="operator",
+    ),
+    Setting("cron_max_per_owner", INT, "Cron tasks one signer may have at once", "100"),
+    Setting("cron_max_tasks", INT, "Cron tasks the node holds at once", "10000"),
+    Setting(
+        "cron_min_interval_ms", INT, "Shortest interval of an every-task, in milliseconds", "10000"
+    ),
+    Setting("quota_messages", RATE, "Messages per signer, BURST:AMOUNT/PERIOD or off", "500:20/s"),
+    Setting("quota_spawns", RATE, "Spawns per signer", "50:6/min"),
+    Setting(
+        "quota_store_bytes",
+        RATE,
+        "Bytes per signer through /~message@1.0/store",
+        "1GiB:1GiB/day",
+    ),
+    Setting("quota_reads", RATE, "Unsigned requests and dry runs per client address", "2000:200/s"),
+    Setting("dryruns_per_client", INT, "Concurrent dry runs per client address, 0 = no cap", "4"),
+    Setting("dryruns_total", INT, "Concurrent dry runs on the node, 0 = no cap", "32"),
+    Setting("quota_keys", INT, "Signers and clients whose quotas are remembered (LRU)", "100000"),
+    Setting("max_header", SIZE, "Request header block cap, 431 above", "16KiB"),
+    Setting(
+        "header_timeout",
+        FLOAT,
+        "Seconds for a request's headers to arrive, counted from when the connection "
+        "waits for one: closes slow-header and idle connections",
+        "10",
+    ),
+    Setting("body_timeout", FLOAT, "Seconds a request body may stall before 408 and close", "30"),
+    # -- the environment only (README "Process cache", "Push") --
+    Setting("queue_size", INT, "Requests waiting per process before 503", "1024", flag=None),
+    Setting("snapshot_slots", INT, "Snapshot a process every N slots", "100", flag=None),
+    Setting("snapshot_seconds", FLOAT, "Or when this long passed since the last", "60", flag=None),
+    Setting(
+        "worker_max_idle",
+        FLOAT,
+        "Unload a worker unused this long to its snapshot",
+        "300",
+        flag=None,
+    ),
+    Setting(
+        "async_cache", BOOL, "Write results and snapshots in the background", "true", flag=None
+    ),
+    Setting(
+        "push_max_depth",
+        INT,
+        "Depth of a push tree (outbox of an outbox …) before 508",
+        "32",
+        flag=None,
+    ),
+    Setting(
+        "push_max_messages", INT, "Messages one push tree may deliver before 508", "1000", flag=None
+    ),
+)
 
 
 def from_env(base: NodeConfig, environ: Mapping[str, str] | None = None) -> NodeConfig:
-    """Apply ``AONODE_*`` variables over ``base``."""
+    """Apply the ``AONODE_*`` variables that are set (not empty) over ``base``."""
     env = os.environ if environ is None else environ
     changes: dict[str, object] = {}
-    if v := env.get("AONODE_HOST"):
-        changes["host"] = v
-    if v := env.get("AONODE_PORT"):
-        changes["port"] = _int("AONODE_PORT", v)
-    if v := env.get("AONODE_DATA_DIR"):
-        changes["data_dir"] = Path(v)
-    if v := env.get("AONODE_WALLET"):
-        changes["wallets"] = tuple(Path(p) for p in v.split(os.pathsep) if p)
-    if v := env.get("AONODE_MODE"):
-        changes["mode"] = parse_mode(v)
-    if v := env.get("AONODE_MAX_BODY"):
-        changes["max_body"] = parse_size(v)
-    if v := env.get("AONODE_STORE"):
-        changes["store"] = v
-    if v := env.get("AONODE_GATEWAY"):
-        changes["gateway"] = v
-    if v := env.get("AONODE_ADVERTISE_URL"):
-        changes["advertise_url"] = v
-    if v := env.get("AONODE_ABORT_SECONDS"):
-        changes["abort_seconds"] = _float("AONODE_ABORT_SECONDS", v)
-    if v := env.get("AONODE_QUEUE_SIZE"):
-        changes["queue_size"] = _int("AONODE_QUEUE_SIZE", v)
-    if v := env.get("AONODE_SIGN_THREADS"):
-        changes["sign_threads"] = _int("AONODE_SIGN_THREADS", v)
-    if v := env.get("AONODE_SNAPSHOT_SLOTS"):
-        changes["snapshot_slots"] = _int("AONODE_SNAPSHOT_SLOTS", v)
-    if v := env.get("AONODE_SNAPSHOT_SECONDS"):
-        changes["snapshot_seconds"] = _float("AONODE_SNAPSHOT_SECONDS", v)
-    if v := env.get("AONODE_WORKER_MAX_IDLE"):
-        changes["worker_max_idle"] = _float("AONODE_WORKER_MAX_IDLE", v)
-    if v := env.get("AONODE_ASYNC_CACHE"):
-        changes["async_cache"] = _bool("AONODE_ASYNC_CACHE", v)
-    if v := env.get("AONODE_PUSH_MAX_DEPTH"):
-        changes["push_max_depth"] = _int("AONODE_PUSH_MAX_DEPTH", v)
-    if v := env.get("AONODE_PUSH_MAX_MESSAGES"):
-        changes["push_max_messages"] = _int("AONODE_PUSH_MAX_MESSAGES", v)
-    if v := env.get("AONODE_UPLOAD_URL"):
-        changes["upload_url"] = v
-    if v := env.get("AONODE_SCHEDULER_MAP"):
-        changes["scheduler_map"] = parse_scheduler_map(e for e in v.split(",") if e.strip())
-    if v := env.get("AONODE_LUA_MEMORY"):
-        changes["lua_memory"] = parse_size(v)
-    if v := env.get("AONODE_OPERATOR_TOKEN"):
-        changes["operator_token"] = v
-    if v := env.get("AONODE_CRON_MAX_PER_OWNER"):
-        changes["cron_max_per_owner"] = _int("AONODE_CRON_MAX_PER_OWNER", v)
-    if v := env.get("AONODE_CRON_MAX_TASKS"):
-        changes["cron_max_tasks"] = _int("AONODE_CRON_MAX_TASKS", v)
-    if v := env.get("AONODE_CRON_MIN_INTERVAL_MS"):
-        changes["cron_min_interval_ms"] = _int("AONODE_CRON_MIN_INTERVAL_MS", v)
-    changes.update(limits_from_env(env))
+    for setting in SETTINGS:
+        if text := env.get(setting.variable):
+            split = setting.kind.split
+            texts = [t for t in text.split(split) if t.strip()] if split else [text]
+            changes[setting.name] = setting.parse(setting.variable, texts)
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
-# name → parser of the quota and connection limits; env AONODE_<NAME>, flag --<name>
-LIMITS: dict[str, Callable[[str], object]] = {
-    "quota_messages": parse_rate,
-    "quota_spawns": parse_rate,
-    "quota_store_bytes": parse_rate,
-    "quota_reads": parse_rate,
-    "dryruns_per_client": lambda v: _int("dryruns-per-client", v),
-    "dryruns_total": lambda v: _int("dryruns-total", v),
-    "quota_keys": lambda v: _int("quota-keys", v),
-    "max_header": parse_size,
-    "header_timeout": lambda v: _float("header-timeout", v),
-    "body_timeout": lambda v: _float("body-timeout", v),
-}
-
-
-def limits_from_env(env: Mapping[str, str]) -> dict[str, object]:
-    """The ``AONODE_QUOTA_*`` and connection-limit variables that are set, parsed."""
-    return {
-        name: parse(v) for name, parse in LIMITS.items() if (v := env.get(f"AONODE_{name.upper()}"))
-    }
-
-
-def _int(name: str, value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
-
-
-def _bool(name: str, value: str) -> bool:
-    low = value.strip().lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name} must be true or false, got {value!r}")
-
-
-def _float(name: str, value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+def from_flags(base: NodeConfig, flags: Mapping[str, str | Sequence[str] | None]) -> NodeConfig:
+    """Apply ``serve``'s flags, given by setting name (None or empty: not given)."""
+    by_name = {setting.name: setting for setting in SETTINGS}
+    changes: dict[str, object] = {}
+    for name, given in flags.items():
+        if given is None or len(given) == 0:
+            continue
+        setting = by_name[name]
+        texts = [given] if isinstance(given, str) else list(given)
+        changes[name] = setting.parse(f"--{setting.option}", texts)
+    return replace(base, **changes)  # type: ignore[arg-type]

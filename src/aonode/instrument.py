@@ -5,7 +5,7 @@ commit, the signature checks, each scheduler server, the process workers,
 push, cron, the HTTP boundary) calls a hook on the node's
 :class:`Instruments`, which it receives when it is built.  It never knows
 who listens.  :class:`Instrument` defines every hook as a no-op, so an
-instrument overrides only what it observes; ``aonode.metrics.NodeMetrics`` is
+instrument overrides only what it observes; ``aonode.ops.metrics.NodeMetrics`` is
 one, a test may add another.
 
 An instrument that raises is removed (and the error logged once): observing

@@ -25,13 +25,13 @@ from typing import Any
 
 from aonode import wallet as wallet_mod
 from aonode.config import NodeConfig
-from aonode.cron import Cron, CronPolicy
-from aonode.cron_task import Dispatch
+from aonode.cron.task import Dispatch
+from aonode.cron.timer import Cron, CronPolicy
 from aonode.datadir import DataDirLock, secure_sqlite, sqlite_path
 from aonode.errors import NotFound
 from aonode.instrument import Instruments
 from aonode.message import Message
-from aonode.metrics import LiveSources, NodeMetrics
+from aonode.ops.metrics import LiveSources, NodeMetrics
 from aonode.process.device import ProcessDevice
 from aonode.process.runtime.base import Limits
 from aonode.push import Pusher, PushLimits

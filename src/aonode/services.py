@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from aonode.config import NodeConfig
-    from aonode.cron import Cron
+    from aonode.cron.timer import Cron
     from aonode.instrument import Instrument
     from aonode.message import Message
     from aonode.process.device import ProcessDevice

@@ -34,7 +34,7 @@ class Verifier:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        # Told the seconds each check took (aonode.metrics); may run on a verifier thread.
+        # Told the seconds each check took (aonode.ops.metrics); may run on a verifier thread.
         self.observer: Callable[[float], None] | None = None
 
     def start(self) -> None:

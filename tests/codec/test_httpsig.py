@@ -12,10 +12,11 @@ import pytest
 from http_sfv.dictionary import Dictionary
 from http_sfv.item import InnerList
 
-from aonode.codec import httpsig
+from aonode.codec import httpsig, jsonform
 from aonode.codec import httpsig_base as sig
 from aonode.codec.b64 import b64url_encode
 from aonode.codec.httpsig_sign import content_digest, sign
+from aonode.codec.item import ITEM_FIELDS, ItemFields
 from aonode.errors import InputError, InvalidMessage, InvalidSignature, UnsupportedSignature
 from aonode.message import Message
 from aonode.store.base import MessageRecord
@@ -257,3 +258,13 @@ def test_distinct_messages_have_distinct_ids(signer: Wallet) -> None:
     a = _parse(sign(signer, {"n": os.urandom(8).hex()}, path=PATH), b"")
     b = _parse(sign(signer, {"n": os.urandom(8).hex()}, path=PATH), b"")
     assert a.id != b.id and len(a.id) == 43
+
+
+def test_reads_as_the_declared_item_fields_in_the_json_form(signer: Wallet) -> None:
+    """One declaration of the data-item fields (codec/item.py) serves every codec."""
+    item = _parse(_signed(signer))
+    assert isinstance(item, ItemFields)
+    form = jsonform.to_json(item)
+    assert list(form) == [f.name for f in ITEM_FIELDS]
+    assert form["owner"] == b64url_encode(signer.owner) and form["target"] == TARGET
+    assert form["tags"] == [{"name": n, "value": v} for n, v in item.tags]

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from aonode.codec import ans104, jsonform
 from aonode.codec.b64 import b64url_decode, b64url_encode
+from aonode.codec.item import ITEM_FIELDS, ItemFields
 from aonode.errors import InvalidMessage, UnsupportedSignature
 from aonode.wallet import Wallet
 
@@ -202,3 +203,14 @@ def test_from_json_unknown_signature_type(ed_signer: Wallet) -> None:
     doc["signature_type"] = 3
     with pytest.raises(UnsupportedSignature, match="signature type 3"):
         jsonform.from_json(doc)
+
+
+def test_each_declared_field_is_a_required_member(rsa_signer: Wallet) -> None:
+    item = ans104.sign(rsa_signer, data=b"x", tags=[("A", "1")])
+    form = jsonform.to_json(item)
+    assert isinstance(item, ItemFields) and list(form) == [f.name for f in ITEM_FIELDS]
+    for f in ITEM_FIELDS:
+        assert getattr(item, f.name) is not None
+        partial = {k: v for k, v in form.items() if k != f.name}
+        with pytest.raises(InvalidMessage, match=f"missing '{f.name}'"):
+            jsonform.from_json(partial)

@@ -13,8 +13,8 @@ from http_sfv.dictionary import Dictionary
 from aonode.codec import httpsig
 from aonode.codec.b64 import b64url_encode
 from aonode.codec.httpsig_sign import content_digest, sign
+from aonode.ops.verify import verify_schedule
 from aonode.scheduler.hashchain import verify_chain
-from aonode.verify import verify_schedule
 from aonode.wallet import Wallet
 from tests.conftest import LiveNode, sign_message, sign_process
 

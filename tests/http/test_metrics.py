@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from aonode.metrics import MAX_ROUTES, route_template
+from aonode.ops.metrics import MAX_ROUTES, route_template
 from aonode.wallet import Wallet
 from tests.conftest import LiveNode, sign_message, sign_process
 from tests.process.test_device_http import send, spawn_lua

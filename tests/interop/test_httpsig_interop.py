@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from aonode import wallet as wallet_mod
+from aonode.ops.verify import verify_schedule
 from aonode.scheduler.hashchain import verify_chain
-from aonode.verify import verify_schedule
 from aonode.wallet import Wallet
 from tests.conftest import LiveNode, sign_message
 from tests.interop.conftest import RunNode

@@ -61,7 +61,7 @@ def test_config_from_env_and_validation() -> None:
 def test_serve_help_names_the_option() -> None:
     from typer.testing import CliRunner
 
-    from aonode.cli import app
+    from aonode.ops.cli import app
 
     out = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "200"}).output
     assert "--lua-memory" in out and "AONODE_LUA_MEMORY" in out

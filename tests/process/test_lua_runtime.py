@@ -315,7 +315,7 @@ def test_without_the_serializer_replay_keeps_dryrun_and_rollback_exact(
 ) -> None:
     real = lua._resource
     monkeypatch.setattr(
-        lua, "_resource", lambda name: None if name == "snapshot.lua" else real(name)
+        lua, "_resource", lambda name: None if name == "lua_snapshot.lua" else real(name)
     )
     proc = make_proc()
     proc.eval("X = 20")

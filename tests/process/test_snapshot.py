@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aonode.process.runtime import snapshot
+from aonode.process.runtime import lua_snapshot as snapshot
 
 PRELUDE = r"""
 ENV, KNOWN = {}, {}

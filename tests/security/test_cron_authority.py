@@ -20,8 +20,8 @@ from aonode import wallet as wallet_mod
 from aonode.codec import ans104, jsonform
 from aonode.codec.b64 import b64url_encode
 from aonode.codec.httpsig_sign import sign as httpsig_sign
-from aonode.cron import Cron, CronPolicy
-from aonode.cron_task import RunStatus
+from aonode.cron.task import RunStatus
+from aonode.cron.timer import Cron, CronPolicy
 from aonode.push.ledger import delivery_tags
 from aonode.wallet import Wallet
 from tests.conftest import LiveNode

@@ -34,7 +34,7 @@ async def test_a_second_serve_on_the_same_dir_exits_2_naming_dir_and_holder(
         second = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "aonode.cli",
+            "aonode.ops.cli",
             "serve",
             "--data-dir",
             str(data),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from aonode.migrate import ImportConflict, export_store, import_store
+from aonode.ops.migrate import ImportConflict, export_store, import_store
 from aonode.store import LocationRecord, Record, ResultRecord, Store, open_store
 from aonode.store.dumpfile import BadStream
 from aonode.wallet import Wallet
@@ -94,7 +94,7 @@ async def _run(*args: str, stdin: bytes = b"") -> tuple[int, bytes, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "aonode.cli",
+        "aonode.ops.cli",
         *args,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,

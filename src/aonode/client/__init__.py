@@ -6,5 +6,5 @@
              modules, cron requests)
 ``aos``      the pinned real hyper-aos and aos WASM, fetched from npm and checked
 ``commands`` the typer commands (``spawn``, ``eval``, ``module``, ``cron``, …)
-             that :mod:`aonode.cli` wires into ``aonode``
+             that :mod:`aonode.ops.cli` wires into ``aonode``
 """

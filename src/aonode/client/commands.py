@@ -6,7 +6,7 @@ that signs takes ``--wallet FILE`` and has no default for it (never the
 node's own wallet).  A process, message or task id may start with ``-``: the
 commands that take one leave unknown ``-…`` words to their arguments, and
 check each id's form themselves.  Failures raise :class:`ClientError`, which
-``aonode.cli.main`` prints as one line.
+``aonode.ops.cli.main`` prints as one line.
 """
 
 from __future__ import annotations

@@ -45,6 +45,7 @@ from aonode.codec.avro_tags import (
     encode_tags,
 )
 from aonode.codec.b64 import b64url_encode
+from aonode.codec.item import ItemFields
 from aonode.errors import InvalidMessage, InvalidSignature, UnsupportedSignature
 from aonode.wallet import address_of
 from aonode.wallet import verify as verify_signature
@@ -74,20 +75,14 @@ _OPTIONAL_LENGTH = 32
 
 
 @dataclass(frozen=True, slots=True, repr=False)
-class DataItem:
+class DataItem(ItemFields):
     """A parsed or freshly signed data item.  Make it with :func:`parse` or :func:`sign`.
 
     ``raw`` is the exact wire form and the only field equality looks at: the
-    other fields are views of it, and the signature covers it.
+    other fields (:class:`~aonode.codec.item.ItemFields`) are views of it, and
+    the signature covers it.
     """
 
-    signature_type: int = field(compare=False)
-    signature: bytes = field(compare=False)
-    owner: bytes = field(compare=False)
-    target: bytes = field(compare=False)
-    anchor: bytes = field(compare=False)
-    tags: tuple[tuple[str, str], ...] = field(compare=False)
-    data: bytes = field(compare=False)
     raw: bytes
     # The id is read many times per request (routing, dedupe, chain, formats): hash once.
     _id_bytes: bytes = field(init=False, repr=False, compare=False)

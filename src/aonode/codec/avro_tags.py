@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from aonode.codec.varint import encode_uleb128
 from aonode.errors import InvalidMessage
 
 MAX_TAGS = 128
@@ -19,16 +20,7 @@ _MAX_LONG_BYTES = 10  # a 64-bit Avro long never needs more
 
 
 def _encode_long(n: int) -> bytes:
-    z = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while True:
-        byte = z & 0x7F
-        z >>= 7
-        if z:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    return encode_uleb128((n << 1) ^ (n >> 63))  # zig-zag: the sign in the low bit
 
 
 # Every length encode_tags writes is at most MAX_TAG_VALUE_BYTES.

@@ -39,6 +39,7 @@ import orjson
 
 from aonode.codec import httpsig_base as sig
 from aonode.codec.b64 import b64url_decode, b64url_encode
+from aonode.codec.item import ItemFields
 from aonode.errors import InputError, InvalidMessage, InvalidSignature
 from aonode.wallet import ED25519_SIGNATURE_TYPE, RSA_SIGNATURE_TYPE, address_of
 
@@ -77,7 +78,7 @@ def is_httpsig(headers: Mapping[str, str]) -> bool:
 
 
 @dataclass(frozen=True, slots=True, repr=False)
-class HttpSigItem:
+class HttpSigItem(ItemFields):
     """A verified (or stored) HTTP-signed message; reads like an ANS-104 ``DataItem``.
 
     ``raw`` (the kept, covered form) is the only field equality looks at.
@@ -89,13 +90,6 @@ class HttpSigItem:
     entries: tuple[sig.SigEntry, ...] = field(compare=False)
     public_keys: tuple[bytes, ...] = field(compare=False)  # one per asymmetric entry
     raw: bytes
-    signature_type: int = field(compare=False)
-    signature: bytes = field(compare=False)
-    owner: bytes = field(compare=False)
-    target: bytes = field(compare=False)
-    anchor: bytes = field(compare=False)
-    tags: tuple[tuple[str, str], ...] = field(compare=False)
-    data: bytes = field(compare=False)
     id_bytes: bytes = field(compare=False)
 
     @property

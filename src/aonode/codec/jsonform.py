@@ -5,7 +5,8 @@
     {"signature_type": 1, "signature": B64, "owner": B64, "target": B64 | "",
      "anchor": B64 | "", "tags": [{"name": S, "value": S}], "data": B64}
 
-(B64 = unpadded base64url.)  An incoming JSON item is turned back into the
+(B64 = unpadded base64url; the members and how each is written are
+:data:`aonode.codec.item.ITEM_FIELDS`.)  An incoming JSON item is turned back into the
 binary form with :func:`aonode.codec.ans104.build` and then parsed by the
 binary parser, so there is exactly one set of validity rules and one
 signature check for both forms.  The binary form rebuilt is the canonical one;
@@ -18,29 +19,23 @@ client may post back what it read.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from aonode.codec import ans104
 from aonode.codec.b64 import b64url_decode, b64url_encode
+from aonode.codec.item import ITEM_FIELDS, ItemFields, JsonKind, json_kind
 from aonode.errors import InvalidMessage
 
 __all__ = ["from_json", "to_json"]
 
-_REQUIRED = ("signature_type", "signature", "owner", "target", "anchor", "tags", "data")
+_REQUIRED = tuple(f.name for f in ITEM_FIELDS)
 _ALLOWED = frozenset((*_REQUIRED, "id"))
 
 
-def to_json(item: ans104.DataItem) -> dict[str, object]:
+def to_json(item: ItemFields) -> dict[str, object]:
     """The JSON form; ``from_json(to_json(item))`` gives back an equal item."""
-    return {
-        "signature_type": item.signature_type,
-        "signature": b64url_encode(item.signature),
-        "owner": b64url_encode(item.owner),
-        "target": b64url_encode(item.target),
-        "anchor": b64url_encode(item.anchor),
-        "tags": [{"name": name, "value": value} for name, value in item.tags],
-        "data": b64url_encode(item.data),
-    }
+    return {f.name: _ENCODE[json_kind(f)](getattr(item, f.name)) for f in ITEM_FIELDS}
 
 
 def from_json(obj: object) -> ans104.DataItem:
@@ -57,26 +52,20 @@ def from_json(obj: object) -> ans104.DataItem:
     unknown = sorted(str(key) for key in obj if key not in _ALLOWED)
     if unknown:
         raise InvalidMessage(f"JSON data item has unknown member(s) {', '.join(unknown)}")
-    signature_type = obj["signature_type"]
-    if isinstance(signature_type, bool) or not isinstance(signature_type, int):
-        raise InvalidMessage(f"'signature_type' must be an integer, not {_kind(signature_type)}")
-    raw = ans104.build(
-        signature_type,
-        _b64_member(obj, "signature"),
-        _b64_member(obj, "owner"),
-        _b64_member(obj, "target"),
-        _b64_member(obj, "anchor"),
-        _tags_member(obj["tags"]),
-        _b64_member(obj, "data"),
-    )
-    item = ans104.parse(raw)
+    values = {f.name: _DECODE[json_kind(f)](f.name, obj[f.name]) for f in ITEM_FIELDS}
+    item = ans104.parse(ans104.build(**values))  # type: ignore[arg-type]
     if "id" in obj and obj["id"] != item.id:
         raise InvalidMessage(f"'id' is {obj['id']!r} but the item's id is {item.id!r}")
     return item
 
 
-def _b64_member(obj: Mapping[object, object], key: str) -> bytes:
-    value = obj[key]
+def _int_member(key: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidMessage(f"{key!r} must be an integer, not {_kind(value)}")
+    return value
+
+
+def _b64_member(key: str, value: object) -> bytes:
     if not isinstance(value, str):
         raise InvalidMessage(f"{key!r} must be a base64url string, not {_kind(value)}")
     try:
@@ -85,7 +74,7 @@ def _b64_member(obj: Mapping[object, object], key: str) -> bytes:
         raise InvalidMessage(f"{key!r} is not base64url: {exc}") from None
 
 
-def _tags_member(value: object) -> list[tuple[str, str]]:
+def _tags_member(_key: str, value: object) -> list[tuple[str, str]]:
     if not isinstance(value, list):
         raise InvalidMessage(f"'tags' must be a list, not {_kind(value)}")
     tags = []
@@ -101,3 +90,19 @@ def _tags_member(value: object) -> list[tuple[str, str]]:
 
 def _kind(value: object) -> str:
     return "null" if value is None else type(value).__name__
+
+
+def _encode_tags(tags: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
+    return [{"name": name, "value": value} for name, value in tags]
+
+
+_ENCODE: dict[JsonKind, Callable[[Any], object]] = {
+    "int": int,
+    "b64": b64url_encode,
+    "tags": _encode_tags,
+}
+_DECODE: dict[JsonKind, Callable[[str, object], object]] = {
+    "int": _int_member,
+    "b64": _b64_member,
+    "tags": _tags_member,
+}

@@ -21,8 +21,8 @@ import orjson
 
 from aonode.codec import httpsig
 from aonode.codec.b64 import b64url_encode
-from aonode.cron import Cron
-from aonode.cron_task import Caller, TaskType
+from aonode.cron.task import Caller, TaskType
+from aonode.cron.timer import Cron
 from aonode.errors import BadParameter, InvalidMessage
 from aonode.http.request import Request, read_message
 from aonode.http.responses import Response, json_response

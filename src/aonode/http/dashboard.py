@@ -27,7 +27,7 @@ from aonode.errors import BadParameter
 from aonode.http.request import Request
 from aonode.http.responses import Response, json_response
 from aonode.http.routing import Match
-from aonode.metrics import CONTENT_TYPE
+from aonode.ops.metrics import CONTENT_TYPE
 from aonode.scheduler.hashchain import next_link
 from aonode.services import Services
 

@@ -78,7 +78,7 @@ async def open_snapshot(url: str) -> Snapshot:
     The store is opened and closed first, so an older schema is migrated as a node
     would; a ``sqlite:`` URL must name an existing file (an export creates nothing).
     """
-    from aonode.store.snapshot import sqlite_path
+    from aonode.store.export_view import sqlite_path
 
     path = sqlite_path(url)
     if path is not None and not path.is_file():

@@ -334,7 +334,7 @@ CommitObserver = Callable[[int, float], None]
 """Told ``(items in the batch, seconds the COMMIT took)`` after every committed batch.
 
 It may be called from the store's writer thread, so it must be thread-safe and quick
-(``aonode.metrics`` feeds Prometheus histograms with it)."""
+(``aonode.ops.metrics`` feeds Prometheus histograms with it)."""
 
 
 @runtime_checkable

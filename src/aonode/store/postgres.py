@@ -53,6 +53,7 @@ from aonode.store.base import (
     StoredSlot,
     check_pairing,
 )
+from aonode.store.export_view import PostgresSnapshot
 from aonode.store.pg_lease import LeaseBook
 from aonode.store.pg_schema import check_schema_name, migrate
 from aonode.store.pg_writer import (
@@ -64,7 +65,6 @@ from aonode.store.pg_writer import (
     settle,
 )
 from aonode.store.shared import MAX_SLOT, Op, QueuedWriter, RecordWrite, stored_slot
-from aonode.store.snapshot import PostgresSnapshot
 
 DEFAULT_SCHEMA: Final = "aonode"
 

@@ -209,7 +209,7 @@ class SQLiteStore(QueuedWriter):
 
     async def snapshot(self) -> Snapshot:
         """A read-only view of the file as of now (see ``store/snapshot.py``)."""
-        from aonode.store.snapshot import SQLiteSnapshot  # only export needs it
+        from aonode.store.export_view import SQLiteSnapshot  # only export needs it
 
         return SQLiteSnapshot(self._path)
 

@@ -23,7 +23,7 @@ Why the odd parts:
   because the VM is deterministic: sorted ``pairs``, ``os.time`` = block
   timestamp, a seeded per-VM ``math.random``, counters in place of addresses in
   ``tostring``.
-* Snapshots use the same serializer as the built-in runtime (``snapshot.lua``),
+* Snapshots use the same serializer as the built-in runtime (``lua_snapshot.lua``),
   loaded before the host prelude replaces ``debug``/``load``/``string.dump``;
   the root is the globals table itself, and every function the host provides is
   a *known* object written by name (so a restored state gets the new VM's
@@ -51,7 +51,7 @@ _HOOK_STEP = 1000
 # the harness functions that Python calls.
 _RESOURCES = resources.files("aonode.process.runtime")
 _PRELUDE = (_RESOURCES / "hyperaos_host.lua").read_text().replace("HOOK_STEP", str(_HOOK_STEP))
-_SERIALIZER = (_RESOURCES / "snapshot.lua").read_bytes()
+_SERIALIZER = (_RESOURCES / "lua_snapshot.lua").read_bytes()
 _MAGIC = b"AONODE-HYPER-AOS-1\n"
 
 

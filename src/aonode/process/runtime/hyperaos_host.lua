@@ -1,5 +1,5 @@
 -- The host side of HyperBEAM's Lua device for hyper-aos (loaded by hyperaos.py).
--- Called with the snapshot serializer (snapshot.lua's table), loaded before
+-- Called with the snapshot serializer (lua_snapshot.lua's table), loaded before
 -- anything here is replaced, so it holds the real debug/string.dump/load.
 local SNAP = ...
 local rawnext, rawget, rawset, type, error, select = next, rawget, rawset, type, error, select

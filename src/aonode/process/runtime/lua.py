@@ -143,7 +143,7 @@ class _VM:
         )
         # no string the cap could not hold anyway: refused before C allocates it
         self._api[b"set_limits"](max(1, self._cap), backstop)
-        self._serializer = _resource("snapshot.lua")  # one copy, shared by every VM
+        self._serializer = _resource("lua_snapshot.lua")  # one copy, shared by every VM
         self.can_snapshot = self._serializer is not None
 
     def _guarded(self, fn: Any, *args: Any) -> tuple[str, str, str]:
@@ -318,7 +318,7 @@ class LuaRuntime:
     def _checkpoint(self, vm: _VM) -> bytes:
         """The live state's dump; it becomes the base, so the journal restarts empty."""
         if not vm.can_snapshot:
-            raise NotImplementedError("snapshot.lua is not installed: no snapshots")
+            raise NotImplementedError("lua_snapshot.lua is not installed: no snapshots")
         if self._dumped is None:
             self._dumped = vm.dump()
             self._base = zlib.compress(self._dumped, 1)
@@ -332,7 +332,7 @@ class LuaRuntime:
         if self._base is not None:
             if not vm.can_snapshot:
                 raise NotImplementedError(
-                    "snapshot.lua is not installed: cannot restore a snapshot"
+                    "lua_snapshot.lua is not installed: cannot restore a snapshot"
                 )
             vm.restore(zlib.decompress(self._base))
         else:

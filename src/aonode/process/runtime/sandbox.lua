@@ -580,7 +580,7 @@ local function run_message(msg_json, data, env_json)
   return results_json(P.process.handle(msg, deep_copy(last_env))) -- the module may change it
 end
 
--- The serializer (snapshot.lua) is compiled when a dump or restore needs it and
+-- The serializer (lua_snapshot.lua; its chunk keeps the name snapshot.lua, which error texts show) is compiled when a dump or restore needs it and
 -- dropped after: its code would otherwise be ~55 KiB of every live process's
 -- heap for an operation that runs once per hundred messages.  Python keeps the
 -- one copy of its source and passes it in.

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import wasmtime
 
+from aonode.codec.varint import encode_uleb128 as _enc_uleb
+
 log = logging.getLogger("aonode.process.wasm")
 
 MAGIC = b"\0asm\x01\0\0\0"
@@ -82,18 +84,6 @@ def _skip_sleb(buf: bytes, pos: int) -> int:
     while buf[pos] & 0x80:
         pos += 1
     return pos + 1
-
-
-def _enc_uleb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 def _name(buf: bytes, pos: int) -> tuple[bytes, int]:

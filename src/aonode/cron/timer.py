@@ -49,7 +49,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from aonode.cron_task import (
+from aonode.cron.task import (
     KIND,
     USED,
     Caller,

@@ -53,7 +53,7 @@ from aonode.store import (
     open_snapshot,
     open_store,
 )
-from aonode.store import snapshot as q
+from aonode.store import export_view as q
 from aonode.store.dumpfile import BadStream, DumpReader, DumpWriter, blob, number, text
 
 _WINDOW: Final = 512  # writes in flight during an import (one group commit's worth)

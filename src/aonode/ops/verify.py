@@ -22,7 +22,7 @@ from aonode.message import Message
 from aonode.scheduler.assignment import Assignment, Commitment, Header, check_commitment
 from aonode.scheduler.hashchain import next_link
 from aonode.store import open_store
-from aonode.store.snapshot import sqlite_path
+from aonode.store.export_view import sqlite_path
 
 Problem = tuple[int, str]
 

@@ -40,7 +40,7 @@ def export_(
     One consistent snapshot, also of a store a node is serving.  A progress bar
     shows on stderr when it is a terminal; a JSON summary follows on stderr.
     """
-    from aonode.migrate import export_store
+    from aonode.ops.migrate import export_store
 
     if file == "-" and sys.stdout.isatty():
         raise _fail("refusing to write a binary stream to a terminal; give a FILE or redirect", 2)
@@ -71,7 +71,7 @@ def import_(
     different schedule for a process is refused (exit 1).  Run `aonode verify
     --store URL` afterwards for a full signature check.
     """
-    from aonode.migrate import import_store
+    from aonode.ops.migrate import import_store
 
     try:
         if file == "-":

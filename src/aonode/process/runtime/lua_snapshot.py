@@ -1,10 +1,10 @@
 """Deterministic snapshots of a Lua 5.3 process state (the Python side).
 
-The work is done by ``snapshot.lua`` inside the process's own Lua state (lupa
+The work is done by ``lua_snapshot.lua`` inside the process's own Lua state (lupa
 embeds C Lua, which cannot image its VM): it serialises the value graph under
 a root table in a canonical order, so two nodes that applied the same schedule
 write the same bytes.  The format, the ordering rule and what cannot be
-snapshotted are documented at the top of ``snapshot.lua``.
+snapshotted are documented at the top of ``lua_snapshot.lua``.
 
 This module only loads that Lua module into a runtime (once per Lua state: it
 is kept in the Lua registry) and moves bytes across the lupa boundary.  Lua
@@ -50,7 +50,7 @@ _PROBE = bytes(range(256))
 
 @functools.cache
 def _source() -> bytes:
-    return resources.files("aonode.process.runtime").joinpath("snapshot.lua").read_bytes()
+    return resources.files("aonode.process.runtime").joinpath("lua_snapshot.lua").read_bytes()
 
 
 def _install(lua: Any) -> tuple[Any, Any]:
@@ -59,7 +59,7 @@ def _install(lua: Any) -> tuple[Any, Any]:
 
 
 def load_snapshot_module(lua: Any) -> Any:
-    """The ``{dump, load}`` table of ``snapshot.lua`` inside ``lua``.
+    """The ``{dump, load}`` table of ``lua_snapshot.lua`` inside ``lua``.
 
     ``lua`` is a ``lupa.lua53.LuaRuntime`` (its privileged side: the module uses
     ``debug`` and binary ``load``).  Loaded once per Lua state.
