@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import multiprocessing
 import os
 import sys
@@ -51,7 +52,14 @@ from aonode.scheduler.assignment import Assignment, Header, commit
 TARGET_US = 50.0
 
 
+def _as_the_node() -> None:
+    """The garbage collector as a served node sets it (cli._tune_gc, cluster.worker)."""
+    gc.set_threshold(10_000, 10, 100)
+    gc.freeze()
+
+
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    _as_the_node()
     try:
         import uvloop
     except ImportError:  # pragma: no cover
