@@ -65,6 +65,7 @@ class Supervisor:
         self.observe = observe
         self.pids: list[int | None] = [None] * workers
         self.address = ""
+        self.sock_dir: Path | None = None  # where the workers' channel sockets are
         self._stopping = False
         self._procs: dict[int, asyncio.subprocess.Process] = {}
 
@@ -84,6 +85,7 @@ class Supervisor:
             ensure_port_free(config.host, port)
             config = replace(config, port=port)
             sock_dir = Path(tempfile.mkdtemp(prefix="aonode-cluster-"))  # short: 108-byte cap
+            self.sock_dir = sock_dir
             specs = [
                 WorkerSpec(
                     config=config,

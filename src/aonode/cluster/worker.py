@@ -18,13 +18,15 @@ import pickle
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import orjson
 
 from aonode import logs
-from aonode.cluster.channel import Listener
+from aonode.cluster import routing
+from aonode.cluster.channel import Link, Listener
+from aonode.cluster.routing import ShardedScheduling
 from aonode.config import NodeConfig
 from aonode.errors import AONodeError
 from aonode.http.server import serve
@@ -64,18 +66,35 @@ async def run(spec: WorkerSpec, node: Node) -> None:
     loop.add_reader(spec.parent_fd, parent_gone)
 
     async def info(payload: bytes) -> bytes:
-        return orjson.dumps({"index": spec.index, "pid": os.getpid(), "address": node.address})
+        return orjson.dumps(
+            {
+                "index": spec.index,
+                "pid": os.getpid(),
+                "address": node.address,
+                "actors": node.scheduling.registry.processes(),  # scheduler actors running here
+            }
+        )
 
-    listener = Listener(socket_path(spec.sock_dir, spec.index), {"info": info})
+    peers = {
+        i: Link(socket_path(spec.sock_dir, i), name=str(i))
+        for i in range(spec.count)
+        if i != spec.index
+    }
+    router = ShardedScheduling(node.scheduling, spec.index, spec.count, peers)
+    calls = {"info": info, **routing.handlers(node.scheduling)}
+    listener = Listener(socket_path(spec.sock_dir, spec.index), calls)
     await listener.start()
 
     def ready(url: str) -> None:
         print(f"ready {url}", flush=True)
 
     try:
-        await serve(node, on_ready=ready, stop=stop, shared_port=True)
+        services = replace(node.services(), scheduling=router)
+        await serve(node, on_ready=ready, stop=stop, shared_port=True, services=services)
     finally:
         await listener.close()
+        for link in peers.values():
+            await link.close()
 
 
 def main() -> int:

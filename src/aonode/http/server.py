@@ -23,6 +23,7 @@ from aonode.http.inprocess import asgi_request
 from aonode.logs import lifecycle
 from aonode.node import Node
 from aonode.scheduler import location
+from aonode.services import Services
 
 log = logging.getLogger("aonode.http")
 
@@ -65,17 +66,20 @@ async def serve(
     on_ready: Callable[[str], None] | None = None,
     stop: asyncio.Event | None = None,
     shared_port: bool = False,
+    services: Services | None = None,
 ) -> None:
     """Serve ``node`` until ``stop`` is set (default: SIGTERM/SIGINT), then drain and close.
 
     ``shared_port``: one worker of a cluster (aonode.cluster), whose supervisor
-    checked the port and whose siblings listen on it too (SO_REUSEPORT).
+    checked the port and whose siblings listen on it too (SO_REUSEPORT);
+    ``services``: what the routes use instead of ``node.services()`` (a cluster
+    worker's, whose scheduling forwards to the process's owner).
     """
     config = node.config
     port = config.port or free_port(config.host)
     if not shared_port:
         ensure_port_free(config.host, port)
-    app = App(node.services())
+    app = App(services if services is not None else node.services())
     await node.start(dispatch=functools.partial(asgi_request, app))  # cron fires through it
     server = Server(
         app,
