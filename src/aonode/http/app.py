@@ -10,14 +10,14 @@ the node.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from aonode.errors import HeadersTooLarge
 from aonode.http.request import Receive, Request, Scope
 from aonode.http.responses import Response, error_response, raw_target
 from aonode.http.routes import ROUTES
-from aonode.http.routing import resolve
+from aonode.http.routing import Route, resolve
 from aonode.quotas import Quotas
 from aonode.services import Services
 
@@ -45,9 +45,12 @@ def quotas_of(services: Services) -> Quotas:
 class App:
     """ASGI callable serving one node's :class:`Services`."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, routes: Sequence[Route] = ROUTES) -> None:
+        """``routes`` is the route table (:data:`aonode.http.routes.ROUTES`); an
+        embedder or a test may serve another (e.g. one more device's routes)."""
         self.services = services
         self.quotas = quotas_of(services)
+        self.routes = tuple(routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -64,7 +67,7 @@ class App:
             quotas=self.quotas if outside else None,
             body_timeout=config.body_timeout,
         )
-        found = resolve(ROUTES, request.method, request.path)
+        found = resolve(self.routes, request.method, request.path)
         try:
             if (size := _header_bytes(scope)) > config.max_header:
                 raise HeadersTooLarge(

@@ -24,6 +24,14 @@ async def asgi_request(
     app: ASGIApp, method: str, target: str, headers: list[tuple[str, str]], body: bytes
 ) -> tuple[int, bytes]:
     """One request to an ASGI app in this process; (status, body)."""
+    status, _, answer = await asgi_exchange(app, method, target, headers, body)
+    return status, answer
+
+
+async def asgi_exchange(
+    app: ASGIApp, method: str, target: str, headers: list[tuple[str, str]], body: bytes
+) -> tuple[int, dict[str, str], bytes]:
+    """One request to an ASGI app in this process; (status, headers lowercased, body)."""
     split = urlsplit(target)
     scope: dict[str, Any] = {
         "type": "http",
@@ -41,6 +49,7 @@ async def asgi_request(
     }
     sent = False
     status = 0
+    answer_headers: dict[str, str] = {}
     chunks: list[bytes] = []
 
     async def receive() -> MutableMapping[str, Any]:
@@ -54,8 +63,12 @@ async def asgi_request(
         nonlocal status
         if event["type"] == "http.response.start":
             status = int(event["status"])
+            for key, value in event.get("headers", []):
+                answer_headers[bytes(key).decode("latin-1").lower()] = bytes(value).decode(
+                    "latin-1"
+                )
         elif event["type"] == "http.response.body":
             chunks.append(bytes(event.get("body", b"")))
 
     await app(scope, receive, send)
-    return status, b"".join(chunks)
+    return status, answer_headers, b"".join(chunks)
