@@ -247,10 +247,18 @@ function U.matchesSpec(msg, spec)
 end
 
 -- aos 2's key normalisation: `_` becomes `-`, then Title-Case per dash.
+-- Every message's keys and tag names go through it, so results are remembered
+-- (at most NORMALIZED_MAX names, then forgotten all at once: a pure function of
+-- the messages applied, so every node holds the same table).
+local normalized, normalizedCount, NORMALIZED_MAX = {}, 0, 64
 function U.normalize(str)
   if type(str) ~= "string" then return str end
+  local known = normalized[str]
+  if known then return known end
   local out = str:gsub("_", "-"):lower():gsub("^%l", string.upper)
   out = out:gsub("%-(%l)", function(c) return "-" .. c:upper() end)
+  if normalizedCount >= NORMALIZED_MAX then normalized, normalizedCount = {}, 0 end
+  normalized[str], normalizedCount = out, normalizedCount + 1
   return out
 end
 
@@ -669,8 +677,9 @@ end
 
 local function isBoot(msg) return msg.Tags.Type == "Process" and Owner == msg.From end
 
+local function always() return true end
 Handlers.add("_eval", isEval, eval)
-Handlers.append("_default", function() return true end, default)
+Handlers.append("_default", always, default)
 
 -- Tags aos does not lift to keys, and (aonode) the message's own fields,
 -- which a tag may not overwrite.
@@ -792,7 +801,7 @@ local function handle(msg, env)
     attach(msg)
     Handlers.add("_eval", isEval, eval) -- re-instated if user code removed it, as aos does
     if booting then Handlers.once("_boot", isBoot, boot) end
-    Handlers.append("_default", function() return true end, default)
+    Handlers.append("_default", always, default)
     ok, err = run(msg, env)
   end
   if not ok then
