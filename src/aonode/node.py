@@ -287,9 +287,6 @@ class Node:
     def registry(self) -> Registry:
         return self.scheduling.registry
 
-    def commitment_wallets(self, process: Message) -> list[Wallet]:
-        return self.scheduling.commitment_wallets(process)
-
     async def schedule(
         self,
         message: Message,
@@ -303,15 +300,8 @@ class Node:
             message, path=path, query_target=query_target, assign_to=assign_to
         )
 
-    async def push_async(self, pid: str, slot: int) -> None:
-        """An async push: durable when this returns, resumed after a restart, then run."""
-        await self.pusher.accept(pid, slot)
-
     async def process_message(self, process_id: str) -> Message | None:
         return await self.scheduling.process_message(process_id)
-
-    async def process_owner(self, process_id: str) -> str | None:
-        return await self.scheduling.process_owner(process_id)
 
     async def require_process(self, process_id: str) -> Message:
         return await self.scheduling.require_process(process_id)
