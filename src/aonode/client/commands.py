@@ -14,24 +14,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import orjson
 import typer
 
 from aonode.client import aos, sign
+from aonode.client.cron import cron_app
 from aonode.client.node import DEFAULT_URL, NodeClient, one_line
+from aonode.client.options import IDS, DataOpt, PidArg, TagOpt, UrlOpt, WalletOpt, echo_json
 from aonode.errors import BadUsage, ClientError
-
-# Ids are base64url and may start with "-": such a word is an argument, not an option.
-IDS: dict[str, Any] = {"ignore_unknown_options": True}
-
-UrlOpt = Annotated[str, typer.Option("--url", envvar="AONODE_URL", help="Node URL")]
-WalletOpt = Annotated[
-    Path,
-    typer.Option("--wallet", help="Your wallet (JWK) that signs; required", show_default=False),
-]
-TagOpt = Annotated[list[str] | None, typer.Option("--tag", help="Tag K=V; repeatable")]
-DataOpt = Annotated[str, typer.Option("--data", help="Message data")]
-PidArg = Annotated[str, typer.Argument(help="Process id (may start with -)", show_default=False)]
 
 LUA_DEVICE: sign.Tags = [("Execution-Device", "lua@5.3a")]
 WASM_STACK: sign.Tags = [
@@ -42,11 +31,6 @@ MODULE_ENCODINGS: sign.Tags = [("Input-Encoding", "JSON-1"), ("Output-Encoding",
 WASM_FORMAT = "wasm64-unknown-emscripten-draft_2024_02_15"
 
 module_app = typer.Typer(help="Store modules (Lua, WASM) in a node.", no_args_is_help=True)
-cron_app = typer.Typer(help="Timed messages: add, list and stop cron tasks.", no_args_is_help=True)
-
-
-def _echo_json(value: Any) -> None:
-    typer.echo(orjson.dumps(value).decode())
 
 
 def _code(code: str | None, file: Path | None) -> str:
@@ -108,7 +92,7 @@ def schedule(
             it = sign.process(w, scheduler or client.address(), data=data.encode(), tags=tags)
         else:
             it = sign.message(w, sign.check_id(process), data=data.encode(), tags=tags)
-        _echo_json(client.schedule(it.raw))
+        echo_json(client.schedule(it.raw))
 
 
 def spawn(
@@ -183,7 +167,7 @@ def message(
     with NodeClient(url) as client:
         it = sign.message(w, pid, data=data.encode(), tags=tags)
         answer = client.schedule(it.raw)
-    _echo_json({"id": it.id, "slot": answer["slot"]})
+    echo_json({"id": it.id, "slot": answer["slot"]})
 
 
 def dryrun(
@@ -216,7 +200,7 @@ def dryrun(
     if evaluating:
         _shown(results)
     else:
-        _echo_json(results)
+        echo_json(results)
 
 
 def result(
@@ -229,7 +213,7 @@ def result(
     """Print the result of a scheduled message, by its id (Output, Messages, Error, …)."""
     pid = sign.check_id(process)
     with NodeClient(url) as client:
-        _echo_json(client.result(pid, sign.check_id(message_id, "message id")))
+        echo_json(client.result(pid, sign.check_id(message_id, "message id")))
 
 
 def compute(
@@ -240,13 +224,13 @@ def compute(
     """Compute a process up to a slot and print that slot's results as JSON."""
     pid = sign.check_id(process)
     with NodeClient(url) as client:
-        _echo_json(client.compute(pid, slot))
+        echo_json(client.compute(pid, slot))
 
 
 def status(url: UrlOpt = DEFAULT_URL) -> None:
     """Print the node's status (address, processes, mode, store) as JSON."""
     with NodeClient(url) as client:
-        _echo_json(client.json("GET", "/~scheduler@1.0/status"))
+        echo_json(client.json("GET", "/~scheduler@1.0/status"))
 
 
 def _module_tags(path: Path, content_type: str | None) -> sign.Tags:
@@ -343,95 +327,6 @@ def module_store(
 ) -> None:
     """The same as `aonode store FILE`."""
     store(file=file, wallet=wallet, url=url, content_type=content_type, tag=tag)
-
-
-OperatorOpt = Annotated[
-    str | None,
-    typer.Option(
-        envvar="AONODE_OPERATOR_TOKEN",
-        help="The node operator's token, sent as Authorization: Bearer",
-    ),
-]
-CronWalletOpt = Annotated[
-    Path | None,
-    typer.Option("--wallet", help="Your wallet: signs the request and owns the task"),
-]
-
-
-def _cron_post(
-    url: str, route: str, params: sign.Tags, data: str, wallet: Path | None, token: str | None
-) -> Any:
-    """POST a cron request: a signed item (tags = parameters) and/or the operator's token."""
-    if wallet is None and not token:
-        raise BadUsage("give --wallet (it signs the request) or --operator-token")
-    headers = {"authorization": f"Bearer {token}"} if token else {}
-    with NodeClient(url) as client:
-        if wallet is not None:
-            it = sign.item(sign.load_wallet(wallet), data=data.encode(), tags=params)
-            headers.update({"content-type": "application/ans104"})
-            return client.json("POST", f"/~cron@1.0/{route}", content=it.raw, headers=headers)
-        body = dict(params) | ({"data": data} if data else {})
-        headers["content-type"] = "application/json"
-        return client.json(
-            "POST", f"/~cron@1.0/{route}", content=orjson.dumps(body), headers=headers
-        )
-
-
-@cron_app.command("add", context_settings=IDS)
-def cron_add(
-    process: PidArg,
-    every: Annotated[
-        str | None, typer.Option(help="Interval: N-milliseconds|seconds|minutes|hours|days")
-    ] = None,
-    delay: Annotated[str | None, typer.Option(help="First run after this long (same form)")] = None,
-    tag: TagOpt = None,
-    data: DataOpt = "",
-    path: Annotated[
-        str | None,
-        typer.Option(
-            help="Path requested (default: /PID~process@1.0/schedule when tags or data "
-            "are given, else /PID~process@1.0/now)"
-        ),
-    ] = None,
-    wallet: CronWalletOpt = None,
-    operator_token: OperatorOpt = None,
-    url: UrlOpt = DEFAULT_URL,
-) -> None:
-    """Add a task for a process: once (no --every) or every interval; prints the task id.
-
-    With --tag/--data each firing schedules a new message with them on the
-    process; without, it computes the process (/now)."""
-    pid = sign.check_id(process)
-    tags = sign.parse_tags(tag)
-    target = path or f"/{pid}~process@1.0/" + ("schedule" if tags or data else "now")
-    params: sign.Tags = [("cron-path", target)]
-    if every is not None:
-        params.append(("interval", every))
-    if delay is not None:
-        params.append(("delay", delay))
-    answer = _cron_post(
-        url, "every" if every else "once", params + tags, data, wallet, operator_token
-    )
-    typer.echo(answer["task"])
-
-
-@cron_app.command("list")
-def cron_list(url: UrlOpt = DEFAULT_URL) -> None:
-    """Print the node's cron tasks as JSON."""
-    with NodeClient(url) as client:
-        _echo_json(client.json("GET", "/~cron@1.0/tasks"))
-
-
-@cron_app.command("stop", context_settings=IDS)
-def cron_stop(
-    task: Annotated[str, typer.Argument(help="Task id (may start with -)", show_default=False)],
-    wallet: CronWalletOpt = None,
-    operator_token: OperatorOpt = None,
-    url: UrlOpt = DEFAULT_URL,
-) -> None:
-    """Stop a cron task (signed by its owner, or with the operator's token)."""
-    task = sign.check_id(task, "task id")
-    _echo_json(_cron_post(url, "stop", [("task", task)], "", wallet, operator_token))
 
 
 def register(app: typer.Typer) -> None:
