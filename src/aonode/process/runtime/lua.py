@@ -356,7 +356,9 @@ class LuaRuntime:
     def _env_json(self, env: Json) -> bytes:
         """``env`` as JSON; a worker passes the same env object every time: encoded once."""
         if env is not self._last_env:
-            self._last_env, self._last_env_bytes = env, orjson.dumps(env, default=json_default)
+            # a copy: orjson's bytes keep its ~4 KiB buffer, held as long as the runtime
+            encoded = orjson.dumps(env, default=json_default)
+            self._last_env, self._last_env_bytes = env, bytes(memoryview(encoded))
         return self._last_env_bytes
 
     def _prepare(self, msg: Json, env: Json) -> _Call:
