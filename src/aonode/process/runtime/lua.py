@@ -139,7 +139,7 @@ class _VM:
             max_memory=0,  # 0 = no cap yet; set while user code runs
         )
         self._api: Any = self._lua.execute(
-            _HARNESS, self._lua.execute(_COSTED_CODE), library_code, host_digest
+            _HARNESS, self._lua.execute(_COSTED_CODE), library_code, host_digest, _lazy_code
         )
         # no string the cap could not hold anyway: refused before C allocates it
         self._api[b"set_limits"](max(1, self._cap), backstop)
@@ -398,6 +398,17 @@ def _builtin_code() -> bytes:
     whose working memory would otherwise stay in the process's heap."""
     source = _resource("aos.lua")
     assert source is not None, "aos.lua is missing from the package"
+    return _compiled(source, "aos.lua", strip=False)
+
+
+@cache
+def _lazy_code() -> bytes:
+    """aos_lazy.lua (the built-in's rarely used half) compiled once per node process,
+    debug info kept like aos.lua's and under its name (error texts say ``aos.lua:N:``
+    as when these functions were in it); a process's VM loads it on aos's first
+    call of one of its functions."""
+    source = _resource("aos_lazy.lua")
+    assert source is not None, "aos_lazy.lua is missing from the package"
     return _compiled(source, "aos.lua", strip=False)
 
 
