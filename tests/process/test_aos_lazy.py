@@ -21,7 +21,7 @@ USES = [
 
 
 def _use_all(p: Proc) -> list[tuple[object, object, object]]:
-    seen = []
+    seen: list[tuple[object, object, object]] = []
     for code in USES:
         res = p.eval(code)
         seen.append((res.error, res.data, res.output))
