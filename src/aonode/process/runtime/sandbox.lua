@@ -15,6 +15,14 @@ local os_date, os_difftime = os.date, os.difftime
 local co_create, co_resume = coroutine.create, coroutine.resume
 local STRING_MT = getmetatable("")
 python = nil -- lupa's bridge: a process never reaches Python
+-- The collector starts a cycle as soon as one ends and works 4x as fast as the
+-- process allocates (Lua's defaults: when the heap doubles, 2x).  A message
+-- makes ~11 KiB of garbage over a ~160 KiB live heap: with the defaults an aos
+-- process's heap swings up to twice that (~410 KiB on average over an Inc
+-- loop), with these ~220 KiB, for a few per cent of apply rate (BENCHMARKS.md,
+-- issue 22).  Collection timing is node-local anyway (no __gc, see lua.py).
+collectgarbage("setpause", 100)
+collectgarbage("setstepmul", 400)
 -- costed.lua's constructor; the node's libraries (name -> compiled chunk, or
 -- nil); the host's digests; aos_lazy.lua compiled (lua.py passes all four:
 -- only strings cross)
