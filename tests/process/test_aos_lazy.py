@@ -8,7 +8,7 @@ from aonode.process.runtime.lua import LuaRuntime
 from tests.process.conftest import OTHER, TEST_LIMITS, Proc, ProcFactory
 
 # One call of each kind of lazy function: utils (curried), stringify, ao.spawn,
-# assignables, Handlers.before, Handlers.utils, msg.forward.
+# assignables, Handlers.before, msg.forward (and Handlers.utils, in aos.lua).
 USES = [
     "return table.concat(Utils.map(function(x) return x * 2 end)({ 1, 2, 3 }), ',')",
     "return { a = 1, b = { 2, 3 } }",

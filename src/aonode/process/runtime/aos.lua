@@ -365,8 +365,39 @@ function Handlers.evaluate(msg, env)
 end
 
 local utils = Handlers.utils
-for _, name in ipairs({ "hasMatchingTag", "hasMatchingTagOf", "hasMatchingData", "reply",
-  "continue" }) do utils[name] = lazy(name) end
+function utils.hasMatchingTag(name, value)
+  assert(type(name) == "string" and type(value) == "string", "hasMatchingTag(name, value)")
+  return function(msg) return msg.Tags[name] == value end
+end
+function utils.hasMatchingTagOf(name, values)
+  assert(type(name) == "string" and type(values) == "table", "hasMatchingTagOf(name, values)")
+  return function(msg)
+    for _, v in ipairs(values) do
+      if msg.Tags[name] == v then return true end
+    end
+    return false
+  end
+end
+function utils.hasMatchingData(value)
+  assert(type(value) == "string", "hasMatchingData(value)")
+  return function(msg) return msg.Data == value end
+end
+function utils.reply(input)
+  assert(type(input) == "table" or type(input) == "string", "reply(table | string)")
+  return function(msg)
+    local r = type(input) == "string" and { Data = input } or input
+    if msg.reply then return msg.reply(r) end
+    r.Target = msg.From
+    return ao.send(r)
+  end
+end
+function utils.continue(pattern)
+  return function(msg)
+    local m = matchesSpec(msg, pattern)
+    if not m or m == 0 or m == "skip" then return m end
+    return 1
+  end
+end
 
 ---------------------------------------------------------------- messages
 local result -- Eval's return value for the message being handled
@@ -549,6 +580,6 @@ end
 
 X.U, X.concat, X.insert, X.remove = U, concat, insert, remove
 X.outgoing, X.nextReference = outgoing, nextReference
-X.indexOf, X.resolver, X.matchesSpec = indexOf, resolver, matchesSpec
+X.indexOf, X.resolver = indexOf, resolver
 
 return { handle = handle }

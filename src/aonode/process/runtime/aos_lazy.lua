@@ -2,11 +2,11 @@
 
 aos.lua keeps what every message runs; what a process calls only now and then
 (stringify, utils' functional helpers, ao.spawn and ao.assign, assignables,
-Handlers.receive/before/after, Handlers.utils' helpers, msg.forward) is here.
+Handlers.receive/before/after, msg.forward) is here.
 aos.lua puts a stub in each of their places; the first call of one compiles
 this chunk into the process, and from then on it is ordinary process state
 (a snapshot carries it), so every node takes the same path.  A process that
-never calls one of them carries none of this code: ~30 KiB less a live process.
+never calls one of them carries none of this code: ~20 KiB less Lua heap.
 
 `X` is aos.lua's locals these functions use; the answer maps a stub's name to
 its function.  The bodies are aos.lua's, unchanged.
@@ -15,7 +15,7 @@ its function.  The bodies are aos.lua's, unchanged.
 local X = ...
 local U, C, concat, insert, remove = X.U, X.C, X.concat, X.insert, X.remove
 local outgoing, nextReference = X.outgoing, X.nextReference
-local indexOf, resolver, matchesSpec = X.indexOf, X.resolver, X.matchesSpec
+local indexOf, resolver = X.indexOf, X.resolver
 local F = {}
 
 ---------------------------------------------------------------- stringify
@@ -288,40 +288,6 @@ end
 -- `Handlers.before(name).add(...)` / `after`: a handler placed next to a named one.
 function F.before(handleName) return inserter(handleName, 0) end
 function F.after(handleName) return inserter(handleName, 1) end
-
-function F.hasMatchingTag(name, value)
-  assert(type(name) == "string" and type(value) == "string", "hasMatchingTag(name, value)")
-  return function(msg) return msg.Tags[name] == value end
-end
-function F.hasMatchingTagOf(name, values)
-  assert(type(name) == "string" and type(values) == "table", "hasMatchingTagOf(name, values)")
-  return function(msg)
-    for _, v in ipairs(values) do
-      if msg.Tags[name] == v then return true end
-    end
-    return false
-  end
-end
-function F.hasMatchingData(value)
-  assert(type(value) == "string", "hasMatchingData(value)")
-  return function(msg) return msg.Data == value end
-end
-function F.reply(input)
-  assert(type(input) == "table" or type(input) == "string", "reply(table | string)")
-  return function(msg)
-    local r = type(input) == "string" and { Data = input } or input
-    if msg.reply then return msg.reply(r) end
-    r.Target = msg.From
-    return ao.send(r)
-  end
-end
-function F.continue(pattern)
-  return function(msg)
-    local m = matchesSpec(msg, pattern)
-    if not m or m == 0 or m == "skip" then return m end
-    return 1
-  end
-end
 
 ---------------------------------------------------------------- messages
 function F.forward(msg, target, extra)
