@@ -90,3 +90,21 @@ async def test_node_applies_its_configured_cap(
         assert (await worker.compute(3)).data == "1"
     finally:
         await node.stop()
+
+
+def test_the_heap_of_a_busy_process_stays_near_its_live_data(make_proc: ProcFactory) -> None:
+    """The harness tunes the collector (pause 100, step 4x): a process handling message
+    after message holds well under twice its live data (Lua's defaults: ~3.6x here)."""
+    proc = make_proc()
+    proc.eval("Count = 0 Handlers.add('Inc', { Action = 'Inc' }, function() Count = Count + 1 end)")
+    vm = proc.rt._vm
+    assert vm is not None
+    lua = vm._lua  # the Lua state itself: a process's collectgarbage is a stub
+    peak = 0.0
+    for i in range(300):
+        proc.send(tags=[("Action", "Inc")])
+        if i >= 100:  # past the first cycles
+            peak = max(peak, lua.execute("return collectgarbage('count')"))
+    live = lua.execute("collectgarbage() return collectgarbage('count')")
+    assert proc.value("Count") == "300"
+    assert peak < 2 * live, (peak, live)

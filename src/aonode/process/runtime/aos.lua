@@ -24,6 +24,7 @@ from hyper-aos and aos WASM, and why: docs/aos-differences.md (kept true by
 tests/process/test_differential.py) and docs/aos-wasm.md.
 ]]
 
+local load_part = ... -- the harness's loader of aos_lazy.lua (given to the built-in only)
 local json = require("json")
 local ENV = _ENV -- Eval runs in the process's globals even if `_G` is reassigned
 local emit = print -- the runtime's output sink
@@ -37,56 +38,31 @@ Name = nil
 Owner = nil
 local MAX_INBOX = 10000
 
+-- The functions a process calls only now and then are in aos_lazy.lua: each
+-- has a stub here, and the first call of one compiles that chunk into the
+-- process (given `X`, the locals below it uses).  From then on it is process
+-- state like the rest, so a snapshot carries it and every node runs the same
+-- instructions.  The stubs stay (a stub is what Utils.map etc. are, forever).
+local X, part = {}, nil -- part: aos_lazy.lua's functions, once loaded
+local function lazy(name)
+  return function(...)
+    local fns = part
+    if fns == nil then
+      fns = load_part()(X)
+      part = fns
+    end
+    return fns[name](...)
+  end
+end
+
 ---------------------------------------------------------------- stringify
 -- How aos 2 shows a table in a terminal: a flat list of strings and numbers on
 -- one line, `{ 1, "a" }`; anything else one entry a line, `key = value`, keys
 -- red, strings green, other values blue (the ANSI colours aos writes).
 local C = { red = "\27[31m", green = "\27[32m", blue = "\27[34m", reset = "\27[0m" }
+X.C = C
 
-local function scalar(v)
-  if type(v) == "string" then return C.green .. '"' .. v .. '"' .. C.reset end
-  return C.blue .. tostring(v) .. C.reset
-end
-
-local function flatList(t)
-  local n = 0
-  for k, v in pairs(t) do
-    n = n + 1
-    if k ~= n or (type(v) ~= "string" and type(v) ~= "number") then return false end
-  end
-  return true
-end
-
-local function stringify(t, indent, seen)
-  indent = indent or 0
-  seen = seen or {}
-  if flatList(t) then
-    local items = {}
-    for i, v in ipairs(t) do items[i] = scalar(v) end
-    return "{ " .. concat(items, ", ") .. " }"
-  end
-  local pad, inner = string.rep(" ", indent), string.rep(" ", indent + 2)
-  local lines, list, n = {}, true, 0
-  for k, v in pairs(t) do
-    n = n + 1
-    if list and k ~= n then list, lines = false, {} end -- a map after all: start again as one
-    local shown
-    if type(v) == "table" then
-      if seen[v] then return "<circular reference>" end
-      seen[v] = true
-      shown = stringify(v, indent + 2, seen)
-    else
-      shown = scalar(v)
-    end
-    if list then
-      lines[#lines + 1] = inner .. shown
-    else
-      lines[#lines + 1] = inner .. C.red .. tostring(k) .. C.reset .. " = " .. shown
-    end
-  end
-  if list then return "{\n" .. concat(lines, ",\n") .. "\n" .. pad .. " }" end
-  return "{\n " .. concat(lines, ",\n ") .. "\n" .. pad .. "}"
-end
+local stringify = lazy("stringify") -- aos_lazy.lua
 
 package.loaded[".stringify"] = { format = stringify, colors = C }
 
@@ -96,25 +72,7 @@ package.loaded[".stringify"] = { format = stringify, colors = C }
 -- when it is not 2 (aos reads it from the debug library, which the sandbox lacks).
 local U = {}
 
-function U.curry(fn, arity)
-  arity = arity or 2
-  assert(type(fn) == "function", "curry: a function is required")
-  if arity < 2 then return fn end
-  local function take(have)
-    return function(...)
-      local args = { table.unpack(have, 1, have.n) }
-      local n = have.n
-      for i = 1, select("#", ...) do
-        n = n + 1
-        args[n] = select(i, ...)
-      end
-      args.n = n
-      if n >= arity then return fn(table.unpack(args, 1, n)) end
-      return take(args)
-    end
-  end
-  return take({ n = 0 })
-end
+U.curry = lazy("curry")
 
 function U.isArray(t)
   if type(t) ~= "table" then return false end
@@ -126,84 +84,8 @@ function U.isArray(t)
   return n == #t
 end
 
-U.concat = U.curry(function(a, b)
-  assert(U.isArray(a) and U.isArray(b), "concat: two arrays are required")
-  local out = { table.unpack(a) }
-  for _, v in ipairs(b) do out[#out + 1] = v end
-  return out
-end, 2)
-
-U.reduce = U.curry(function(fn, initial, t)
-  assert(type(fn) == "function", "reduce: the first argument must be a function")
-  local acc = initial
-  for k, v in pairs(t) do
-    if acc == nil then acc = v else acc = fn(acc, v, k) end
-  end
-  return acc
-end, 3)
-
-U.map = U.curry(function(fn, data)
-  assert(type(fn) == "function" and U.isArray(data), "map: a function and an array are required")
-  local out = {}
-  for k, v in ipairs(data) do out[#out + 1] = fn(v, k) end
-  return out
-end, 2)
-
-U.filter = U.curry(function(fn, data)
-  assert(type(fn) == "function" and U.isArray(data), "filter: a function and an array are required")
-  local out = {}
-  for _, v in ipairs(data) do
-    if fn(v) then out[#out + 1] = v end
-  end
-  return out
-end, 2)
-
-U.find = U.curry(function(fn, t)
-  for _, v in pairs(t) do
-    if fn(v) then return v end
-  end
-  return nil
-end, 2)
-
-U.propEq = U.curry(function(name, value, object) -- aos compares strings only
-  assert(type(name) == "string", "first argument should be a string")
-  assert(type(value) == "string", "second argument should be a string")
-  return object[name] == value
-end, 3)
-U.prop = U.curry(function(name, object) return object[name] end, 2)
-
-U.includes = U.curry(function(value, t)
-  assert(U.isArray(t), "includes: an array is required")
-  return U.find(function(v) return v == value end, t) ~= nil
-end, 2)
-
-function U.reverse(data)
-  assert(U.isArray(data), "reverse: an array is required")
-  local out = {}
-  for i = #data, 1, -1 do out[#out + 1] = data[i] end
-  return out
-end
-
-function U.compose(...)
-  local fns = table.pack(...)
-  return function(...)
-    local values = table.pack(...)
-    for i = fns.n, 1, -1 do values = table.pack(fns[i](table.unpack(values, 1, values.n))) end
-    return table.unpack(values, 1, values.n)
-  end
-end
-
-function U.keys(t)
-  local out = {}
-  for k in pairs(t) do out[#out + 1] = k end
-  return out
-end
-
-function U.values(t)
-  local out = {}
-  for _, v in pairs(t) do out[#out + 1] = v end
-  return out
-end
+for _, name in ipairs({ "concat", "reduce", "map", "filter", "find", "propEq", "prop",
+  "includes", "reverse", "compose", "keys", "values" }) do U[name] = lazy(name) end
 
 -- aos 2's spec matching (`utils.matchesSpec`, also Handlers'): a string spec is
 -- the Action; a table spec needs every key present on the message and its
@@ -262,10 +144,7 @@ function U.normalize(str)
   return out
 end
 
-function U.capitalize(str)
-  if type(str) ~= "string" or str == "" then return str end
-  return str:sub(1, 1):upper() .. str:sub(2):lower()
-end
+U.capitalize = lazy("capitalize")
 
 package.loaded[".utils"] = U
 Utils = U
@@ -359,42 +238,7 @@ function ao.send(msg)
   return sent
 end
 
-function ao.spawn(module, msg)
-  assert(type(module) == "string", "ao.spawn: a module id is required")
-  msg = msg or {}
-  assert(type(msg) == "table", "ao.spawn: msg must be a table")
-  local ref, anchor = nextReference()
-  local spawn = {
-    Anchor = anchor,
-    Tags = outgoing(msg, {
-      { name = "Data-Protocol", value = "ao" },
-      { name = "Variant", value = "ao.TN.1" },
-      { name = "Type", value = "Process" },
-      { name = "From-Process", value = ao.id },
-      { name = "From-Module", value = ao._module },
-      { name = "Module", value = module },
-      { name = "Reference", value = ref },
-    }),
-  }
-  spawn.Data = msg.Data or "NODATA"
-  insert(ao.outbox.Spawns, spawn)
-  local out = {}
-  for k, v in pairs(spawn) do out[k] = v end
-  out.onReply = function(callback)
-    Handlers.once({ Action = "Spawned", From = ao.id, Reference = ref }, callback)
-  end
-  out.receive = function()
-    return Handlers.receive({ Action = "Spawned", From = ao.id, Reference = ref })
-  end
-  return out
-end
-
-function ao.assign(assignment)
-  assert(type(assignment) == "table", "ao.assign: assignment must be a table")
-  assert(type(assignment.Processes) == "table", "ao.assign: Processes must be a list")
-  assert(type(assignment.Message) == "string", "ao.assign: Message must be a message id")
-  insert(ao.outbox.Assignments, assignment)
-end
+ao.spawn, ao.assign = lazy("spawn"), lazy("assign")
 
 -- aos 2's: only an Authority is trusted here; a message signed by its sender
 -- (From = Owner) is let through by `handle`, not by this answer.
@@ -410,36 +254,7 @@ end
 -- `ao.addAssignable([name,] spec)` matches it.
 ao.assignables = {}
 
-function ao.addAssignable(...)
-  local name, spec = nil, ...
-  if select("#", ...) ~= 1 then
-    name, spec = ...
-    assert(type(name) == "string", "MatchSpec name MUST be a string")
-  end
-  if name then
-    for _, a in ipairs(ao.assignables) do
-      if a.name == name then
-        a.pattern = spec
-        return
-      end
-    end
-  end
-  insert(ao.assignables, { pattern = spec, name = name })
-end
-
-function ao.removeAssignable(name)
-  local idx
-  if type(name) == "string" then
-    for i, a in ipairs(ao.assignables) do
-      if a.name == name then idx = i break end
-    end
-  else
-    assert(type(name) == "number", "index MUST be a number")
-    idx = name
-  end
-  if idx == nil or idx <= 0 or idx > #ao.assignables then return end
-  remove(ao.assignables, idx)
-end
+ao.addAssignable, ao.removeAssignable = lazy("addAssignable"), lazy("removeAssignable")
 
 function ao.isAssignment(msg) return msg.Target ~= ao.id end
 
@@ -456,23 +271,7 @@ function Send(msg)
   return { output = "Message added to outbox", onReply = sent.onReply, receive = sent.receive }
 end
 
-function Spawn(...)
-  local module, msg = ao._module, ...
-  if select("#", ...) >= 2 then module, msg = ... end
-  local spawned = ao.spawn(module, msg or {})
-  return {
-    output = "Spawn process request added to outbox",
-    receive = spawned.receive, -- aos 2's Spawn answers no onReply (ao.spawn's has one)
-  }
-end
-
-function Receive(match) return Handlers.receive(match) end
-
-function Assign(assignment)
-  ao.assign(assignment)
-  print("Assignment added to outbox.")
-  return "Assignment added to outbox."
-end
+Spawn, Receive, Assign = lazy("Spawn"), lazy("Receive"), lazy("Assign")
 
 ---------------------------------------------------------------- Handlers
 Handlers = { _version = "aonode-1", list = {}, coroutines = {}, onceNonce = 0, utils = {} }
@@ -541,35 +340,8 @@ function Handlers.once(...)
   place("prepend", name, pattern, handle, 1)
 end
 
--- Suspends the running handler until a message matching `pattern` arrives,
--- and answers that message (aos 2's Handlers.receive): a once-handler resumes
--- the handler's coroutine when it matches.
-function Handlers.receive(pattern)
-  local self = coroutine.running()
-  Handlers.once(pattern, function(msg)
-    local _, ok, err = coroutine.resume(self, msg)
-    if not ok then error(err) end
-  end)
-  return coroutine.yield(pattern)
-end
-
-local function inserter(handleName, offset)
-  assert(type(handleName) == "string", "Handler name MUST be a string")
-  local idx = indexOf(handleName)
-  return {
-    add = function(name, pattern, handle, maxRuns)
-      assert(type(name) == "string", "Handlers: the name must be a string")
-      if idx then
-        insert(Handlers.list, idx + offset,
-          { name = name, pattern = pattern, handle = resolver(handle), maxRuns = maxRuns })
-      end
-    end,
-  }
-end
-
--- `Handlers.before(name).add(...)` / `after`: a handler placed next to a named one.
-function Handlers.before(handleName) return inserter(handleName, 0) end
-function Handlers.after(handleName) return inserter(handleName, 1) end
+-- Handlers.receive (a handler waits for a matching message), before and after
+Handlers.receive, Handlers.before, Handlers.after = lazy("receive"), lazy("before"), lazy("after")
 
 function Handlers.remove(name)
   assert(type(name) == "string", "Handlers.remove: the name must be a string")
@@ -708,6 +480,17 @@ local function normalize(msg)
   end
 end
 
+-- U.includes(value, list) without loading aos_lazy.lua for it (unless replaced)
+local INCLUDES, FIND = U.includes, U.find
+local function includes(value, list)
+  if U.includes ~= INCLUDES or U.find ~= FIND then return U.includes(value, list) end
+  assert(U.isArray(list), "includes: an array is required")
+  for _, v in pairs(list) do
+    if v == value then return true end
+  end
+  return false
+end
+
 local function init(msg, env) -- aos's ao.init and initializeState
   local ptags = env.Process.Tags
   if msg.Id == env.Process.Id and not Owner then
@@ -718,12 +501,13 @@ local function init(msg, env) -- aos's ao.init and initializeState
   for _, t in ipairs(env.Process.TagArray) do
     if t.name == "Authority" then
       for a in tostring(t.value):gmatch("[^,%s]+") do
-        if not U.includes(a, ao.authorities) then insert(ao.authorities, a) end
+        if not includes(a, ao.authorities) then insert(ao.authorities, a) end
       end
     end
   end
 end
 
+local forward = lazy("forward")
 local function attach(msg) -- msg.reply and msg.forward, as aos 2 gives them
   msg.reply = function(reply)
     reply.Target = msg["Reply-To"] or reply.Target or msg.From
@@ -731,18 +515,7 @@ local function attach(msg) -- msg.reply and msg.forward, as aos 2 gives them
     reply["X-Origin"] = msg["X-Origin"]
     return ao.send(reply)
   end
-  msg.forward = function(target, extra)
-    local fwd = {}
-    for k, v in pairs(msg) do
-      if type(v) ~= "function" then fwd[k] = v end
-    end
-    for k, v in pairs(extra or {}) do fwd[k] = v end
-    fwd.Target, fwd.Tags, fwd.TagArray = target, nil, nil
-    fwd["Reply-To"] = msg["Reply-To"] or msg.From
-    fwd["X-Reference"] = msg["X-Reference"] or msg.Reference
-    fwd["X-Origin"] = msg["X-Origin"] or msg.From
-    return ao.send(fwd)
-  end
+  msg.forward = function(target, extra) return forward(msg, target, extra) end
 end
 
 -- Handlers run in a coroutine so that one can wait (Handlers.receive); a
@@ -813,5 +586,9 @@ local function handle(msg, env)
   if result == nil then result = "" end -- aos: no output is "", not null
   return { Data = result, Messages = box.Messages, Spawns = box.Spawns, Assignments = box.Assignments }
 end
+
+X.U, X.concat, X.insert, X.remove = U, concat, insert, remove
+X.outgoing, X.nextReference = outgoing, nextReference
+X.indexOf, X.resolver = indexOf, resolver
 
 return { handle = handle }

@@ -139,7 +139,7 @@ class _VM:
             max_memory=0,  # 0 = no cap yet; set while user code runs
         )
         self._api: Any = self._lua.execute(
-            _HARNESS, self._lua.execute(_COSTED_CODE), library_code, host_digest
+            _HARNESS, self._lua.execute(_COSTED_CODE), library_code, host_digest, _lazy_code
         )
         # no string the cap could not hold anyway: refused before C allocates it
         self._api[b"set_limits"](max(1, self._cap), backstop)
@@ -356,7 +356,9 @@ class LuaRuntime:
     def _env_json(self, env: Json) -> bytes:
         """``env`` as JSON; a worker passes the same env object every time: encoded once."""
         if env is not self._last_env:
-            self._last_env, self._last_env_bytes = env, orjson.dumps(env, default=json_default)
+            # a copy: orjson's bytes keep its ~4 KiB buffer, held as long as the runtime
+            encoded = orjson.dumps(env, default=json_default)
+            self._last_env, self._last_env_bytes = env, bytes(memoryview(encoded))
         return self._last_env_bytes
 
     def _prepare(self, msg: Json, env: Json) -> _Call:
@@ -396,6 +398,17 @@ def _builtin_code() -> bytes:
     whose working memory would otherwise stay in the process's heap."""
     source = _resource("aos.lua")
     assert source is not None, "aos.lua is missing from the package"
+    return _compiled(source, "aos.lua", strip=False)
+
+
+@cache
+def _lazy_code() -> bytes:
+    """aos_lazy.lua (the built-in's rarely used half) compiled once per node process,
+    debug info kept like aos.lua's and under its name (error texts say ``aos.lua:N:``
+    as when these functions were in it); a process's VM loads it on aos's first
+    call of one of its functions."""
+    source = _resource("aos_lazy.lua")
+    assert source is not None, "aos_lazy.lua is missing from the package"
     return _compiled(source, "aos.lua", strip=False)
 
 

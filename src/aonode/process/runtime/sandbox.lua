@@ -15,9 +15,18 @@ local os_date, os_difftime = os.date, os.difftime
 local co_create, co_resume = coroutine.create, coroutine.resume
 local STRING_MT = getmetatable("")
 python = nil -- lupa's bridge: a process never reaches Python
+-- The collector starts a cycle as soon as one ends and works 4x as fast as the
+-- process allocates (Lua's defaults: when the heap doubles, 2x).  A message
+-- makes ~11 KiB of garbage over a ~160 KiB live heap: with the defaults an aos
+-- process's heap swings up to twice that (~410 KiB on average over an Inc
+-- loop), with these ~220 KiB, for a few per cent of apply rate (BENCHMARKS.md,
+-- issue 22).  Collection timing is node-local anyway (no __gc, see lua.py).
+collectgarbage("setpause", 100)
+collectgarbage("setstepmul", 400)
 -- costed.lua's constructor; the node's libraries (name -> compiled chunk, or
--- nil); the host's digests (lua.py passes all three: only strings cross)
-local costed, library_code, host_digest = ...
+-- nil); the host's digests; aos_lazy.lua compiled (lua.py passes all four:
+-- only strings cross)
+local costed, library_code, host_digest, aos_lazy_code = ...
 local os_clock = os.clock
 
 local BUDGET, MEMORY = "instruction budget exceeded", "memory limit exceeded"
@@ -377,6 +386,13 @@ load_library = function(loaded, name)
   return m
 end
 
+-- The built-in aos module's rarely used half (aos_lazy.lua), compiled into the
+-- process when aos first calls one of its functions.  Only aos.lua is given
+-- this loader (see load_module): user code never reaches it.
+local function aos_part()
+  return assert(rawload(aos_lazy_code(), "=aos.lua", "b", P.env))
+end
+
 local function new_sandbox()
   local S = {}
   for _, k in ipairs({ "assert", "error", "ipairs", "next", "rawequal", "rawget", "rawlen",
@@ -465,6 +481,7 @@ for _, lib in ipairs({ "string", "table", "math", "utf8", "coroutine", "os" }) d
 end
 for name, v in next, JSON do KNOWN["json." .. name] = v end
 for name, v in next, HOST do KNOWN["(aonode) " .. name] = v end
+KNOWN["(aonode) aos_lazy.lua"] = aos_part
 
 ------------------------------------------------------------------ results
 local function text(v)
@@ -559,7 +576,8 @@ end
 local function load_module(src, name, binary) -- binary: the node's own compiled module only
   local chunk, err = rawload(src, "=" .. name, binary and "b" or "t", P.env)
   if not chunk then rawerror(err, 0) end
-  local r = chunk()
+  local r
+  if binary then r = chunk(aos_part) else r = chunk() end -- a user's module gets no loader
   if type(r) == "function" then r = { handle = r } end
   if type(r) == "table" and type(rawget(r, "handle")) == "function" then P.process = r end
   return ""
