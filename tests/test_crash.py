@@ -39,10 +39,15 @@ FLOOD_LIMITS = {
 
 
 async def start_node(
-    data_dir: Path, port: int, env: dict[str, str] | None = None, mode: str = "local_confirmation"
+    data_dir: Path,
+    port: int,
+    env: dict[str, str] | None = None,
+    mode: str = "local_confirmation",
+    workers: int | None = None,
 ) -> tuple[asyncio.subprocess.Process, str, str]:
-    """Start ``aonode serve`` (``env``: extra environment, e.g. ``AONODE_*`` settings);
-    a port taken meanwhile by another test is retried."""
+    """Start ``aonode serve`` (``env``: extra environment, e.g. ``AONODE_*`` settings;
+    ``workers``: ``--workers N``, default the environment's); a port taken meanwhile by
+    another test is retried."""
     for attempt in range(3):
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -55,6 +60,7 @@ async def start_node(
             str(port if attempt == 0 else free_port("127.0.0.1")),
             "--mode",
             mode,
+            *(() if workers is None else ("--workers", str(workers))),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             env={**os.environ, **FLOOD_LIMITS, **(env or {})},

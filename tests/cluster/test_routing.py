@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Sequence
 
 import httpx
 import orjson
@@ -63,10 +64,12 @@ async def actors(cluster: Cluster, index: int) -> set[str]:
     return set(info["actors"])
 
 
-def one_process_per_shard(user_wallet: Wallet, scheduler: str) -> list[Message]:
+def one_process_per_shard(
+    user_wallet: Wallet, scheduler: str, extra: Sequence[tuple[str, str]] = ()
+) -> list[Message]:
     found: dict[int, Message] = {}
     while len(found) < 2:
-        proc = sign_process(user_wallet, scheduler, data=os.urandom(8))
+        proc = sign_process(user_wallet, scheduler, data=os.urandom(8), extra=extra)
         found.setdefault(shard_of(proc.id, 2), proc)
     return [found[0], found[1]]
 
