@@ -239,11 +239,14 @@ class Node:
             registry=self.registry,
             timestamps=self.timestamps,
             instruments=self.instruments,
-            metrics=self.metrics.exposition,
+            metrics=self._exposition,
             status=self.status,
             identity=Identity(self.address, self.addresses, self.url),
             config=self.config,
         )
+
+    async def _exposition(self) -> bytes:
+        return self.metrics.exposition()
 
     async def start(self, dispatch: Dispatch | None = None) -> None:
         """Open the store and start every part, in dependency order.

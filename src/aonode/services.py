@@ -152,7 +152,7 @@ class Services:
     registry: Registry  # the live scheduler actors (the dashboard's queue depths)
     timestamps: TimestampSource
     instruments: Instrument
-    metrics: Callable[[], bytes]  # the Prometheus exposition
+    metrics: Callable[[], Awaitable[bytes]]  # the Prometheus exposition (a cluster's: summed)
     status: Callable[[], Awaitable[dict[str, Any]]]
     identity: Identity
     config: NodeConfig  # the limits: body/header sizes, quotas, page and push limits

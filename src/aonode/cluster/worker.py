@@ -24,9 +24,10 @@ from pathlib import Path
 import orjson
 
 from aonode import logs
-from aonode.cluster import computing, routing, timers
+from aonode.cluster import computing, metrics, routing, timers
 from aonode.cluster.channel import Link, Listener
 from aonode.cluster.computing import ShardedProcesses, ShardedWaits
+from aonode.cluster.metrics import ClusterMetrics
 from aonode.cluster.routing import ShardedScheduling
 from aonode.config import NodeConfig
 from aonode.errors import AONodeError
@@ -96,6 +97,7 @@ async def run(spec: WorkerSpec, node: Node) -> None:
         **routing.handlers(node.scheduling),
         **computing.handlers(node.processes, node.scheduling, local_wait),
         **(timers.handlers(node.cron) if timers_here else {}),
+        **metrics.handlers(node.metrics.exposition),
     }
     listener = Listener(socket_path(spec.sock_dir, spec.index), calls)
     await listener.start()
@@ -107,7 +109,13 @@ async def run(spec: WorkerSpec, node: Node) -> None:
         cron: Timers = (
             node.cron if timers_here else timers.ForwardedTimers(node.cron, peers[timers.TIMERS])
         )
-        services = replace(node.services(), scheduling=router, processes=processes, cron=cron)
+        services = replace(
+            node.services(),
+            scheduling=router,
+            processes=processes,
+            cron=cron,
+            metrics=ClusterMetrics(node.metrics.exposition, peers),
+        )
         await serve(node, on_ready=ready, stop=stop, shared_port=True, services=services)
     finally:
         await listener.close()
