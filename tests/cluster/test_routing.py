@@ -20,6 +20,7 @@ from aonode.cluster.routing import (
 )
 from aonode.cluster.shard import shard_of
 from aonode.cluster.worker import socket_path
+from aonode.codec import ans104
 from aonode.message import Message
 from aonode.scheduler.assignment import Assignment, Header, commit
 from aonode.wallet import Wallet
@@ -37,6 +38,22 @@ def test_a_forwarded_schedule_call_carries_the_message_as_it_arrived(
     message, opts = decode_schedule(encode_schedule(m, "compute", None, "p" * 43))
     assert message.id == m.id and message.item.raw == m.item.raw and message.keys == m.keys
     assert opts == {"path": "compute", "target": None, "assign-to": "p" * 43, "codec": "ans104"}
+
+
+@pytest.mark.parametrize("target", [b"", b"\x07" * 32])
+@pytest.mark.parametrize("anchor", [b"", b"\x09" * 32])
+def test_the_owner_rebuilds_the_item_the_landing_worker_parsed(
+    user_wallet: Wallet, ed_wallet: Wallet, target: bytes, anchor: bytes
+) -> None:
+    for wallet in (user_wallet, ed_wallet):
+        tags = [("Action", "Ping"), ("Ünicode", "värde"), ("Empty", "")]
+        item = ans104.sign(wallet, data=b"d" * 70, tags=tags, target=target, anchor=anchor)
+        m = Message.from_item(ans104.parse(item.raw))
+        got, _ = decode_schedule(encode_schedule(m, "compute", None, None))
+        assert got.item == m.item and got.keys == m.keys and got.id == m.id
+        for name in ("signature", "owner", "target", "anchor", "tags", "data"):
+            assert getattr(got.item, name) == getattr(m.item, name), name
+        assert got.item.verify()
 
 
 def test_the_owners_assignment_arrives_whole(user_wallet: Wallet, ed_wallet: Wallet) -> None:
