@@ -23,6 +23,10 @@ from aonode.scheduler.timestamp import OfflineSource
 from aonode.store.sqlite import SQLiteStore
 from aonode.wallet import Wallet
 
+# A subprocess `aonode serve` runs one process per core by default; the suite's run
+# one unless a test asks for more (AONODE_WORKERS=2: tests/test_crash.py and others).
+os.environ.setdefault("AONODE_WORKERS", "1")
+
 
 @pytest.fixture(scope="session")
 def rsa_wallet() -> Wallet:

@@ -39,10 +39,15 @@ FLOOD_LIMITS = {
 
 
 async def start_node(
-    data_dir: Path, port: int, env: dict[str, str] | None = None, mode: str = "local_confirmation"
+    data_dir: Path,
+    port: int,
+    env: dict[str, str] | None = None,
+    mode: str = "local_confirmation",
+    workers: int | None = None,
 ) -> tuple[asyncio.subprocess.Process, str, str]:
-    """Start ``aonode serve`` (``env``: extra environment, e.g. ``AONODE_*`` settings);
-    a port taken meanwhile by another test is retried."""
+    """Start ``aonode serve`` (``env``: extra environment, e.g. ``AONODE_*`` settings;
+    ``workers``: ``--workers N``, default the environment's); a port taken meanwhile by
+    another test is retried."""
     for attempt in range(3):
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -55,6 +60,7 @@ async def start_node(
             str(port if attempt == 0 else free_port("127.0.0.1")),
             "--mode",
             mode,
+            *(() if workers is None else ("--workers", str(workers))),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             env={**os.environ, **FLOOD_LIMITS, **(env or {})},
@@ -83,16 +89,18 @@ async def stop_node(proc: asyncio.subprocess.Process) -> None:
     assert rc == 0, f"node exited {rc} on SIGTERM: {out[-2000:]}"
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 async def test_sigkill_under_load_loses_nothing_acknowledged(
-    tmp_path: Path, user_wallet: Wallet
+    tmp_path: Path, user_wallet: Wallet, workers: int
 ) -> None:
+    """``workers`` 2: the SIGKILL hits the supervisor; its workers stop with it."""
     rng = random.Random(os.environ.get("AONODE_CRASH_SEED", "aonode"))
     data_dir = tmp_path / "node"
     acked: dict[str, dict[str, int]] = {}
     pids: list[str] = []
     for _ in range(ROUNDS):
         port = free_port("127.0.0.1")
-        node, url, address = await start_node(data_dir, port)
+        node, url, address = await start_node(data_dir, port, workers=workers)
         try:
             async with httpx.AsyncClient(
                 base_url=url, timeout=30, limits=httpx.Limits(max_connections=64)
@@ -114,7 +122,7 @@ async def test_sigkill_under_load_loses_nothing_acknowledged(
                 node.send_signal(signal.SIGKILL)
             await node.wait()
     # a final clean start: everything acknowledged is there, and verify agrees
-    node, url, _ = await start_node(data_dir, free_port("127.0.0.1"))
+    node, url, _ = await start_node(data_dir, free_port("127.0.0.1"), workers=workers)
     try:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
             await check_schedules(client, pids, acked)

@@ -75,6 +75,9 @@ class NodeConfig:
     abort_seconds: float = 10.0
     queue_size: int = 1024
     sign_threads: int = 2
+    # OS processes `aonode serve` runs (aonode.cluster); 0: one per core.  A Node
+    # built in-process is always one process, whatever this says.
+    workers: int = 0
     page_limit: int = 1000
     snapshot_slots: int = 100
     snapshot_seconds: float = 60.0
@@ -154,6 +157,8 @@ class NodeConfig:
             raise ConfigError("queue size must be at least 1")
         if self.sign_threads < 1:
             raise ConfigError("sign threads must be at least 1")
+        if self.workers < 0:
+            raise ConfigError(f"workers must be at least 1 (0: one per core), not {self.workers}")
         for key, url in self.scheduler_map.items():
             check_node_url(key, url)
         if self.lua_memory < 1024 * 1024:
@@ -271,6 +276,12 @@ SETTINGS: tuple[Setting, ...] = (
         TEXT,
         "The URL other nodes should use for this one, signed into its location record",
         "http://HOST:PORT",
+    ),
+    Setting(
+        "workers",
+        INT,
+        "Node processes behind the one address, 1 = a single process, 0 = one per core",
+        "0",
     ),
     Setting("sign_threads", INT, "Threads that make RSA signatures; one per core", "2"),
     Setting("abort_seconds", FLOAT, "A request not assigned within this time is dropped", "10"),

@@ -18,7 +18,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -33,14 +33,15 @@ from aonode.instrument import Instruments
 from aonode.message import Message
 from aonode.ops.metrics import LiveSources, NodeMetrics
 from aonode.process.device import ProcessDevice
-from aonode.process.runtime.base import Limits
+from aonode.process.runtime.base import Limits, Results
 from aonode.push import Pusher, PushLimits
 from aonode.scheduler.assignment import Assignment
 from aonode.scheduler.registry import Registry
 from aonode.scheduler.service import SchedulePage, Scheduling, SchedulingOptions
 from aonode.scheduler.timestamp import TimestampSource, make_source
 from aonode.scheduler.upload import make_uploader
-from aonode.services import Identity, Services
+from aonode.services import Identity, Processes, Services
+from aonode.services import Scheduling as SchedulingUseCase
 from aonode.store import Ownership, Store, open_store
 from aonode.store.base import CommitObservable
 from aonode.verifier import Verifier
@@ -147,6 +148,11 @@ class Node:
             limits=Limits(lua_memory=config.lua_memory),
         )
         self.processes.recent_assignments = self.scheduling.durable_assignments
+        # what push schedules and computes through (a cluster worker routes them: route())
+        self._routed: SchedulingUseCase = self.scheduling
+        self._computing: Processes = self.processes
+        self._wait_elsewhere: Callable[[str, int], Awaitable[None]] | None = None
+        self._cron_here = True
         self._unloader: asyncio.Task[None] | None = None
         self.push_limits = PushLimits(
             config.push_max_depth,
@@ -201,6 +207,26 @@ class Node:
     def addresses(self) -> list[str]:
         return [w.address for w in self.wallets]
 
+    def route(
+        self,
+        scheduling: SchedulingUseCase,
+        processes: Processes,
+        wait_durable: Callable[[str, int], Awaitable[None]],
+        *,
+        cron: bool,
+    ) -> None:
+        """Make this node one worker of a cluster (``aonode.cluster``), before start().
+
+        Push (the node is its host) schedules, waits and computes through the
+        shard routing, so a walk reaching a process owned by another worker
+        forwards there; ``cron``: whether this worker runs the timers (one
+        worker does, or every task would fire once per worker).
+        """
+        self._routed = scheduling
+        self._computing = processes
+        self._wait_elsewhere = wait_durable
+        self._cron_here = cron
+
     def services(self) -> Services:
         """What the web layer receives: the use cases and parts, never the node itself."""
         return Services(
@@ -213,11 +239,14 @@ class Node:
             registry=self.registry,
             timestamps=self.timestamps,
             instruments=self.instruments,
-            metrics=self.metrics.exposition,
+            metrics=self._exposition,
             status=self.status,
             identity=Identity(self.address, self.addresses, self.url),
             config=self.config,
         )
+
+    async def _exposition(self) -> bytes:
+        return self.metrics.exposition()
 
     async def start(self, dispatch: Dispatch | None = None) -> None:
         """Open the store and start every part, in dependency order.
@@ -243,7 +272,8 @@ class Node:
         self.verifier.start()
         self._unloader = asyncio.create_task(self.processes.run_unloader(), name="unloader")
         await self.pusher.start()  # resumes the async pushes a previous run left pending
-        await self.cron.start(dispatch if dispatch is not None else _no_routes)
+        if self._cron_here:
+            await self.cron.start(dispatch if dispatch is not None else _no_routes)
 
     async def stop(self) -> None:
         """Drain every scheduler queue, then close the store."""
@@ -279,9 +309,22 @@ class Node:
 
     async def wait_durable(self, process_id: str, slot: int) -> None:
         """Return once ``slot`` of ``process_id`` is durable, if this node gave it."""
+        if self._wait_elsewhere is not None:
+            await self._wait_elsewhere(process_id, slot)
+        else:
+            await self.wait_durable_here(process_id, slot)
+
+    async def wait_durable_here(self, process_id: str, slot: int) -> None:
+        """:meth:`wait_durable` for a slot this node's own actor gave (not routed)."""
         server = self.scheduling.registry.find(process_id)
         if server is not None:
             await server.wait_durable(slot)
+
+    async def compute(self, process_id: str, slot: int) -> Results:
+        """The results of ``slot`` (push's walk), once it is durable."""
+        worker = await self._computing.worker(await self.require_process(process_id))
+        await self.wait_durable(process_id, slot)  # aggressive mode answers before it is stored
+        return await worker.compute(slot)
 
     @property
     def registry(self) -> Registry:
@@ -296,7 +339,7 @@ class Node:
         assign_to: str | None = None,
     ) -> Assignment:
         """Give ``message`` a slot (see :meth:`Scheduling.schedule`)."""
-        return await self.scheduling.schedule(
+        return await self._routed.schedule(
             message, path=path, query_target=query_target, assign_to=assign_to
         )
 

@@ -9,16 +9,16 @@ scheduling use case (the node today, a scheduler service tomorrow) fits.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from aonode.config import NodeConfig
-    from aonode.cron.timer import Cron
+    from aonode.cron.task import Caller, CronTask, TaskType
     from aonode.instrument import Instrument
     from aonode.message import Message
-    from aonode.process.device import ProcessDevice
+    from aonode.process.runtime.base import Json, Results
     from aonode.push import Pusher
     from aonode.scheduler.assignment import Assignment
     from aonode.scheduler.registry import Registry
@@ -76,6 +76,60 @@ class Scheduling(Protocol):
         ...
 
 
+class Computing(Protocol):
+    """The compute use cases of one process (its worker, here or on another core)."""
+
+    async def compute(self, slot: int) -> Results:
+        """The results of ``slot``."""
+        ...
+
+    async def now(self) -> tuple[int, Results]:
+        """The latest slot and its results."""
+        ...
+
+    async def dryrun(self, msg: Json) -> tuple[int, Results]:
+        """``msg`` run on the latest state, nothing kept."""
+        ...
+
+    async def snapshot(self) -> tuple[int, bytes]:
+        """The runtime's state image at its latest snapshot."""
+        ...
+
+
+class Processes(Protocol):
+    """The process device as the routes use it: a process's compute use cases."""
+
+    async def worker(self, process: Message) -> Computing:
+        """Where ``process`` computes (started when it is not yet)."""
+        ...
+
+    def info(self) -> dict[str, Any]:
+        """The workers loaded in this OS process (the dashboard)."""
+        ...
+
+
+class Timers(Protocol):
+    """The cron use cases the routes call (``~cron@1.0``)."""
+
+    def is_operator(self, token: str) -> bool:
+        """``token`` is the operator's."""
+        ...
+
+    async def add(
+        self, type_: TaskType, params: Iterable[tuple[str, str]], caller: Caller
+    ) -> CronTask:
+        """Create and durably store a task."""
+        ...
+
+    async def cancel(self, task_id: str, caller: Caller) -> None:
+        """Stop a task."""
+        ...
+
+    async def tasks(self) -> list[dict[str, Any]]:
+        """Every task, as listed."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Identity:
     """Who the node is: its main address, every address it signs with, its URL."""
@@ -90,15 +144,15 @@ class Services:
     """Everything the web layer uses (see the module docstring)."""
 
     scheduling: Scheduling
-    processes: ProcessDevice
+    processes: Processes
     pusher: Pusher
-    cron: Cron
+    cron: Timers
     verifier: Verifier
     store: Store
     registry: Registry  # the live scheduler actors (the dashboard's queue depths)
     timestamps: TimestampSource
     instruments: Instrument
-    metrics: Callable[[], bytes]  # the Prometheus exposition
+    metrics: Callable[[], Awaitable[bytes]]  # the Prometheus exposition (a cluster's: summed)
     status: Callable[[], Awaitable[dict[str, Any]]]
     identity: Identity
     config: NodeConfig  # the limits: body/header sizes, quotas, page and push limits

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,14 +48,21 @@ class Cluster:
 async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     """Two workers on one 127.0.0.1 port, stopped (exit 0 asserted) at the end."""
     config = NodeConfig(host="127.0.0.1", port=0, data_dir=tmp_path / "data")
+    async with run_cluster(config) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def run_cluster(config: NodeConfig, workers: int = 2) -> AsyncIterator[Cluster]:
+    """A cluster of ``config`` for the body, stopped (exit 0 asserted) after it."""
     events = Events()
-    sup = Supervisor(config, 2, observe=events)
+    sup = Supervisor(config, workers, observe=events)
     ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
     run = asyncio.create_task(sup.run(on_ready=ready.set_result, stop=stop))
     waits: set[asyncio.Future[Any]] = {run, ready}
     done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     assert ready in done, (run.result(), events.seen)  # a worker that never started
-    yield Cluster(sup, events, ready.result(), tmp_path / "data")
+    yield Cluster(sup, events, ready.result(), config.data_dir)
     stop.set()
     assert await run == 0

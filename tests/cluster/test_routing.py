@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Sequence
 
 import httpx
 import orjson
@@ -19,6 +20,7 @@ from aonode.cluster.routing import (
 )
 from aonode.cluster.shard import shard_of
 from aonode.cluster.worker import socket_path
+from aonode.codec import ans104
 from aonode.message import Message
 from aonode.scheduler.assignment import Assignment, Header, commit
 from aonode.wallet import Wallet
@@ -36,6 +38,22 @@ def test_a_forwarded_schedule_call_carries_the_message_as_it_arrived(
     message, opts = decode_schedule(encode_schedule(m, "compute", None, "p" * 43))
     assert message.id == m.id and message.item.raw == m.item.raw and message.keys == m.keys
     assert opts == {"path": "compute", "target": None, "assign-to": "p" * 43, "codec": "ans104"}
+
+
+@pytest.mark.parametrize("target", [b"", b"\x07" * 32])
+@pytest.mark.parametrize("anchor", [b"", b"\x09" * 32])
+def test_the_owner_rebuilds_the_item_the_landing_worker_parsed(
+    user_wallet: Wallet, ed_wallet: Wallet, target: bytes, anchor: bytes
+) -> None:
+    for wallet in (user_wallet, ed_wallet):
+        tags = [("Action", "Ping"), ("Ünicode", "värde"), ("Empty", "")]
+        item = ans104.sign(wallet, data=b"d" * 70, tags=tags, target=target, anchor=anchor)
+        m = Message.from_item(ans104.parse(item.raw))
+        got, _ = decode_schedule(encode_schedule(m, "compute", None, None))
+        assert got.item == m.item and got.keys == m.keys and got.id == m.id
+        for name in ("signature", "owner", "target", "anchor", "tags", "data"):
+            assert getattr(got.item, name) == getattr(m.item, name), name
+        assert got.item.verify()
 
 
 def test_the_owners_assignment_arrives_whole(user_wallet: Wallet, ed_wallet: Wallet) -> None:
@@ -63,10 +81,12 @@ async def actors(cluster: Cluster, index: int) -> set[str]:
     return set(info["actors"])
 
 
-def one_process_per_shard(user_wallet: Wallet, scheduler: str) -> list[Message]:
+def one_process_per_shard(
+    user_wallet: Wallet, scheduler: str, extra: Sequence[tuple[str, str]] = ()
+) -> list[Message]:
     found: dict[int, Message] = {}
     while len(found) < 2:
-        proc = sign_process(user_wallet, scheduler, data=os.urandom(8))
+        proc = sign_process(user_wallet, scheduler, data=os.urandom(8), extra=extra)
         found.setdefault(shard_of(proc.id, 2), proc)
     return [found[0], found[1]]
 

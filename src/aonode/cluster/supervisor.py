@@ -34,6 +34,7 @@ from aonode.datadir import DataDirLock, sqlite_path
 from aonode.errors import ConfigError
 from aonode.http.server import ensure_port_free, free_port
 from aonode.node import load_wallets
+from aonode.store import open_store
 
 log = logging.getLogger("aonode.cluster")
 
@@ -59,6 +60,7 @@ class Supervisor:
         if workers < 1:
             raise ConfigError(f"--workers must be at least 1, not {workers}")
         self.config = config.validated()
+        open_store(self.config.store_url)  # a bad store URL: refused here, not by N workers
         self.workers = workers
         self.log_level = log_level
         self.log_format = log_format

@@ -24,13 +24,16 @@ from pathlib import Path
 import orjson
 
 from aonode import logs
-from aonode.cluster import routing
+from aonode.cluster import computing, metrics, routing, timers
 from aonode.cluster.channel import Link, Listener
+from aonode.cluster.computing import ShardedProcesses, ShardedWaits
+from aonode.cluster.metrics import ClusterMetrics
 from aonode.cluster.routing import ShardedScheduling
 from aonode.config import NodeConfig
 from aonode.errors import AONodeError
 from aonode.http.server import serve
 from aonode.node import Node
+from aonode.services import Timers
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,8 @@ async def run(spec: WorkerSpec, node: Node) -> None:
                 "pid": os.getpid(),
                 "address": node.address,
                 "actors": node.scheduling.registry.processes(),  # scheduler actors running here
+                "computing": sorted(node.processes.info()),  # process workers loaded here
+                "timers": len(node.cron.listing()),  # cron tasks this worker's timer holds
             }
         )
 
@@ -80,8 +85,20 @@ async def run(spec: WorkerSpec, node: Node) -> None:
         for i in range(spec.count)
         if i != spec.index
     }
-    router = ShardedScheduling(node.scheduling, spec.index, spec.count, peers)
-    calls = {"info": info, **routing.handlers(node.scheduling)}
+    index, count = spec.index, spec.count
+    router = ShardedScheduling(node.scheduling, index, count, peers)
+    processes = ShardedProcesses(node.processes, index, count, peers)
+    local_wait = node.wait_durable_here
+    waits = ShardedWaits(local_wait, index, count, peers)
+    timers_here = index == timers.TIMERS
+    node.route(router, processes, waits.wait_durable, cron=timers_here)
+    calls = {
+        "info": info,
+        **routing.handlers(node.scheduling),
+        **computing.handlers(node.processes, node.scheduling, local_wait),
+        **(timers.handlers(node.cron) if timers_here else {}),
+        **metrics.handlers(node.metrics.exposition),
+    }
     listener = Listener(socket_path(spec.sock_dir, spec.index), calls)
     await listener.start()
 
@@ -89,7 +106,16 @@ async def run(spec: WorkerSpec, node: Node) -> None:
         print(f"ready {url}", flush=True)
 
     try:
-        services = replace(node.services(), scheduling=router)
+        cron: Timers = (
+            node.cron if timers_here else timers.ForwardedTimers(node.cron, peers[timers.TIMERS])
+        )
+        services = replace(
+            node.services(),
+            scheduling=router,
+            processes=processes,
+            cron=cron,
+            metrics=ClusterMetrics(node.metrics.exposition, peers),
+        )
         await serve(node, on_ready=ready, stop=stop, shared_port=True, services=services)
     finally:
         await listener.close()

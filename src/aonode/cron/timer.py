@@ -266,6 +266,10 @@ class Cron:
         active = sorted(self._tasks.values(), key=lambda t: (t.next_run or 0, t.id))
         return [self.describe(t) for t in [*active, *self._finished.values()]]
 
+    async def tasks(self) -> list[dict[str, Any]]:
+        """:meth:`listing`, as the routes' use case (``aonode.services.Timers``)."""
+        return self.listing()
+
     def describe(self, task: CronTask) -> dict[str, Any]:
         last = self._last.get(task.id)
         doc: dict[str, Any] = {

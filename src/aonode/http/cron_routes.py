@@ -22,19 +22,18 @@ import orjson
 from aonode.codec import httpsig
 from aonode.codec.b64 import b64url_encode
 from aonode.cron.task import Caller, TaskType
-from aonode.cron.timer import Cron
 from aonode.errors import BadParameter, InvalidMessage
 from aonode.http.request import Request, read_message
 from aonode.http.responses import Response, json_response
 from aonode.http.routing import Match
 from aonode.message import Message
-from aonode.services import Services
+from aonode.services import Services, Timers
 from aonode.verifier import Verifier
 
 
 async def tasks(svc: Services, request: Request, m: Match) -> Response:
     """``GET /~cron@1.0/tasks``: every task, as the listing the node keeps."""
-    return json_response(svc.cron.listing())
+    return json_response(await svc.cron.tasks())
 
 
 async def once(svc: Services, request: Request, m: Match) -> Response:
@@ -78,7 +77,7 @@ async def _act(svc: Services, request: Request, key: str) -> Any:
     return {"task": created.id, "owner": created.owner}
 
 
-def _operator(cron: Cron, request: Request) -> bool:
+def _operator(cron: Timers, request: Request) -> bool:
     scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
     return scheme.lower() == "bearer" and cron.is_operator(token.strip())
 

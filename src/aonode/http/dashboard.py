@@ -62,7 +62,7 @@ def _bounded(query: dict[str, str], name: str, default: int, most: int) -> int:
 
 async def metrics(svc: Services, request: Request, m: Match) -> Response:
     """``GET /metrics``: the Prometheus exposition."""
-    return Response(200, svc.metrics(), CONTENT_TYPE)
+    return Response(200, await svc.metrics(), CONTENT_TYPE)
 
 
 async def dashboard(svc: Services, request: Request, m: Match) -> Response:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -22,6 +23,9 @@ from aonode.client import commands as client_commands
 from aonode.config import SETTINGS, NodeConfig, from_env, from_flags
 from aonode.errors import AONodeError, BadUsage, ClientError, DataDirLocked
 from aonode.ops.migrate_cli import export_, import_
+
+if TYPE_CHECKING:
+    from aonode.cluster.supervisor import Supervisor
 
 app = typer.Typer(
     help="aonode: an AO scheduling and process node.",
@@ -58,23 +62,47 @@ def serve(
         raise _fail(str(exc), 2) from None
     try:
         config = from_flags(from_env(NodeConfig()), flags).validated()
-        node = Node(config)
+        workers = config.workers or os.cpu_count() or 1
+        node = Node(config) if workers == 1 else None
+        supervisor = _supervisor(config, workers, log_level, log_format) if node is None else None
     except AONodeError as exc:
         raise _fail(exc.message, 2) from None
-
-    def ready(url: str) -> None:
-        print(f"aonode listening on {url} address={node.address}", flush=True)
 
     try:
         _tune_gc()
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(run(node, on_ready=ready))
+            if node is not None:
+                address = node.address
+
+                def ready(url: str) -> None:
+                    print(f"aonode listening on {url} address={address}", flush=True)
+
+                runner.run(run(node, on_ready=ready))
+            elif supervisor is not None and runner.run(_serve_cluster(supervisor)):
+                raise typer.Exit(1)  # a worker failed to start (its reason is on stderr)
     except DataDirLocked as exc:  # one line naming the directory and the holder's pid
         raise _fail(exc.message, 2) from None
     except OSError as exc:
         raise _fail(f"cannot listen on {config.host}:{config.port}: {exc}", 2) from None
     except AONodeError as exc:  # e.g. the store cannot be opened (database unreachable)
         raise _fail(exc.message, 1) from None
+
+
+def _supervisor(config: NodeConfig, workers: int, log_level: str, log_format: str) -> Supervisor:
+    """``serve --workers N`` (N > 1): a supervisor of N worker processes (aonode.cluster)."""
+    from aonode.cluster.supervisor import Supervisor
+
+    return Supervisor(config, workers, log_level=log_level, log_format=log_format)
+
+
+async def _serve_cluster(supervisor: Supervisor) -> int:
+    def ready(url: str) -> None:
+        print(
+            f"aonode listening on {url} address={supervisor.address}",
+            flush=True,
+        )
+
+    return await supervisor.run(on_ready=ready)
 
 
 def _serve_signature() -> inspect.Signature:

@@ -3,7 +3,7 @@
 Push receives a :class:`PushHost` when it is built; the node satisfies it
 structurally (``aonode.node.Node``), but push never imports the node: it sees
 the store, the node's wallets, the scheduling and process-lookup use cases,
-the process workers and the instruments — the services a walk uses.
+computing a slot and the instruments — the services a walk uses.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from aonode.instrument import Instrument
     from aonode.message import Message
-    from aonode.process.device import ProcessDevice
+    from aonode.process.runtime.base import Results
     from aonode.scheduler.assignment import Assignment
     from aonode.store.base import Store
     from aonode.wallet import Wallet
@@ -36,16 +36,13 @@ class PushHost(Protocol):
     def scheduler_map(self) -> Mapping[str, str]: ...
 
     @property
-    def processes(self) -> ProcessDevice: ...
-
-    @property
     def instruments(self) -> Instrument: ...
 
-    async def wait_durable(self, process_id: str, slot: int) -> None:
-        """Return once ``slot`` of ``process_id`` is durable, if this node gave it.
+    async def compute(self, process_id: str, slot: int) -> Results:
+        """The results of ``slot`` of ``process_id`` (404 when the process is unknown).
 
         Aggressive mode answers a slot (and a push or crank may start) before it
-        is durable; a walk waits for it here rather than finding it missing.
+        is durable; this waits for it rather than finding it missing.
         """
         ...
 

@@ -134,9 +134,7 @@ class Walker:
 
     async def _push(self, pid: str, slot: int, depth: int, walk: _Walk) -> Json:
         node = self._node
-        worker = await node.processes.worker(await node.require_process(pid))
-        await node.wait_durable(pid, slot)  # aggressive mode answers before it is stored
-        results = await worker.compute(slot)
+        results = await node.compute(pid, slot)  # waits until durable (aggressive mode)
         tree: Json = {"process": pid, "slot": slot}
         if depth < walk.result_depth:
             tree["results"] = results.to_json()
