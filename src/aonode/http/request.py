@@ -142,7 +142,9 @@ class Request:
         if self.body_timeout is None:
             return await self.receive()
         try:
-            return await asyncio.wait_for(self.receive(), self.body_timeout)
+            # asyncio.timeout, not wait_for: no extra task and future per body event
+            async with asyncio.timeout(self.body_timeout):
+                return await self.receive()
         except TimeoutError:
             raise RequestTimeout(
                 f"the body stalled: nothing arrived for {self.body_timeout:g} s"
