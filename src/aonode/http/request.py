@@ -95,7 +95,9 @@ class Request:
         for k, v in scope.get("headers", ()):
             headers.setdefault(k.decode("latin-1").lower(), v.decode("latin-1"))
         raw_qs = scope.get("query_string", b"").decode("latin-1")
-        query = {k.lower(): v for k, v in parse_qsl(raw_qs, keep_blank_values=True)}
+        query = (
+            {k.lower(): v for k, v in parse_qsl(raw_qs, keep_blank_values=True)} if raw_qs else {}
+        )
         return cls(
             method=scope.get("method", "GET").upper(),
             path=unquote(scope.get("path", "/")),
