@@ -8,7 +8,9 @@ The loop thread's CPU time per message (``time.thread_time``) is the
 measured loop cost; each stage is then timed alone on the same inputs
 (``perf_counter_ns`` over N calls) and their sum is printed beside it: the
 rest is asyncio, the store hand-off and bookkeeping.  ``--profile`` adds a
-cProfile of the in-process run, grouped by module.
+cProfile of the in-process run, grouped by module, with the Python function
+calls and event-loop callbacks per message: counts that, unlike times, do not
+move with the load of a shared machine.
 
     python bench/breakdown.py                     # ed25519 and RSA node wallets
     python bench/breakdown.py --n 4000 --profile
@@ -200,6 +202,16 @@ def _print_profile(prof: cProfile.Profile, n: int) -> None:
         where = file.split("/src/")[-1] if "/src/" in file else Path(file).name
         groups[where] = groups.get(where, 0.0) + tt
         rows.append((tt, f"{where}:{func}"))
+    # Counts, unlike times, do not move with the machine's load: compare these
+    # between two trees when the machine is shared.
+    calls = stats.total_calls  # type: ignore[attr-defined]
+    callbacks = sum(
+        nc
+        for (file, _line, func), (_cc, nc, _tt, _ct, _callers) in stats.stats.items()  # type: ignore[attr-defined]
+        if func == "_run" and file.endswith("asyncio/events.py")
+    )
+    print(f"\nPython function calls per message: {calls / n:.0f}")
+    print(f"event-loop callbacks per message: {callbacks / n:.1f}")
     print("\ncProfile (own time, µs per message; profiling inflates Python code):")
     for where, tt in sorted(groups.items(), key=lambda kv: -kv[1])[:20]:
         print(f"  {tt / n * 1e6:8.1f}  {where}")

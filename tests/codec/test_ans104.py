@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aonode import wallet as wallet_mod
-from aonode.codec import ans104
+from aonode.codec import ans104, avro_tags
 from aonode.codec.b64 import b64url_encode
 from aonode.errors import InvalidMessage, InvalidSignature, UnsupportedSignature
 from aonode.wallet import Wallet
@@ -492,3 +492,42 @@ def test_repr_is_short_and_names_the_id(rsa_signer: Wallet) -> None:
     item = ans104.sign(rsa_signer, data=b"x" * 10_000)
     text = repr(item)
     assert item.id in text and len(text) < 300
+
+
+# -- the fast reader of the canonical tag layout (issue 22) --------------------
+
+_short = st.text(max_size=20).filter(lambda t: len(t.encode()) < 64)
+
+
+@given(tags=st.lists(st.tuples(_short, _short), min_size=1, max_size=63))
+def test_canonical_tags_take_the_fast_reader(tags: list[tuple[str, str]]) -> None:
+    region = avro_tags.encode_tags(tags)
+    assert avro_tags._decode_canonical(region, len(tags)) == tuple(tags)
+    assert avro_tags.decode_tags(region, len(tags)) == tuple(tags)
+
+
+@given(
+    tags=st.lists(st.tuples(_short, _short), max_size=5),
+    noise=st.binary(max_size=80),
+    random_bytes=st.booleans(),
+    delta=st.sampled_from([0, 0, 0, 1, -1, 40]),
+    flip=st.tuples(st.integers(0, 100), st.integers(0, 255)),
+)
+def test_fast_tag_reader_never_accepts_what_the_strict_reader_refuses(
+    tags: list[tuple[str, str]],
+    noise: bytes,
+    random_bytes: bool,
+    delta: int,
+    flip: tuple[int, int],
+) -> None:
+    region = noise if random_bytes else avro_tags.encode_tags(tags)
+    count = max(len(tags) + delta, 0)
+    if flip[0] < len(region):  # one byte changed anywhere: lengths, count, text, terminator
+        region = region[: flip[0]] + bytes([flip[1]]) + region[flip[0] + 1 :]
+    fast = avro_tags._decode_canonical(region, count)
+    try:
+        strict = avro_tags._decode_strict(region, count)
+    except InvalidMessage:
+        assert fast is None
+    else:
+        assert fast is None or fast == strict

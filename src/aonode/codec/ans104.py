@@ -301,8 +301,21 @@ def _sha384(b: bytes) -> bytes:
     return hashlib.sha384(b).digest()
 
 
+_sha384_new = hashlib.sha384
+# sha384(b"blob<length>") by length: the first half of every blob's deep hash,
+# the same for every target, anchor (32 bytes) and common tag/data length.
+_BLOB_TAGS: dict[int, bytes] = {}
+_BLOB_TAGS_UPTO = 2048  # lengths kept (at most this many 48-byte entries)
+
+
 def _blob_hash(b: bytes) -> bytes:
-    return _sha384(_sha384(b"blob%d" % len(b)) + _sha384(b))
+    n = len(b)
+    tag = _BLOB_TAGS.get(n)
+    if tag is None:
+        tag = _sha384_new(b"blob%d" % n).digest()
+        if n < _BLOB_TAGS_UPTO:
+            _BLOB_TAGS[n] = tag
+    return _sha384_new(tag + _sha384_new(b).digest()).digest()
 
 
 _EMPTY_BLOB = _blob_hash(b"")
@@ -327,7 +340,7 @@ def _signature_data(
 ) -> bytes:
     acc = _head_hash(signature_type, owner)
     for chunk in (target, anchor, tag_bytes, data):
-        acc = _sha384(acc + (_blob_hash(chunk) if chunk else _EMPTY_BLOB))
+        acc = _sha384_new(acc + (_blob_hash(chunk) if chunk else _EMPTY_BLOB)).digest()
     return acc
 
 

@@ -33,39 +33,57 @@ def encode_tags(tags: Sequence[tuple[str, str]]) -> bytes:
         return b""
     if len(tags) > MAX_TAGS:
         raise InvalidMessage(f"{len(tags)} tags; at most {MAX_TAGS} are allowed")
-    return b"".join((_ZIGZAG[len(tags)], *map(_encode_tag, tags), b"\x00"))
+    get = _TAG_CACHE.get
+    return b"".join((_ZIGZAG[len(tags)], *[get(tag) or _encode_tag(tag) for tag in tags], b"\x00"))
 
 
 def _encode_tag(tag: tuple[str, str]) -> bytes:
     name, value = tag
-    if (cached := _TAG_CACHE.get(tag)) is not None:
-        return cached
     try:
-        name_bytes = name.encode("utf-8")
+        name_part = _NAME_CACHE.get(name) or _encode_name(name)
         value_bytes = value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InvalidMessage(f"tag {name!r} is not encodable as UTF-8: {exc}") from None
-    if len(name_bytes) > MAX_TAG_NAME_BYTES:
-        raise InvalidMessage(f"tag name is {len(name_bytes)} bytes; at most {MAX_TAG_NAME_BYTES}")
     if len(value_bytes) > MAX_TAG_VALUE_BYTES:
         raise InvalidMessage(
             f"tag value is {len(value_bytes)} bytes; at most {MAX_TAG_VALUE_BYTES}"
         )
-    encoded = b"".join(
-        (_ZIGZAG[len(name_bytes)], name_bytes, _ZIGZAG[len(value_bytes)], value_bytes)
-    )
-    if len(value_bytes) <= 16:  # the recurring ones (Type, Variant, …): keep a few hundred
+    encoded = b"".join((name_part, _ZIGZAG[len(value_bytes)], value_bytes))
+    # Keep the recurring short values (Type, Variant, …), not counters and clocks
+    # (Slot, Timestamp: new every message), which would only push the others out.
+    if len(value_bytes) <= 16 and not (len(value_bytes) > 2 and value_bytes.isdigit()):
         if len(_TAG_CACHE) >= 512:
             _TAG_CACHE.clear()
         _TAG_CACHE[tag] = encoded
     return encoded
 
 
+def _encode_name(name: str) -> bytes:
+    """A tag name's length and bytes; short names are kept (they recur)."""
+    name_bytes = name.encode("utf-8")
+    if len(name_bytes) > MAX_TAG_NAME_BYTES:
+        raise InvalidMessage(f"tag name is {len(name_bytes)} bytes; at most {MAX_TAG_NAME_BYTES}")
+    part = _ZIGZAG[len(name_bytes)] + name_bytes
+    if len(name_bytes) <= 32:
+        if len(_NAME_CACHE) >= 512:
+            _NAME_CACHE.clear()
+        _NAME_CACHE[name] = part
+    return part
+
+
 _TAG_CACHE: dict[tuple[str, str], bytes] = {}
+_NAME_CACHE: dict[str, bytes] = {}
 
 
 def decode_tags(region: bytes, count: int) -> tuple[tuple[str, str], ...]:
     """Decode any valid Avro array layout of exactly ``count`` tags; strict."""
+    if (simple := _decode_canonical(region, count)) is not None:
+        return simple
+    return _decode_strict(region, count)
+
+
+def _decode_strict(region: bytes, count: int) -> tuple[tuple[str, str], ...]:
+    """Every layout, every check, errors that name what is wrong."""
     if not region:
         if count:
             raise InvalidMessage(f"data item declares {count} tags but its tags field is empty")
@@ -104,6 +122,37 @@ def decode_tags(region: bytes, count: int) -> tuple[tuple[str, str], ...]:
         raise InvalidMessage(
             f"data item declares {count} tags but its tags field holds {len(tags)}"
         )
+    return tuple(tags)
+
+
+def _decode_canonical(region: bytes, count: int) -> tuple[tuple[str, str], ...] | None:
+    """The layout every client writes (one block, lengths under 64 bytes), read fast.
+
+    ``None`` for anything else, valid or not: :func:`decode_tags` then reads it
+    with every check and the error that names what is wrong.
+    """
+    size = len(region)
+    if not 0 < count < 64 or size < 2 or region[0] != count << 1:
+        return None
+    tags: list[tuple[str, str]] = []
+    pos = 1
+    try:
+        for _ in range(count):
+            n = region[pos]  # one byte: even (not negative) and under 0x80
+            if n & 0x81:
+                return None
+            start, pos = pos + 1, pos + 1 + (n >> 1)
+            v = region[pos]
+            if v & 0x81:
+                return None
+            value, pos = pos + 1, pos + 1 + (v >> 1)
+            if pos >= size:  # the terminator must follow
+                return None
+            tags.append((region[start : value - 1].decode("utf-8"), region[value:pos].decode()))
+    except (IndexError, UnicodeDecodeError):
+        return None
+    if pos != size - 1 or region[pos] != 0:
+        return None
     return tuple(tags)
 
 

@@ -95,7 +95,9 @@ class Request:
         for k, v in scope.get("headers", ()):
             headers.setdefault(k.decode("latin-1").lower(), v.decode("latin-1"))
         raw_qs = scope.get("query_string", b"").decode("latin-1")
-        query = {k.lower(): v for k, v in parse_qsl(raw_qs, keep_blank_values=True)}
+        query = (
+            {k.lower(): v for k, v in parse_qsl(raw_qs, keep_blank_values=True)} if raw_qs else {}
+        )
         return cls(
             method=scope.get("method", "GET").upper(),
             path=unquote(scope.get("path", "/")),
@@ -142,7 +144,9 @@ class Request:
         if self.body_timeout is None:
             return await self.receive()
         try:
-            return await asyncio.wait_for(self.receive(), self.body_timeout)
+            # asyncio.timeout, not wait_for: no extra task and future per body event
+            async with asyncio.timeout(self.body_timeout):
+                return await self.receive()
         except TimeoutError:
             raise RequestTimeout(
                 f"the body stalled: nothing arrived for {self.body_timeout:g} s"

@@ -63,27 +63,55 @@ class Route:
     handler: Handler
     surface: Surface = Surface.NATIVE
     segments: tuple[str, ...] = field(init=False)
+    # The pattern compiled once (resolve tries many routes per request): one
+    # (kind, literal or name) step per segment, the segment count a pattern
+    # without ``{*rest}`` needs (-1: any), and its literal first segment.
+    _steps: tuple[tuple[int, str], ...] = field(init=False, repr=False, compare=False)
+    _size: int = field(init=False, repr=False, compare=False)
+    _first: str | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "segments", _split(self.pattern))
+        segments = _split(self.pattern)
+        object.__setattr__(self, "segments", segments)
+        steps = tuple(_step(s) for s in segments)
+        object.__setattr__(self, "_steps", steps)
+        open_ended = any(kind == _REST for kind, _ in steps)
+        object.__setattr__(self, "_size", -1 if open_ended else len(segments))
+        first = steps[0][1] if steps and steps[0][0] == _LITERAL else None
+        object.__setattr__(self, "_first", first)
 
     def match(self, parts: Sequence[str]) -> tuple[dict[str, str], list[str]] | None:
         """(captured names, the rest) when ``parts`` fit the pattern, else ``None``."""
+        if self._size >= 0 and len(parts) != self._size:
+            return None
         names: dict[str, str] = {}
-        for i, want in enumerate(self.segments):
-            if want.startswith("{*"):
+        for i, (kind, text) in enumerate(self._steps):
+            if kind == _REST:
                 return names, list(parts[i:])
             if i >= len(parts):
                 return None
             got = parts[i]
-            if want.startswith("{"):
-                name, _, kind = want[1:-1].partition(":")
-                if kind != "any" and not ID_RE.match(got):
+            if kind == _LITERAL:
+                if text != got:
                     return None
-                names[name] = got
-            elif want != got:
+            elif kind == _ID and not ID_RE.match(got):
                 return None
-        return (names, []) if len(parts) == len(self.segments) else None
+            else:
+                names[text] = got
+        return (names, []) if len(parts) == len(self._steps) else None
+
+
+_LITERAL, _ID, _ANY, _REST = 0, 1, 2, 3
+
+
+def _step(segment: str) -> tuple[int, str]:
+    """A pattern segment as (kind, literal text or captured name)."""
+    if segment.startswith("{*"):
+        return _REST, segment[2:-1]
+    if segment.startswith("{"):
+        name, _, kind = segment[1:-1].partition(":")
+        return (_ANY if kind == "any" else _ID), name
+    return _LITERAL, segment
 
 
 def parse_segments(rest: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -120,6 +148,44 @@ def canonical(path: str) -> tuple[list[str], dict[str, str]]:
     return front + [k for k in keys if k != "as"], params
 
 
+class _Index:
+    """A route table's routes by (first segment, segment count), in table order.
+
+    It keeps ``resolve`` from calling ``match`` on every route of the table
+    for every request.  A first segment no pattern names literally (an id)
+    shares one key, so the index stays as small as the table's set of words.
+    """
+
+    def __init__(self, routes: tuple[Route, ...]) -> None:
+        self.routes = routes
+        self.literals = frozenset(r._first for r in routes if r._first is not None)
+        self.found: dict[tuple[str | None, int], tuple[Route, ...]] = {}
+
+    def candidates(self, parts: Sequence[str]) -> tuple[Route, ...]:
+        first = parts[0] if parts and parts[0] in self.literals else None
+        key = (first, len(parts))
+        found = self.found.get(key)
+        if found is None:
+            found = tuple(
+                r
+                for r in self.routes
+                if (r._first is None or r._first == first) and r._size in (-1, len(parts))
+            )
+            if len(self.found) < 1024:  # only absurdly deep paths are left uncached
+                self.found[key] = found
+        return found
+
+
+_INDEXES: dict[int, _Index] = {}  # by id() of the routes tuple
+
+
+def _candidates(routes: tuple[Route, ...], parts: Sequence[str]) -> tuple[Route, ...]:
+    index = _INDEXES.get(id(routes))
+    if index is None or index.routes is not routes:
+        index = _INDEXES[id(routes)] = _Index(routes)
+    return index.candidates(parts)
+
+
 @dataclass(frozen=True, slots=True)
 class Found:
     """A resolved request: the route and what it captured, or the error to answer."""
@@ -130,12 +196,12 @@ class Found:
     error: Exception | None = None
 
 
-def resolve(routes: Sequence[Route], method: str, path: str) -> Found:
+def resolve(routes: tuple[Route, ...], method: str, path: str) -> Found:
     """The first route whose pattern and method fit; else 405 (pattern only) or 404."""
     parts, params = canonical(path)
     allowed: list[str] = []
     surface: Surface | None = None
-    for route in routes:
+    for route in _candidates(routes, parts):
         got = route.match(parts)
         if got is None:
             continue

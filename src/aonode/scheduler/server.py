@@ -264,14 +264,12 @@ class SchedulerServer:
         entry = _Entry(header=header, body=req.message, signed=signed)
         self._recent[req.message.id] = entry
         self._unsettled[header.slot] = entry.durable
-        entry.durable.add_done_callback(functools.partial(self._forget_unsettled, header.slot))
         if len(self._recent) > _RECENT:
             self._recent.popitem(last=False)
         self._pending += 1
         self._settled.clear()
-        entry.durable.add_done_callback(self._on_settled)
-        if self.uploads is not None:
-            entry.durable.add_done_callback(lambda fut: self._upload(entry, fut))
+        # one callback for the server's own bookkeeping (each is a loop turn)
+        entry.durable.add_done_callback(functools.partial(self._on_settled, entry))
         self.confirmation.answer(entry, req.reply)
         if self.observer is not None:
             self.observer.assigned(self.options.mode.value, req.received, req.reply, entry.durable)
@@ -325,13 +323,16 @@ class SchedulerServer:
 
         self.uploads.wait(self.id, assignment.slot).add_done_callback(accepted)
 
-    def _on_settled(self, fut: asyncio.Future[Assignment]) -> None:
+    def _on_settled(self, entry: _Entry, fut: asyncio.Future[Assignment]) -> None:
+        self._unsettled.pop(entry.header.slot, None)
         self._inflight.release()
         self._pending -= 1
         if not fut.cancelled() and fut.exception() is not None:
             self._broken = True
         if self._pending == 0:
             self._settled.set()
+        if self.uploads is not None:
+            self._upload(entry, fut)
 
     async def _recover(self) -> None:
         """After a failed write: let in-flight work settle, resume from the store."""
@@ -356,9 +357,6 @@ class SchedulerServer:
             self._state.resume(latest.slot, latest.hash_chain, int(stamped))
 
     # -- the committer ---------------------------------------------------
-
-    def _forget_unsettled(self, slot: int, _: asyncio.Future[Assignment]) -> None:
-        self._unsettled.pop(slot, None)
 
     async def wait_durable(self, slot: int) -> None:
         """Return once ``slot`` is durable; at once if it is, or was never given here.
