@@ -14,10 +14,7 @@ Per runtime and scenario the outcome is one of:
 * match — every message agrees;
 * known difference — the listed messages differ for a reason in ``KNOWN``,
   documented in docs/aos-differences.md ("Real-program differential"); the
-  test asserts they still differ and that every other message agrees;
-* failing today — ``pytest.mark.xfail(strict=True)`` naming the missing
-  feature (``FAILING``, empty today); a fix makes it XPASS, which fails, so
-  the marker must then be removed.
+  test asserts they still differ and that every other message agrees.
 
 A text that is a JSON object or array (``json.encode(Balances)`` as an
 Eval's value or a message's ``Data``) is compared as the value it encodes:
@@ -58,8 +55,6 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "aos-differences.md"
 
 
 # (runtime, scenario) → why it fails today.
-FAILING: dict[tuple[str, str], str] = {}
-
 # Why a runtime's result differs by design (each key is in docs/aos-differences.md).
 KNOWN_REASONS = {
     "untrusted-text": "an untrusted message prints hyper-aos's 'Message is not trusted.'; "
@@ -133,13 +128,11 @@ def reference() -> dict[str, list[dict[str, Any]]]:
 
 
 def _cases() -> list[Any]:
-    cases = []
-    for kind in RUNTIMES:
-        for program in CORPUS:
-            reason = FAILING.get((kind, program.name))
-            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-            cases.append(pytest.param(kind, program, id=f"{kind}-{program.name}", marks=marks))
-    return cases
+    return [
+        pytest.param(kind, program, id=f"{kind}-{program.name}")
+        for kind in RUNTIMES
+        for program in CORPUS
+    ]
 
 
 @pytest.mark.parametrize(("kind", "program"), _cases())
@@ -171,10 +164,9 @@ def test_corpus_is_large_and_every_mark_is_true() -> None:
     assert len(names) == len(set(names)) and len(CORPUS) >= 60
     for (kind, name), steps in KNOWN.items():
         program = next(p for p in CORPUS if p.name == name)
-        assert kind in RUNTIMES and (kind, name) not in FAILING
+        assert kind in RUNTIMES
         for i, key in (steps or {}).items():
             assert 0 <= i <= len(program.steps) and key in KNOWN_REASONS
-    assert all(kind in RUNTIMES and n in names for kind, n in FAILING)
 
 
 def test_every_known_difference_is_documented() -> None:
