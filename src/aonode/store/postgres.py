@@ -400,7 +400,8 @@ class PostgresStore(QueuedWriter):
         return [Record(*row) for row in await self._fetch(_RECORDS, kind, prefix)]
 
     def _read_pool(self) -> asyncpg.Pool:
-        if self._state != "open" or self._pool is None:
+        self._check_open("read")
+        if self._pool is None:
             raise StoreError(f"{self.url}: store is {self._state}; cannot read")
         return self._pool
 

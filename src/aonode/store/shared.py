@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from aonode.errors import StoreError
+from aonode.errors import StoreError, StoreUnavailable
 from aonode.store.base import (
     AssignmentRecord,
     CommitObserver,
@@ -97,6 +97,9 @@ class QueuedWriter(CommitCounts):
             raise StoreError(f"{self.url}: open() called on a store that is {self._state}")
 
     def _check_open(self, doing: str) -> None:
+        if self._state in ("closing", "closed"):
+            # The node is shutting down: a retry (on its next start) can succeed.
+            raise StoreUnavailable(f"{self.url}: store is {self._state}; cannot {doing}")
         if self._state != "open":
             raise StoreError(f"{self.url}: store is {self._state}; cannot {doing}")
 
