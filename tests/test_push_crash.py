@@ -8,6 +8,11 @@ restart the node resumes the pending push by itself; when it is done, each
 target's schedule holds exactly one message per (From-Process, From-Slot,
 Outbox-Index) — nothing lost, nothing twice.
 
+With ``--workers 2`` the pending job is resumed by one worker only (the one
+that owns the sender process), so each outbox entry is walked once per restart:
+the cluster's ``aonode_push_deliveries`` counter grows by exactly the fan-out
+of each job left pending, not once per worker.
+
 Rounds: ``AONODE_CRASH_ROUNDS`` (as tests/test_crash.py; default here 2).
 """
 
@@ -21,8 +26,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from aonode.datadir import DataDirLock
+from aonode.errors import DataDirLocked
 from aonode.http.server import free_port
+from aonode.push.ledger import JOB
+from aonode.store.sqlite import SQLiteStore
 from aonode.wallet import Wallet
 from tests.conftest import sign_message, sign_process
 from tests.push_helpers import deliveries, schedule_of, until
@@ -51,16 +61,54 @@ async def delivered(client: httpx.AsyncClient, targets: list[str]) -> int:
     return total
 
 
+async def metric(client: httpx.AsyncClient, name: str) -> float:
+    """The cluster-wide total of ``name`` (every worker's samples summed by /metrics)."""
+    r = await client.get("/metrics")
+    assert r.status_code == 200, r.text
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(r.text)
+        for s in family.samples
+        if s.name == name
+    )
+
+
+async def pending_jobs(data_dir: Path) -> int:
+    """The async push jobs a killed node left in its store, once no worker of it is left.
+
+    A killed supervisor's workers stop by themselves (they see its pipe close);
+    the data-directory lock is free once the last one is gone.
+    """
+
+    async def unlocked() -> bool:
+        lock = DataDirLock(data_dir)
+        try:
+            lock.acquire()
+        except DataDirLocked:
+            return False
+        lock.release()
+        return True
+
+    await until(unlocked, "the killed node's workers exited")
+    store = SQLiteStore(data_dir / "aonode.sqlite3")
+    await store.open()
+    try:
+        return len(await store.records(JOB))
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("surface", ["push-async", "legacy-crank"])
 async def test_sigkill_during_async_push_delivers_each_message_once(
-    tmp_path: Path, user_wallet: Wallet, surface: str
+    tmp_path: Path, user_wallet: Wallet, surface: str, workers: int
 ) -> None:
     rng = random.Random(os.environ.get("AONODE_CRASH_SEED", "aonode-push"))
     data_dir = tmp_path / "node"
     sender = ""
     targets: list[str] = []
     for round_ in range(ROUNDS):
-        node, url, address = await start_node(data_dir, free_port("127.0.0.1"))
+        node, url, address = await start_node(data_dir, free_port("127.0.0.1"), workers=workers)
         try:
             async with httpx.AsyncClient(base_url=url, timeout=60) as client:
                 if not targets:
@@ -97,16 +145,19 @@ async def test_sigkill_during_async_push_delivers_each_message_once(
             if node.returncode is None:
                 node.send_signal(signal.SIGKILL)
             await node.wait()
+        left = await pending_jobs(data_dir)  # 0 if the walk ended before the kill landed
         # restart: the pending push resumes by itself and finishes
-        node, url, _ = await start_node(data_dir, free_port("127.0.0.1"))
+        node, url, _ = await start_node(data_dir, free_port("127.0.0.1"), workers=workers)
         try:
             async with httpx.AsyncClient(base_url=url, timeout=60) as client:
 
-                async def finished() -> bool:
-                    status = (await client.get("/~scheduler@1.0/status")).json()
-                    return status["push-jobs"] == 0
+                async def finished() -> bool:  # on every worker
+                    return await metric(client, "aonode_push_jobs") == 0
 
                 await until(finished, "the resumed push finished")
+                # each job left is walked once (its 50 entries), not once per worker
+                resumed = await metric(client, "aonode_push_deliveries_total")
+                assert resumed == left * FAN_OUT, (resumed, left)
                 keys: Counter[tuple[str, str, str]] = Counter()
                 for t in targets:
                     keys.update(deliveries(await schedule_of(client, t)))

@@ -35,6 +35,7 @@ from aonode.ops.metrics import LiveSources, NodeMetrics
 from aonode.process.device import ProcessDevice
 from aonode.process.runtime.base import Limits, Results
 from aonode.push import Pusher, PushLimits
+from aonode.push.jobs import HandOff
 from aonode.scheduler.assignment import Assignment
 from aonode.scheduler.registry import Registry
 from aonode.scheduler.service import SchedulePage, Scheduling, SchedulingOptions
@@ -153,6 +154,8 @@ class Node:
         self._computing: Processes = self.processes
         self._wait_elsewhere: Callable[[str, int], Awaitable[None]] | None = None
         self._cron_here = True
+        self._owns: Callable[[str], bool] | None = None  # None: every process is this node's
+        self._hand_off: HandOff | None = None
         self._unloader: asyncio.Task[None] | None = None
         self.push_limits = PushLimits(
             config.push_max_depth,
@@ -214,18 +217,26 @@ class Node:
         wait_durable: Callable[[str, int], Awaitable[None]],
         *,
         cron: bool,
+        owns: Callable[[str], bool] | None = None,
+        hand_off: HandOff | None = None,
     ) -> None:
         """Make this node one worker of a cluster (``aonode.cluster``), before start().
 
         Push (the node is its host) schedules, waits and computes through the
         shard routing, so a walk reaching a process owned by another worker
         forwards there; ``cron``: whether this worker runs the timers (one
-        worker does, or every task would fire once per worker).
+        worker does, or every task would fire once per worker).  ``owns``:
+        whether this worker owns a process; the background work a previous
+        run left (async pushes, the upload backlog) is resumed only for those,
+        so once per cluster.  ``hand_off`` gives an async push accepted here
+        for another worker's process to that worker.
         """
         self._routed = scheduling
         self._computing = processes
         self._wait_elsewhere = wait_durable
         self._cron_here = cron
+        self._owns = owns
+        self._hand_off = hand_off
 
     def services(self) -> Services:
         """What the web layer receives: the use cases and parts, never the node itself."""
@@ -267,11 +278,12 @@ class Node:
         else:
             await self.store.open()
         if self.uploads is not None:  # resumes the backlog a previous run left
-            await self.uploads.start(scan=self.leases is None)
+            await self.uploads.start(scan=self.leases is None, owns=self._owns)
         await self.timestamps.start()
         self.verifier.start()
         self._unloader = asyncio.create_task(self.processes.run_unloader(), name="unloader")
-        await self.pusher.start()  # resumes the async pushes a previous run left pending
+        # resumes the async pushes a previous run left pending (this worker's own)
+        await self.pusher.start(owns=self._owns, hand_off=self._hand_off)
         if self._cron_here:
             await self.cron.start(dispatch if dispatch is not None else _no_routes)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import orjson
 
 from aonode import logs
-from aonode.cluster import computing, metrics, routing, timers
+from aonode.cluster import computing, metrics, pushing, routing, timers
 from aonode.cluster.channel import Link, Listener
 from aonode.cluster.computing import ShardedProcesses, ShardedWaits
 from aonode.cluster.metrics import ClusterMetrics
@@ -91,13 +91,21 @@ async def run(spec: WorkerSpec, node: Node) -> None:
     local_wait = node.wait_durable_here
     waits = ShardedWaits(local_wait, index, count, peers)
     timers_here = index == timers.TIMERS
-    node.route(router, processes, waits.wait_durable, cron=timers_here)
+    node.route(
+        router,
+        processes,
+        waits.wait_durable,
+        cron=timers_here,
+        owns=pushing.owner_test(index, count),
+        hand_off=pushing.hand_off(count, peers),
+    )
     calls = {
         "info": info,
         **routing.handlers(node.scheduling),
         **computing.handlers(node.processes, node.scheduling, local_wait),
         **(timers.handlers(node.cron) if timers_here else {}),
         **metrics.handlers(node.metrics.exposition),
+        **pushing.handlers(node.pusher),
     }
     listener = Listener(socket_path(spec.sock_dir, spec.index), calls)
     await listener.start()

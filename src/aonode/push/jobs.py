@@ -1,7 +1,12 @@
 """Async pushes that survive restarts: accepted durably, walked in the background.
 
 ``accept`` stores a ``push-job`` record before the caller answers 202; the
-node resumes every such record when it starts.  A walk that meets a
+node resumes every such record when it starts.  In a cluster (``serve
+--workers N``) every job belongs to the worker that owns its process
+(``owns``): that worker alone resumes it after a restart, and a job accepted
+on another worker is handed to it (``hand_off``) rather than walked where it
+landed, so one job is walked by one worker at a time, whichever worker
+restarts.  A walk that meets a
 transient failure (a remote node unreachable, a full queue) waits with
 exponential backoff and walks again — the ledger makes a re-walk deliver
 only what is still missing — so a job is never dropped; it is deleted when
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aonode.errors import AONodeError, RemoteError
@@ -29,6 +35,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("aonode.push")
 
 Json = dict[str, Any]
+Owns = Callable[[str], bool]
+HandOff = Callable[[PushJob], Awaitable[None]]
+
+
+def _everything(process: str) -> bool:
+    return True
 
 
 class Pusher:
@@ -41,16 +53,33 @@ class Pusher:
         self.failures = Failures(node.store, node.instruments.push_failed)
         self.walker = Walker(node, self.ledger, self.remote, limits, self.failures)
         self._jobs: dict[str, asyncio.Task[None]] = {}
+        self._handing: set[asyncio.Task[None]] = set()  # hand-offs still trying the owner
+        self._owns: Owns = _everything
+        self._hand_off: HandOff | None = None
+        self._started = False
 
-    async def start(self) -> None:
-        """Open the remote client and resume the jobs a previous run left pending."""
+    async def start(self, *, owns: Owns | None = None, hand_off: HandOff | None = None) -> None:
+        """Open the remote client and resume the pending jobs of the processes it ``owns``.
+
+        ``owns`` (default: every process) says which jobs are this node's: a
+        cluster worker resumes only its own processes' jobs, so each job left
+        by a previous run is resumed once per cluster.  ``hand_off`` sends a
+        job accepted here for a process this node does not own to its owner.
+        """
+        self._owns = owns if owns is not None else _everything
+        self._hand_off = hand_off
         await self.remote.start()
         await self.failures.load()
+        # before the records are read: a job handed over from now on is either
+        # in what is read below or run by adopt() (its record is durable first)
+        self._started = True
         for job in await self.ledger.jobs():
-            self._run(job)
+            if self._owns(job.process):
+                self._run(job)
 
     async def stop(self) -> None:
-        tasks = list(self._jobs.values())
+        self._started = False
+        tasks = [*self._jobs.values(), *self._handing]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -71,11 +100,29 @@ class Pusher:
         )
 
     async def accept(self, pid: str, slot: int) -> PushJob:
-        """Record an async push durably, then start it; returns once it is recorded."""
+        """Record an async push durably, then start it; returns once it is recorded.
+
+        A job for a process another worker owns is handed to that worker,
+        which walks it (and would resume it after a restart).
+        """
         job = PushJob(pid, slot)
         await self.ledger.put_job(job)
-        self._run(job)
+        if self._hand_off is None or self._owns(pid):
+            self._run(job)
+        else:
+            task = asyncio.create_task(self._hand(job), name=f"hand off push {job.key}")
+            self._handing.add(task)
+            task.add_done_callback(self._handing.discard)
         return job
+
+    def adopt(self, job: PushJob) -> None:
+        """Walk ``job``, which another worker recorded for a process this node owns.
+
+        Before :meth:`start` read the records it does nothing: the record is
+        durable before the hand-off is sent, so start() resumes it.
+        """
+        if self._started:
+            self._run(job)
 
     def pending(self) -> int:
         """Async pushes accepted and not yet complete."""
@@ -92,6 +139,31 @@ class Pusher:
         task = asyncio.create_task(self._complete(job), name=f"push {job.key}")
         self._jobs[job.key] = task
         task.add_done_callback(lambda t: self._forget(job.key, t))
+
+    async def _hand(self, job: PushJob) -> None:
+        """Tell the owner of ``job.process`` to walk it, until it has been told.
+
+        The owner's adopt() is idempotent (one walk per job key), so telling
+        it twice is harmless; a restarting owner resumes the record anyway.
+        """
+        assert self._hand_off is not None
+        delay = self.limits.retry_seconds
+        while True:
+            try:
+                await self._hand_off(job)
+            except Exception as exc:
+                log.info(
+                    "async push of %s slot %d: its owner was not told (%s); again in %.1fs",
+                    job.process,
+                    job.slot,
+                    exc,
+                    delay,
+                    extra=where(job.process, job.slot),
+                )
+            else:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.limits.retry_max_seconds)
 
     def _forget(self, key: str, task: asyncio.Task[None]) -> None:
         if self._jobs.get(key) is task:

@@ -194,13 +194,21 @@ class Uploader:
 
     # -- lifecycle -------------------------------------------------------
 
-    async def start(self, *, scan: bool = True) -> None:
-        """Load the watermarks; with ``scan``, find every stored process's backlog."""
+    async def start(self, *, scan: bool = True, owns: Callable[[str], bool] | None = None) -> None:
+        """Load the watermarks; with ``scan``, find every stored process's backlog.
+
+        ``owns`` (a cluster worker's processes): only those are uploaded, so
+        each backlog left by a previous run is resumed by one worker.
+        """
+        if owns is not None:
+            held = self._owns
+            self._owns = owns if held is None else lambda p: held(p) and owns(p)
         await self.target.start()
         for record in await self.store.records(KIND):
             self._next[record.key] = int(orjson.loads(record.value)["next"])
         if scan:
-            self._refresh.update(await self.store.processes())
+            mine = self._owns
+            self._refresh.update(p for p in await self.store.processes() if mine is None or mine(p))
         self._task = asyncio.create_task(self._run(), name="uploader")
         self._wake.set()
 
