@@ -73,11 +73,11 @@ async def metric(client: httpx.AsyncClient, name: str) -> float:
     )
 
 
-async def pending_jobs(data_dir: Path) -> int:
-    """The async push jobs a killed node left in its store, once no worker of it is left.
+async def gone(data_dir: Path) -> None:
+    """Return once no process of a killed node is left on ``data_dir``.
 
-    A killed supervisor's workers stop by themselves (they see its pipe close);
-    the data-directory lock is free once the last one is gone.
+    A killed supervisor's workers stop by themselves (they see its pipe
+    close); the data-directory lock is free once the last one is gone.
     """
 
     async def unlocked() -> bool:
@@ -90,6 +90,11 @@ async def pending_jobs(data_dir: Path) -> int:
         return True
 
     await until(unlocked, "the killed node's workers exited")
+
+
+async def pending_jobs(data_dir: Path) -> int:
+    """The async push jobs a killed node left in its store."""
+    await gone(data_dir)
     store = SQLiteStore(data_dir / "aonode.sqlite3")
     await store.open()
     try:
