@@ -9,7 +9,8 @@ target's schedule holds exactly one message per (From-Process, From-Slot,
 Outbox-Index) — nothing lost, nothing twice.
 
 With ``--workers 2`` the pending job is resumed by one worker only (the one
-that owns the sender process), so each outbox entry is walked once per restart:
+that owns the sender process; the targets are its too), so each outbox entry
+is walked once per restart:
 the cluster's ``aonode_push_deliveries`` counter grows by exactly the fan-out
 of each job left pending, not once per worker.
 
@@ -28,6 +29,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from aonode.cluster.shard import shard_of
 from aonode.datadir import DataDirLock
 from aonode.errors import DataDirLocked
 from aonode.http.server import free_port
@@ -118,7 +120,13 @@ async def test_sigkill_during_async_push_delivers_each_message_once(
             async with httpx.AsyncClient(base_url=url, timeout=60) as client:
                 if not targets:
                     sender = await spawn(client, user_wallet, address)
-                    targets = [await spawn(client, user_wallet, address) for _ in range(TARGETS)]
+                    while len(targets) < TARGETS:
+                        # one worker owns them all: a resumed walk then calls no peer,
+                        # which may not listen yet while its worker starts (a transient
+                        # failure re-walks, counting the entries before it again)
+                        target = await spawn(client, user_wallet, address)
+                        if shard_of(target, workers) == shard_of(sender, workers):
+                            targets.append(target)
                 names = ", ".join(f"'{t}'" for t in targets)
                 code = (
                     f"local targets = {{ {names} }}\n"
