@@ -30,6 +30,7 @@ from aonode.cron.timer import Cron, CronPolicy
 from aonode.datadir import DataDirLock, secure_sqlite, sqlite_path
 from aonode.errors import NotFound
 from aonode.instrument import Instruments
+from aonode.live import LocalLive
 from aonode.message import Message
 from aonode.ops.metrics import LiveSources, NodeMetrics
 from aonode.process.device import ProcessDevice
@@ -243,6 +244,7 @@ class Node:
             status=self.status,
             identity=Identity(self.address, self.addresses, self.url),
             config=self.config,
+            live=LocalLive(self.registry, self.processes, self.pusher.failures),
         )
 
     async def _exposition(self) -> bytes:

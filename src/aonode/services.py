@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from aonode.config import NodeConfig
     from aonode.cron.task import Caller, CronTask, TaskType
     from aonode.instrument import Instrument
+    from aonode.live import LiveView
     from aonode.message import Message
     from aonode.process.runtime.base import Json, Results
     from aonode.push import Pusher
@@ -149,10 +150,11 @@ class Services:
     cron: Timers
     verifier: Verifier
     store: Store
-    registry: Registry  # the live scheduler actors (the dashboard's queue depths)
+    registry: Registry  # the live scheduler actors of this OS process
     timestamps: TimestampSource
     instruments: Instrument
     metrics: Callable[[], Awaitable[bytes]]  # the Prometheus exposition (a cluster's: summed)
     status: Callable[[], Awaitable[dict[str, Any]]]
     identity: Identity
     config: NodeConfig  # the limits: body/header sizes, quotas, page and push limits
+    live: LiveView  # what the dashboard shows live (a cluster's: every worker's, merged)

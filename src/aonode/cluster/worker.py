@@ -24,14 +24,16 @@ from pathlib import Path
 import orjson
 
 from aonode import logs
-from aonode.cluster import computing, metrics, routing, timers
+from aonode.cluster import computing, dashboard, metrics, routing, timers
 from aonode.cluster.channel import Link, Listener
 from aonode.cluster.computing import ShardedProcesses, ShardedWaits
+from aonode.cluster.dashboard import ClusterLive
 from aonode.cluster.metrics import ClusterMetrics
 from aonode.cluster.routing import ShardedScheduling
 from aonode.config import NodeConfig
 from aonode.errors import AONodeError
 from aonode.http.server import serve
+from aonode.live import LocalLive
 from aonode.node import Node
 from aonode.services import Timers
 
@@ -92,12 +94,14 @@ async def run(spec: WorkerSpec, node: Node) -> None:
     waits = ShardedWaits(local_wait, index, count, peers)
     timers_here = index == timers.TIMERS
     node.route(router, processes, waits.wait_durable, cron=timers_here)
+    live = LocalLive(node.registry, node.processes, node.pusher.failures)
     calls = {
         "info": info,
         **routing.handlers(node.scheduling),
         **computing.handlers(node.processes, node.scheduling, local_wait),
         **(timers.handlers(node.cron) if timers_here else {}),
         **metrics.handlers(node.metrics.exposition),
+        **dashboard.handlers(live),
     }
     listener = Listener(socket_path(spec.sock_dir, spec.index), calls)
     await listener.start()
@@ -115,6 +119,7 @@ async def run(spec: WorkerSpec, node: Node) -> None:
             processes=processes,
             cron=cron,
             metrics=ClusterMetrics(node.metrics.exposition, peers),
+            live=ClusterLive(live, index, count, peers),
         )
         await serve(node, on_ready=ready, stop=stop, shared_port=True, services=services)
     finally:
