@@ -27,13 +27,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
+import pstats
 import resource
 import sqlite3
 import sys
 import tempfile
 import time
+from concurrent.futures import Executor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -265,7 +268,61 @@ class BareRuntime:
         self.rt.close()
 
 
-async def wasm_figures(slots: int, rounds: int = 4) -> dict[str, float]:
+class ProfiledExecutor(Executor):
+    """The worker's compute thread under its own cProfile (cProfile sees one thread)."""
+
+    def __init__(self, inner: Executor) -> None:
+        self.inner = inner
+        self.profile = cProfile.Profile()
+        self.cpu = 0.0  # CPU seconds spent in the submitted calls
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        def run() -> Any:
+            c0 = time.thread_time()
+            self.profile.enable()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.profile.disable()
+                self.cpu += time.thread_time() - c0
+
+        return self.inner.submit(run)
+
+
+def print_profile(title: str, profile: cProfile.Profile, n: int, top: int = 25) -> None:
+    """The ``top`` functions by own time, in µs per message."""
+    stats = pstats.Stats(profile)
+    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])  # type: ignore[attr-defined]
+    print(f"--- {title}: µs per message, by own time (cumulative beside it)")
+    for (file, line, name), (_cc, calls, tt, ct, _callers) in rows[:top]:
+        where = f"{Path(file).name}:{line}" if line else file
+        print(f"{tt / n * 1e6:9.1f} {ct / n * 1e6:9.1f} {calls / n:7.1f}×  {name}  {where}")
+
+
+async def wasm_profile(worker: Any, first: int, last: int) -> None:
+    """cProfile of the warm worker on slots ``first..last``: event loop and compute thread."""
+    n = last - first + 1
+    compute = ProfiledExecutor(worker._executor)
+    worker._executor = compute
+    loop_profile = cProfile.Profile()
+    c0, t0 = time.thread_time(), time.process_time()
+    loop_profile.enable()
+    for s in range(first, last + 1):
+        await worker.compute(s)
+    loop_profile.disable()
+    loop_cpu, all_cpu = time.thread_time() - c0, time.process_time() - t0
+    worker._executor = compute.inner
+    print(
+        f"profile of {n} warm messages (CPU µs per message, profiler on): process "
+        f"{all_cpu / n * 1e6:,.0f}, event loop {loop_cpu / n * 1e6:,.0f}, compute thread "
+        f"{compute.cpu / n * 1e6:,.0f}, other threads (store writer, reads) "
+        f"{(all_cpu - loop_cpu - compute.cpu) / n * 1e6:,.0f}"
+    )
+    print_profile("compute thread", compute.profile, n)
+    print_profile("event loop", loop_profile, n)
+
+
+async def wasm_figures(slots: int, rounds: int = 4, profile: int = 0) -> dict[str, float]:
     from aonode.process.runtime import wasm_image
     from aonode.process.runtime.wasm import WasmRuntime
 
@@ -364,6 +421,11 @@ async def wasm_figures(slots: int, rounds: int = 4) -> dict[str, float]:
         out["wasm_warm_cpu_msgs_per_s"] = round(slots / worker_cpu, 1)
         out["wasm_worker_vs_bare_cpu"] = round(bare_cpu / worker_cpu, 3)
         bare.close()
+        if profile:
+            batch = [msg(user, proc.id, "Inc") for _ in range(profile)]
+            for i in range(0, len(batch), 256):
+                await asyncio.gather(*(node.schedule(m) for m in batch[i : i + 256]))
+            await wasm_profile(worker, slots + 2, slots + 1 + profile)
         await worker.close()
         await node.stop()
     return out
@@ -400,13 +462,20 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--slots", type=int, default=10_000, help="0: skip the Lua device")
     p.add_argument("--wasm-slots", type=int, default=2_000, help="0: skip the WASM device")
+    p.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="then cProfile N more warm WASM messages through the worker (by own time)",
+    )
     args = p.parse_args(argv)
     out: dict[str, float] = {}
     if args.slots:
         out = asyncio.run(main_async(args.slots))
         print_lua(out)
     if args.wasm_slots:
-        wasm = asyncio.run(wasm_figures(args.wasm_slots))
+        wasm = asyncio.run(wasm_figures(args.wasm_slots, profile=args.profile))
         print_wasm(wasm, out.get("warm_msgs_per_s"))
         out.update(wasm)
     print(json.dumps(out))
