@@ -248,12 +248,20 @@ class BareRuntime:
         from aonode.process import aosmsg
         from aonode.process.runtime.wasm import WasmRuntime
 
-        env = aosmsg.process_env(process)
+        self.process = process
+        self.env = aosmsg.process_env(process)
         self.rt = WasmRuntime(image)
-        msgs = [aosmsg.from_assignment(a, process) for a in assignments]
-        self.calls = [self.rt._prepare(m, env) for m in msgs]
-        self.rt.boot(msgs[0], env)
-        self.rt.apply(msgs[1], env)
+        self.calls = self.prepare(assignments)
+        msgs = [aosmsg.from_assignment(a, process) for a in assignments[:2]]
+        self.rt.boot(msgs[0], self.env)
+        self.rt.apply(msgs[1], self.env)
+
+    def prepare(self, assignments: list[Assignment]) -> list[Any]:
+        """Each assignment converted and encoded as the worker does, beforehand."""
+        from aonode.process import aosmsg
+
+        msgs = [aosmsg.from_assignment(a, self.process) for a in assignments]
+        return [self.rt._prepare(m, self.env) for m in msgs]
 
     def run(self, first: int, last: int) -> tuple[float, float]:
         """(wall, CPU) seconds to handle slots ``first..last``."""
@@ -271,15 +279,17 @@ class BareRuntime:
 class ProfiledExecutor(Executor):
     """The worker's compute thread under its own cProfile (cProfile sees one thread)."""
 
-    def __init__(self, inner: Executor) -> None:
+    def __init__(self, inner: Executor, profile: bool = True) -> None:
         self.inner = inner
+        self.on = profile
         self.profile = cProfile.Profile()
         self.cpu = 0.0  # CPU seconds spent in the submitted calls
 
     def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         def run() -> Any:
             c0 = time.thread_time()
-            self.profile.enable()
+            if self.on:
+                self.profile.enable()
             try:
                 return fn(*args, **kwargs)
             finally:
@@ -299,27 +309,41 @@ def print_profile(title: str, profile: cProfile.Profile, n: int, top: int = 25) 
         print(f"{tt / n * 1e6:9.1f} {ct / n * 1e6:9.1f} {calls / n:7.1f}×  {name}  {where}")
 
 
-async def wasm_profile(worker: Any, first: int, last: int) -> None:
-    """cProfile of the warm worker on slots ``first..last``: event loop and compute thread."""
+async def _thread_cpu(worker: Any, first: int, last: int, profile: bool) -> cProfile.Profile:
+    """Walk slots ``first..last``; print CPU µs a message per thread; the loop's profile."""
     n = last - first + 1
-    compute = ProfiledExecutor(worker._executor)
+    compute = ProfiledExecutor(worker._executor, profile)
     worker._executor = compute
     loop_profile = cProfile.Profile()
     c0, t0 = time.thread_time(), time.process_time()
-    loop_profile.enable()
+    if profile:
+        loop_profile.enable()
     for s in range(first, last + 1):
         await worker.compute(s)
     loop_profile.disable()
     loop_cpu, all_cpu = time.thread_time() - c0, time.process_time() - t0
     worker._executor = compute.inner
     print(
-        f"profile of {n} warm messages (CPU µs per message, profiler on): process "
-        f"{all_cpu / n * 1e6:,.0f}, event loop {loop_cpu / n * 1e6:,.0f}, compute thread "
-        f"{compute.cpu / n * 1e6:,.0f}, other threads (store writer, reads) "
+        f"{n} warm messages, CPU µs a message, profiler {'on' if profile else 'off'}: process "
+        f"{all_cpu / n * 1e6:,.0f} = compute thread {compute.cpu / n * 1e6:,.0f} + event "
+        f"loop {loop_cpu / n * 1e6:,.0f} + other threads (store writer, reads) "
         f"{(all_cpu - loop_cpu - compute.cpu) / n * 1e6:,.0f}"
     )
-    print_profile("compute thread", compute.profile, n)
-    print_profile("event loop", loop_profile, n)
+    if profile:
+        print_profile("compute thread", compute.profile, n)
+    return loop_profile
+
+
+async def wasm_profile(worker: Any, bare: BareRuntime, first: int, last: int) -> None:
+    """Per-thread CPU of the warm worker on the first half of ``first..last`` (no
+    profiler) beside the bare runtime's on the same messages, then cProfile of the
+    event loop and the compute thread on the rest."""
+    half = (first + last) // 2
+    _, cpu = bare.run(first, half)
+    print(f"bare runtime, CPU µs a message: {cpu / (half - first + 1) * 1e6:,.0f}")
+    await _thread_cpu(worker, first, half, profile=False)
+    loop_profile = await _thread_cpu(worker, half + 1, last, profile=True)
+    print_profile("event loop", loop_profile, last - half)
 
 
 async def wasm_figures(slots: int, rounds: int = 4, profile: int = 0) -> dict[str, float]:
@@ -420,12 +444,14 @@ async def wasm_figures(slots: int, rounds: int = 4, profile: int = 0) -> dict[st
         out["wasm_bare_cpu_msgs_per_s"] = round(slots / bare_cpu, 1)
         out["wasm_warm_cpu_msgs_per_s"] = round(slots / worker_cpu, 1)
         out["wasm_worker_vs_bare_cpu"] = round(bare_cpu / worker_cpu, 3)
-        bare.close()
         if profile:
             batch = [msg(user, proc.id, "Inc") for _ in range(profile)]
             for i in range(0, len(batch), 256):
                 await asyncio.gather(*(node.schedule(m) for m in batch[i : i + 256]))
-            await wasm_profile(worker, slots + 2, slots + 1 + profile)
+            last = slots + 1 + profile
+            bare.calls = bare.prepare(await stored_assignments(node, proc.id, last))
+            await wasm_profile(worker, bare, slots + 2, last)
+        bare.close()
         await worker.close()
         await node.stop()
     return out
