@@ -33,6 +33,9 @@ from aonode.node import Node
 from aonode.quotas import OFF
 from aonode.scheduler.hashchain import verify_chain
 from aonode.scheduler.timestamp import OfflineSource
+from aonode.store.conformance import append, schedule, slot_of
+from aonode.store.pg_lease import LeaseBook
+from aonode.store.postgres import PostgresStore
 from aonode.wallet import Wallet
 from tests.cluster.conftest import Cluster, run_cluster
 from tests.conftest import serve_live, sign_message, sign_process
@@ -202,6 +205,28 @@ async def _one_owner_each(cluster: Cluster, pg_url: str, user_wallet: Wallet) ->
     assert {after[p] for p in pids[survivor]} == {held[p] for p in pids[survivor]}  # untouched
     await check_schedules(pg_url, everyone, acked)
 
+    # (d) a clean stop of one worker (SIGTERM; the supervisor starts it again) expires its
+    # own leases only: its sibling keeps serving under the same token
+    mark = len(cluster.events.seen)
+    pid = sup.pids[survivor]
+    assert pid is not None
+    os.kill(pid, signal.SIGTERM)
+    await cluster.events.next("ready", survivor, mark)
+    stopped = await leases(pg_url)
+    assert not any(stopped[p].live for p in pids[survivor])  # released at its stop
+    assert {stopped[p] for p in pids[victim]} == {after[p] for p in pids[victim]}
+    for p in pids[survivor]:
+        for _ in range(RETRIES + 1):
+            m = sign_message(user_wallet, p, data=b"after the stop")
+            answer = await post(url, m)
+            if answer.status_code != 503:
+                break
+        assert answer.status_code == 200, answer.text
+        acked[m.id] = (p, answer.json()["slot"])
+    after = await leases(pg_url)
+    assert all(after[p].token == 2 and after[p].live for p in pids[survivor])
+    await check_schedules(pg_url, everyone, acked)
+
     # (c) another node on the database (its own data dir, the same wallet) is sent to us
     wallet = wallet_mod.load(cluster.data_dir / "wallet.json")
     other = NodeConfig(
@@ -220,3 +245,42 @@ async def _one_owner_each(cluster: Cluster, pg_url: str, user_wallet: Wallet) ->
     finally:
         await live.close()
     assert await leases(pg_url) == after  # asking changed no lease
+
+
+async def test_sibling_incarnations_release_and_renew_only_their_own_leases(pg_url: str) -> None:
+    """Two workers' stores: one node id, two incarnations, one advertised URL.
+
+    Release and renewal match the owner, not just the node id or the token, so
+    a worker's stop or renewal never touches what its sibling holds, even when
+    its own book (wrongly) lists the sibling's process with the same token.
+    """
+    url = "http://127.0.0.1:8734"
+    w0, w1 = PostgresStore(pg_url), PostgresStore(pg_url)
+    w0.use_leases("addr/node-id#w0", url, LEASE_SECONDS)
+    w1.use_leases("addr/node-id#w1", url, LEASE_SECONDS)
+    await w0.open()
+    await w1.open()
+    try:
+        assert await w0.claim("p") is None and await w1.claim("q") is None
+        await append(w0, "p", 0)
+        await append(w1, "q", 0)
+        before = await leases(pg_url)
+        assert (before["p"].owner, before["p"].token) == ("addr/node-id#w0", 1)
+        assert (before["q"].owner, before["q"].token) == ("addr/node-id#w1", 1)
+        conn = await asyncpg.connect(pg_url, server_settings={"search_path": "aonode"})
+        try:
+            confused = LeaseBook("addr/node-id#w1", url, LEASE_SECONDS)
+            confused.held = {"p": 1, "q": 1}
+            assert await confused.renew(conn) == ["p"]  # p is not w1's: dropped, not renewed
+            await confused.release(conn, ["p"])
+        finally:
+            await conn.close()
+        assert (await leases(pg_url))["p"] == before["p"]
+        await w1.close()  # a clean stop of w1 releases q alone
+        after = await leases(pg_url)
+        assert after["p"] == before["p"] and not after["q"].live
+        await append(w0, "p", 1)  # w0's fence still passes
+        assert await schedule(w0, "p") == [slot_of("p", 0), slot_of("p", 1)]
+    finally:
+        await w0.close()
+        await w1.close()  # a second close just waits for the first
