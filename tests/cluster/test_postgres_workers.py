@@ -26,6 +26,7 @@ import pytest
 
 from aonode import wallet as wallet_mod
 from aonode.cluster.shard import shard_of
+from aonode.codec import ans104
 from aonode.config import NodeConfig
 from aonode.http.server import free_port
 from aonode.message import Message
@@ -38,6 +39,7 @@ from aonode.store.pg_lease import LeaseBook
 from aonode.store.postgres import PostgresStore
 from aonode.wallet import Wallet
 from tests.cluster.conftest import Cluster, run_cluster
+from tests.cluster.test_routing import one_process_per_shard
 from tests.conftest import serve_live, sign_message, sign_process
 from tests.pg_fixture import pg_server, pg_url
 
@@ -48,6 +50,9 @@ ANS = {"content-type": "application/ans104"}
 WORKERS = 2
 PER_SHARD = 4
 LEASE_SECONDS = 30  # waiting out a lease would take this long: nothing here may need to
+LUA = [("Execution-Device", "lua@5.3a")]
+TOKEN = "operator-secret"
+WALKS = 4
 RETRIES = 3  # 503s allowed to a post while a restarted worker's channel reconnects
 
 
@@ -245,6 +250,70 @@ async def _one_owner_each(cluster: Cluster, pg_url: str, user_wallet: Wallet) ->
     finally:
         await live.close()
     assert await leases(pg_url) == after  # asking changed no lease
+
+
+async def test_push_cron_and_reads_never_move_a_lease_between_workers(
+    pg_url: str, tmp_path: Path, user_wallet: Wallet
+) -> None:
+    """The paths that reach a process from a worker that does not own it (a push walk,
+    worker 0's cron firing for worker 1's process, status and dashboard reads) leave
+    every lease with its owner worker, claimed once."""
+    config = NodeConfig(
+        host="127.0.0.1",
+        port=0,
+        data_dir=tmp_path / "cluster",
+        store=pg_url + f"?lease_seconds={LEASE_SECONDS}",
+        operator_token=TOKEN,
+    )
+    async with run_cluster(config, workers=WORKERS) as cluster:
+        url = cluster.url
+        procs = one_process_per_shard(user_wallet, cluster.supervisor.address, extra=LUA)
+        for proc in procs:
+            assert (await post(url, proc)).status_code == 200
+        # each walk crosses to the other worker; the worker a walk runs on (where its push
+        # landed) is the kernel's pick, so several walks each way reach both cases
+        for sender, receiver in [procs, procs[::-1]] * WALKS:
+            code = f'Send({{Target = "{receiver.id}", Action = "Hello", Data = "hi"}})'
+            m = sign_message(user_wallet, sender.id, data=code.encode(), action="Eval")
+            async with httpx.AsyncClient(timeout=60) as client:
+                r = await client.post(
+                    f"{url}/{sender.id}~process@1.0/push", content=m.item.raw, headers=ANS
+                )
+            assert r.status_code == 200, r.text
+        target = procs[1]  # worker 1's: worker 0's timer fires it through the routing
+        tick = ans104.sign(
+            user_wallet,
+            data=b"tick",
+            tags=[("cron-path", f"/{target.id}~process@1.0/schedule"), ("Action", "Tick")],
+            anchor=os.urandom(32),
+        )
+        async with httpx.AsyncClient(timeout=60) as client:
+            r = await client.post(f"{url}/~cron@1.0/once", content=tick.raw, headers=ANS)
+            assert r.status_code == 200, r.text
+            for _ in range(1200):  # polling another OS process: no event to wait on
+                page = (await client.get(f"{url}/{target.id}/schedule")).json()
+                if "Tick" in [_action(a) for a in page["assignments"]]:
+                    break
+                await asyncio.sleep(0.05)
+        assert [_action(a) for a in page["assignments"]] == [None] + ["Hello", "Eval"] * WALKS + [
+            "Tick"
+        ]
+        for _ in range(4):  # fresh connections: both workers answer
+            async with httpx.AsyncClient(timeout=60) as client:
+                status = await client.get(f"{url}/~scheduler@1.0/status")
+                board = await client.get(f"{url}/~dashboard/state")
+            assert status.status_code == 200 and board.status_code == 200, board.text
+        held = await leases(pg_url)
+        assert set(held) == {p.id for p in procs}
+        assert held[procs[0].id].owner != held[procs[1].id].owner
+        assert all(lease.live and lease.token == 1 for lease in held.values()), held
+
+
+def _action(assignment: dict[str, object]) -> str | None:
+    body = assignment["body"]
+    assert isinstance(body, dict)
+    tags = {t["name"]: t["value"] for t in body["tags"]}
+    return tags.get("Action")
 
 
 async def test_sibling_incarnations_release_and_renew_only_their_own_leases(pg_url: str) -> None:
