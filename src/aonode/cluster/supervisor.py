@@ -30,7 +30,7 @@ from typing import Any
 
 from aonode.cluster.worker import WorkerSpec
 from aonode.config import NodeConfig
-from aonode.datadir import DataDirLock, sqlite_path
+from aonode.datadir import DataDirLock
 from aonode.errors import ConfigError
 from aonode.http.server import ensure_port_free, free_port
 from aonode.node import load_wallets
@@ -76,9 +76,8 @@ class Supervisor:
     ) -> int:
         """Serve until ``stop`` (default: SIGTERM/SIGINT); 0, or 1 if a worker never started."""
         config = self.config
-        lock = DataDirLock(config.data_dir) if sqlite_path(config.store_url) else None
-        if lock is not None:
-            lock.acquire()  # DataDirLocked: another node (or cluster) serves this directory
+        lock = DataDirLock(config.data_dir)  # whatever the store: see node.py
+        lock.acquire()  # DataDirLocked: another node (or cluster) serves this directory
         sock_dir: Path | None = None
         alive_r, alive_w = os.pipe()
         try:
@@ -94,7 +93,7 @@ class Supervisor:
                     index=i,
                     count=self.workers,
                     sock_dir=sock_dir,
-                    lock_fd=lock.fd if lock is not None else None,
+                    lock_fd=lock.fd,
                     parent_fd=alive_r,
                     log_level=self.log_level,
                     log_format=self.log_format,
@@ -112,8 +111,7 @@ class Supervisor:
             os.close(alive_r)
             if sock_dir is not None:
                 shutil.rmtree(sock_dir, ignore_errors=True)
-            if lock is not None:
-                lock.release()
+            lock.release()
 
     async def _supervise(
         self,
