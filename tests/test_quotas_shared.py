@@ -11,9 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from aonode.errors import ConfigError
+from aonode.http.server import free_port
 from aonode.quotas import OFF, Buckets, Quotas, Rate
 from aonode.quotas_shared import (
     WINDOW,
@@ -22,6 +24,9 @@ from aonode.quotas_shared import (
     shared_factory,
     table_size,
 )
+from aonode.wallet import Wallet
+from tests.conftest import sign_message, sign_process
+from tests.test_crash import start_node, stop_node
 
 SRC = str(Path(__file__).resolve().parent.parent / "src")
 
@@ -206,3 +211,40 @@ def test_a_damaged_table_is_refused_clearly_and_create_makes_a_fresh_one(
         QuotaTable(path)
     create_table(path, 16)  # the supervisor, at start: whatever was there is replaced
     assert QuotaTable(path).buckets("reads", Rate(1, 1)).take("a") is None
+
+
+async def test_a_cluster_of_two_workers_holds_one_signer_to_its_quota(
+    tmp_path: Path, user_wallet: Wallet, ed_wallet: Wallet
+) -> None:
+    """``serve --workers 2``, a burst of 20 messages: a signer posting over fresh
+    connections (the kernel spreads them over both workers) gets 20 in all, not
+    20 per worker; another signer goes on."""
+    quotas = {
+        "AONODE_QUOTA_MESSAGES": "20:1/hour",
+        "AONODE_QUOTA_SPAWNS": "off",
+        "AONODE_QUOTA_READS": "off",
+    }
+    ans = {"content-type": "application/ans104"}
+    node, url, address = await start_node(
+        tmp_path / "node", free_port("127.0.0.1"), env=quotas, workers=2
+    )
+    try:
+        fresh = httpx.Limits(max_keepalive_connections=0)  # one connection per request
+        async with httpx.AsyncClient(base_url=url, timeout=30, limits=fresh) as client:
+            p = sign_process(ed_wallet, address)
+            r = await client.post("/~scheduler@1.0/schedule", content=p.item.raw, headers=ans)
+            assert r.status_code == 200, r.text
+            statuses = []
+            for _ in range(50):
+                m = sign_message(user_wallet, p.id)
+                r = await client.post(f"/{p.id}/schedule", content=m.item.raw, headers=ans)
+                statuses.append(r.status_code)
+                if r.status_code == 429:
+                    assert int(r.headers["retry-after"]) >= 1
+                    assert "quota" in r.text
+            assert statuses == [200] * 20 + [429] * 30
+            m = sign_message(ed_wallet, p.id)
+            r = await client.post(f"/{p.id}/schedule", content=m.item.raw, headers=ans)
+            assert r.status_code == 200, r.text
+    finally:
+        await stop_node(node)
