@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from aonode.message import Message
     from aonode.process.runtime.base import Json, Results
     from aonode.push import Pusher
+    from aonode.quotas import Quotas
     from aonode.scheduler.assignment import Assignment
     from aonode.scheduler.registry import Registry
     from aonode.scheduler.timestamp import TimestampSource
@@ -158,3 +159,4 @@ class Services:
     identity: Identity
     config: NodeConfig  # the limits: body/header sizes, quotas, page and push limits
     live: LiveView  # what the dashboard shows live (a cluster's: every worker's, merged)
+    quotas: Quotas | None = None  # None: in this process, from config (a cluster's: shared)

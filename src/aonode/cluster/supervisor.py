@@ -34,6 +34,7 @@ from aonode.datadir import DataDirLock
 from aonode.errors import ConfigError
 from aonode.http.server import ensure_port_free, free_port
 from aonode.node import load_wallets
+from aonode.quotas_shared import create_table
 from aonode.store import open_store
 
 log = logging.getLogger("aonode.cluster")
@@ -87,6 +88,8 @@ class Supervisor:
             config = replace(config, port=port)
             sock_dir = Path(tempfile.mkdtemp(prefix="aonode-cluster-"))  # short: 108-byte cap
             self.sock_dir = sock_dir
+            quota_table = sock_dir / "quotas"  # every worker's buckets, one table
+            create_table(quota_table, config.quota_keys)
             specs = [
                 WorkerSpec(
                     config=config,
@@ -97,6 +100,7 @@ class Supervisor:
                     parent_fd=alive_r,
                     log_level=self.log_level,
                     log_format=self.log_format,
+                    quota_table=quota_table,
                 )
                 for i in range(self.workers)
             ]

@@ -32,9 +32,12 @@ from aonode.cluster.metrics import ClusterMetrics
 from aonode.cluster.routing import ShardedScheduling
 from aonode.config import NodeConfig
 from aonode.errors import AONodeError
+from aonode.http.app import quotas_of
 from aonode.http.server import serve
 from aonode.live import LocalLive
 from aonode.node import Node
+from aonode.quotas import Quotas
+from aonode.quotas_shared import QuotaTable, shared_factory
 from aonode.services import Timers
 
 
@@ -50,6 +53,7 @@ class WorkerSpec:
     parent_fd: int  # read end of a pipe the supervisor holds open while it lives
     log_level: str = "warning"
     log_format: str = "text"
+    quota_table: Path | None = None  # the buckets every worker shares (quotas_shared.py)
 
 
 def socket_path(sock_dir: Path, index: int) -> Path:
@@ -120,12 +124,21 @@ async def run(spec: WorkerSpec, node: Node) -> None:
             cron=cron,
             metrics=ClusterMetrics(node.metrics.exposition, peers),
             live=ClusterLive(live, index, count, peers),
+            quotas=cluster_quotas(spec),
         )
         await serve(node, on_ready=ready, stop=stop, shared_port=True, services=services)
     finally:
         await listener.close()
         for link in peers.values():
             await link.close()
+
+
+def cluster_quotas(spec: WorkerSpec) -> Quotas:
+    """The node's quotas as one worker of ``spec.count`` charges them: buckets in
+    the shared table (the whole node's), dry-run slots this worker's share."""
+    table = QuotaTable(spec.quota_table) if spec.quota_table is not None else None
+    buckets = shared_factory(table) if table is not None else None
+    return quotas_of(spec.config, buckets=buckets, workers=spec.count)
 
 
 def main() -> int:
