@@ -24,7 +24,7 @@ from pathlib import Path
 import orjson
 
 from aonode import logs
-from aonode.cluster import computing, dashboard, metrics, routing, timers
+from aonode.cluster import computing, dashboard, metrics, routing, status, timers
 from aonode.cluster.channel import Link, Listener
 from aonode.cluster.computing import ShardedProcesses, ShardedWaits
 from aonode.cluster.dashboard import ClusterLive
@@ -106,6 +106,7 @@ async def run(spec: WorkerSpec, node: Node) -> None:
         **(timers.handlers(node.cron) if timers_here else {}),
         **metrics.handlers(node.metrics.exposition),
         **dashboard.handlers(live),
+        **status.handlers(node.status),
     }
     listener = Listener(socket_path(spec.sock_dir, spec.index), calls)
     await listener.start()
@@ -124,6 +125,7 @@ async def run(spec: WorkerSpec, node: Node) -> None:
             cron=cron,
             metrics=ClusterMetrics(node.metrics.exposition, peers),
             live=ClusterLive(live, index, count, peers),
+            status=status.ClusterStatus(node.status, index, count, peers),
             quotas=cluster_quotas(spec),
         )
         await serve(node, on_ready=ready, stop=stop, shared_port=True, services=services)
