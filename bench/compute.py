@@ -27,13 +27,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
+import pstats
 import resource
 import sqlite3
 import sys
 import tempfile
 import time
+from concurrent.futures import Executor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -245,12 +248,20 @@ class BareRuntime:
         from aonode.process import aosmsg
         from aonode.process.runtime.wasm import WasmRuntime
 
-        env = aosmsg.process_env(process)
+        self.process = process
+        self.env = aosmsg.process_env(process)
         self.rt = WasmRuntime(image)
-        msgs = [aosmsg.from_assignment(a, process) for a in assignments]
-        self.calls = [self.rt._prepare(m, env) for m in msgs]
-        self.rt.boot(msgs[0], env)
-        self.rt.apply(msgs[1], env)
+        self.calls = self.prepare(assignments)
+        msgs = [aosmsg.from_assignment(a, process) for a in assignments[:2]]
+        self.rt.boot(msgs[0], self.env)
+        self.rt.apply(msgs[1], self.env)
+
+    def prepare(self, assignments: list[Assignment]) -> list[Any]:
+        """Each assignment converted and encoded as the worker does, beforehand."""
+        from aonode.process import aosmsg
+
+        msgs = [aosmsg.from_assignment(a, self.process) for a in assignments]
+        return [self.rt._prepare(m, self.env) for m in msgs]
 
     def run(self, first: int, last: int) -> tuple[float, float]:
         """(wall, CPU) seconds to handle slots ``first..last``."""
@@ -265,7 +276,103 @@ class BareRuntime:
         self.rt.close()
 
 
-async def wasm_figures(slots: int, rounds: int = 4) -> dict[str, float]:
+class ProfiledExecutor(Executor):
+    """The worker's compute thread under its own cProfile (cProfile sees one thread)."""
+
+    def __init__(self, inner: Executor, profile: bool = True) -> None:
+        self.inner = inner
+        self.on = profile
+        self.profile = cProfile.Profile()
+        self.cpu = 0.0  # CPU seconds spent in the submitted calls
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        def run() -> Any:
+            c0 = time.thread_time()
+            if self.on:
+                self.profile.enable()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.profile.disable()
+                self.cpu += time.thread_time() - c0
+
+        return self.inner.submit(run)
+
+
+def print_profile(title: str, profile: cProfile.Profile, n: int, top: int = 25) -> None:
+    """The ``top`` functions by own time, in µs per message."""
+    stats = pstats.Stats(profile)
+    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])  # type: ignore[attr-defined]
+    print(f"--- {title}: µs per message, by own time (cumulative beside it)")
+    for (file, line, name), (_cc, calls, tt, ct, _callers) in rows[:top]:
+        where = f"{Path(file).name}:{line}" if line else file
+        print(f"{tt / n * 1e6:9.1f} {ct / n * 1e6:9.1f} {calls / n:7.1f}×  {name}  {where}")
+
+
+def _task_cpu() -> dict[str, float]:
+    """CPU seconds of each of this process's threads, by ``name/tid`` (Linux /proc)."""
+    import threading
+
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    names = {str(t.native_id): t.name for t in threading.enumerate()}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue  # the thread ended
+        name = names.get(tid) or stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        out[f"{name}/{tid}"] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+async def _thread_cpu(worker: Any, first: int, last: int, profile: bool) -> cProfile.Profile:
+    """Walk slots ``first..last``; print CPU µs a message per thread; the loop's profile."""
+    n = last - first + 1
+    compute = ProfiledExecutor(worker._executor, profile)
+    worker._executor = compute
+    loop_profile = cProfile.Profile()
+    tasks = _task_cpu()
+    c0, t0 = time.thread_time(), time.process_time()
+    if profile:
+        loop_profile.enable()
+    for s in range(first, last + 1):
+        await worker.compute(s)
+    loop_profile.disable()
+    loop_cpu, all_cpu = time.thread_time() - c0, time.process_time() - t0
+    spent = {k: v - tasks.get(k, 0.0) for k, v in _task_cpu().items()}
+    busy = sorted(((v, k) for k, v in spent.items() if v > 0), reverse=True)
+    print(
+        "  by thread (/proc, 10 ms ticks), µs a message: "
+        + ", ".join(f"{k} {v / n * 1e6:,.0f}" for v, k in busy[:6])
+    )
+    worker._executor = compute.inner
+    print(
+        f"{n} warm messages, CPU µs a message, profiler {'on' if profile else 'off'}: process "
+        f"{all_cpu / n * 1e6:,.0f} = compute thread {compute.cpu / n * 1e6:,.0f} + event "
+        f"loop {loop_cpu / n * 1e6:,.0f} + other threads (store writer, reads) "
+        f"{(all_cpu - loop_cpu - compute.cpu) / n * 1e6:,.0f}"
+    )
+    if profile:
+        print_profile("compute thread", compute.profile, n)
+    return loop_profile
+
+
+async def wasm_profile(worker: Any, bare: BareRuntime, first: int, last: int) -> None:
+    """Per-thread CPU of the warm worker on the first half of ``first..last`` (no
+    profiler) beside the bare runtime's on the same messages, then cProfile of the
+    event loop and the compute thread on the rest."""
+    half = (first + last) // 2
+    _, cpu = bare.run(first, half)
+    print(f"bare runtime, CPU µs a message: {cpu / (half - first + 1) * 1e6:,.0f}")
+    await _thread_cpu(worker, first, half, profile=False)
+    loop_profile = await _thread_cpu(worker, half + 1, last, profile=True)
+    print_profile("event loop", loop_profile, last - half)
+
+
+async def wasm_figures(slots: int, rounds: int = 4, profile: int = 0) -> dict[str, float]:
     from aonode.process.runtime import wasm_image
     from aonode.process.runtime.wasm import WasmRuntime
 
@@ -363,6 +470,13 @@ async def wasm_figures(slots: int, rounds: int = 4) -> dict[str, float]:
         out["wasm_bare_cpu_msgs_per_s"] = round(slots / bare_cpu, 1)
         out["wasm_warm_cpu_msgs_per_s"] = round(slots / worker_cpu, 1)
         out["wasm_worker_vs_bare_cpu"] = round(bare_cpu / worker_cpu, 3)
+        if profile:
+            batch = [msg(user, proc.id, "Inc") for _ in range(profile)]
+            for i in range(0, len(batch), 256):
+                await asyncio.gather(*(node.schedule(m) for m in batch[i : i + 256]))
+            last = slots + 1 + profile
+            bare.calls = bare.prepare(await stored_assignments(node, proc.id, last))
+            await wasm_profile(worker, bare, slots + 2, last)
         bare.close()
         await worker.close()
         await node.stop()
@@ -400,13 +514,20 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--slots", type=int, default=10_000, help="0: skip the Lua device")
     p.add_argument("--wasm-slots", type=int, default=2_000, help="0: skip the WASM device")
+    p.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="then cProfile N more warm WASM messages through the worker (by own time)",
+    )
     args = p.parse_args(argv)
     out: dict[str, float] = {}
     if args.slots:
         out = asyncio.run(main_async(args.slots))
         print_lua(out)
     if args.wasm_slots:
-        wasm = asyncio.run(wasm_figures(args.wasm_slots))
+        wasm = asyncio.run(wasm_figures(args.wasm_slots, profile=args.profile))
         print_wasm(wasm, out.get("warm_msgs_per_s"))
         out.update(wasm)
     print(json.dumps(out))

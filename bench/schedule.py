@@ -381,6 +381,21 @@ def report(
             node = f"{cell.per_s:>8,.0f}/s  {share:.2f} × echo (target 0.30)"
         print(f"  {w} worker{'s' if w > 1 else ' '}  echo {e.per_s:>8,.0f}/s   node {node}")
 
+    one, two = axis.get("1", {}), axis.get("2", {})
+    scaling: dict[str, float | None] = {"node": None, "echo": None}
+    if one.get("echo_per_s") and two.get("echo_per_s"):
+        # The echo's own 2w/1w is this machine's ceiling for the same generator:
+        # the cores the node would scale onto are shared with the generator.
+        scaling["echo"] = round(float(two["echo_per_s"] or 0) / float(one["echo_per_s"] or 1), 3)
+        if one.get("assign_per_s") and two.get("assign_per_s"):
+            node2, node1 = float(two["assign_per_s"] or 0), float(one["assign_per_s"] or 1)
+            scaling["node"] = round(node2 / node1, 3)
+        node_scaling = "n/a" if scaling["node"] is None else f"{scaling['node']:.2f} ×"
+        print(
+            f"  scaling 2w/1w: node {node_scaling} (target 1.6)   "
+            f"bare echo {scaling['echo']:.2f} × (the limit on this machine, same generator)"
+        )
+
     def find(kind: str, mode: str) -> float:
         return next(
             o.per_s
@@ -404,6 +419,7 @@ def report(
         "ed25519_ratio": round(find("ed25519", "local_confirmation") / echo1.per_s, 3),
         "cores": axis,
         "ed25519_ratio_best_workers": max(ratios) if ratios else None,
+        "scaling_2w_over_1w": scaling,
     }
     print(json.dumps(summary))
     return 0

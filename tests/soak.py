@@ -39,7 +39,9 @@ from pathlib import Path
 
 import httpx
 
+from aonode.cluster.shard import shard_of
 from aonode.http.server import free_port
+from aonode.message import Message
 from aonode.ops.migrate import export_store, import_store
 from aonode.wallet import Wallet
 from tests.conftest import sign_message, sign_process
@@ -102,16 +104,19 @@ async def run_soak(
     seed: str = "aonode-soak",
     max_acks: int = 120,
     progress: bool = False,
+    workers: int | None = None,
 ) -> SoakReport:
     """Run ``rounds`` kill -9 rounds on ``data_dir``, then the final checks (which
-    raise ``AssertionError`` on any loss or difference)."""
+    raise ``AssertionError`` on any loss or difference).  ``workers``: every node
+    started here runs ``serve --workers N`` (default: the environment's); with 2
+    the SIGKILL hits the supervisor and its workers stop with it."""
     rng = random.Random(seed)
     report = SoakReport()
     state = _State(user)
     began = time.monotonic()
     for number in range(rounds):
         started = time.monotonic()
-        node, url, address = await start_node(data_dir, free_port("127.0.0.1"))
+        node, url, address = await start_node(data_dir, free_port("127.0.0.1"), workers=workers)
         report.restart_seconds.append(time.monotonic() - started)
         try:
             async with httpx.AsyncClient(
@@ -132,16 +137,24 @@ async def run_soak(
                 file=sys.stderr,
                 flush=True,
             )
-    await _final(data_dir, state, report)
+    await _final(data_dir, state, report, workers)
     report.seconds = time.monotonic() - began
     return report
 
 
 async def _spawn(client: httpx.AsyncClient, state: _State, address: str) -> None:
-    for i in range(2):
+    # one process per shard of 2: with ``--workers 2`` each worker owns one, and
+    # every request that lands on the other worker takes the forwarded path
+    found: dict[int, Message] = {}
+    while len(found) < 2:
         p = sign_process(
-            state.user, address, data=str(i).encode(), extra=[("Execution-Device", "lua@5.3a")]
+            state.user,
+            address,
+            data=os.urandom(8),
+            extra=[("Execution-Device", "lua@5.3a")],
         )
+        found.setdefault(shard_of(p.id, 2), p)
+    for p in (found[0], found[1]):
         r = await client.post("/~scheduler@1.0/schedule", content=p.item.raw, headers=ANS)
         assert r.status_code == 200, r.text
         handler = sign_message(state.user, p.id, data=HANDLER.encode(), action="Eval")
@@ -225,8 +238,8 @@ async def _state_of(client: httpx.AsyncClient, state: _State, pid: str) -> str:
     return r.text
 
 
-async def _final(data_dir: Path, state: _State, report: SoakReport) -> None:
-    node, url, _ = await start_node(data_dir, free_port("127.0.0.1"))
+async def _final(data_dir: Path, state: _State, report: SoakReport, workers: int | None) -> None:
+    node, url, _ = await start_node(data_dir, free_port("127.0.0.1"), workers=workers)
     try:
         async with httpx.AsyncClient(base_url=url, timeout=120) as client:
             schedules = await check_schedules(client, state.pids, state.acked)
@@ -247,7 +260,7 @@ async def _final(data_dir: Path, state: _State, report: SoakReport) -> None:
     await export_store(f"sqlite:///{data_dir / 'aonode.sqlite3'}", stream, results=False)
     stream.seek(0)
     await import_store(f"sqlite:///{fresh / 'aonode.sqlite3'}", stream)
-    node, url, _ = await start_node(fresh, free_port("127.0.0.1"))
+    node, url, _ = await start_node(fresh, free_port("127.0.0.1"), workers=workers)
     try:
         async with httpx.AsyncClient(base_url=url, timeout=120) as client:
             replayed = []
@@ -255,12 +268,12 @@ async def _final(data_dir: Path, state: _State, report: SoakReport) -> None:
                 r = await client.get(f"/{pid}/now/results/data")
                 assert r.status_code == 200, r.text
                 replayed.append(r.text)
-            status = (await client.get("/~scheduler@1.0/status")).json()
+        runtimes = await _runtimes(url, state.pids)
     finally:
         await stop_node(node)
     assert replayed == survived, "a fresh replay differs from the state that survived the kills"
     for pid in state.pids:
-        assert status["workers"][pid]["resumed-from"] is None  # really from slot 0
+        assert runtimes[pid]["resumed-from"] is None  # really from slot 0
     lost = sum(
         1
         for pid, ids in zip(state.pids, schedules, strict=True)
@@ -268,6 +281,23 @@ async def _final(data_dir: Path, state: _State, report: SoakReport) -> None:
         if mid not in ids
     )
     report.lost = lost
+
+
+async def _runtimes(url: str, pids: list[str], tries: int = 32) -> dict[str, dict[str, object]]:
+    """Each process's runtime in ``/~scheduler@1.0/status`` ``workers``.  A status
+    lists the runtimes of the worker that answers it, and a runtime lives on its
+    process's owner only: with ``--workers 2`` ask over fresh connections (each lands
+    on either worker) until every owner has answered (all ``tries`` on one: 2⁻³¹)."""
+    found: dict[str, dict[str, object]] = {}
+    for _ in range(tries):
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            r = await client.get("/~scheduler@1.0/status")
+        assert r.status_code == 200, r.text
+        found.update({p: w for p, w in r.json()["workers"].items() if p in pids})
+        if len(found) == len(pids):
+            break
+    assert sorted(found) == sorted(pids), "no worker answered for a process's runtime"
+    return found
 
 
 async def _verify(data_dir: Path, pids: list[str]) -> None:

@@ -20,8 +20,13 @@ pytestmark = pytest.mark.crash
 ROUNDS = int(os.environ.get("AONODE_SOAK_ROUNDS", "3"))
 
 
-async def test_soak_kill9_under_load_loses_nothing(tmp_path: Path, user_wallet: Wallet) -> None:
-    report = await run_soak(tmp_path / "node", user_wallet, ROUNDS)
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_soak_kill9_under_load_loses_nothing(
+    tmp_path: Path, user_wallet: Wallet, workers: int
+) -> None:
+    """``workers`` 2: the same rounds against ``serve --workers 2`` (the two
+    processes' owners are whichever workers their ids shard to)."""
+    report = await run_soak(tmp_path / "node", user_wallet, ROUNDS, workers=workers)
     assert report.rounds == ROUNDS
     assert report.lost == 0
     assert report.acknowledged >= ROUNDS  # every round acknowledged work before its kill

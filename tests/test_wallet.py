@@ -12,8 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aonode import wallet as wallet_mod
 from aonode.errors import ConfigError
@@ -348,3 +351,57 @@ def test_load_errors_are_config_errors(tmp_path: Path, content: str | None, matc
     with pytest.raises(ConfigError, match=match) as info:
         wallet_mod.load(path)
     assert str(path) in info.value.message
+
+
+# -- ed25519 through libsodium agrees with OpenSSL (cryptography) ------------------
+
+_L = 2**252 + 27742317777372353535851937790883648493  # the ed25519 group order
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.binary(min_size=32, max_size=32), message=st.binary(max_size=200))
+def test_ed25519_signatures_are_openssls_byte_for_byte(seed: bytes, message: bytes) -> None:
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(seed)
+    wallet = Ed25519Wallet(key)
+    signature = wallet.sign(message)
+    assert signature == key.sign(message)  # deterministic: one right answer
+    assert wallet_mod.verify(2, wallet.owner, message, signature)
+    key.public_key().verify(signature, message)  # OpenSSL accepts it too
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    seed=st.binary(min_size=32, max_size=32),
+    message=st.binary(min_size=1, max_size=100),
+    flip=st.integers(min_value=0, max_value=8 * 64 - 1),
+)
+def test_ed25519_verify_refuses_what_openssl_refuses(
+    seed: bytes, message: bytes, flip: int
+) -> None:
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(seed)
+    owner = key.public_key().public_bytes_raw()
+    good = bytearray(key.sign(message))
+    good[flip // 8] ^= 1 << (flip % 8)
+    bad = bytes(good)
+    with pytest.raises(InvalidSignature):
+        key.public_key().verify(bad, message)
+    assert not wallet_mod.verify(2, owner, message, bad)
+    assert not wallet_mod.verify(2, owner, message + b"!", key.sign(message))
+
+
+def test_ed25519_non_canonical_s_is_refused(ed_w: Ed25519Wallet) -> None:
+    """S + L verifies the same equation; a malleated signature must still be refused."""
+    message = b"malleable?"
+    signature = ed_w.sign(message)
+    s = int.from_bytes(signature[32:], "little") + _L
+    malleated = signature[:32] + s.to_bytes(32, "little")
+    assert not wallet_mod.verify(2, ed_w.owner, message, malleated)
+    assert wallet_mod.verify(2, ed_w.owner, message, signature)
+
+
+def test_ed25519_small_order_key_is_refused() -> None:
+    """The identity point as a public key (small order): any R = identity, S = 0
+    'signature' satisfies the equation for it; no real wallet has this key."""
+    identity = (1).to_bytes(32, "little")
+    forged = identity + bytes(32)
+    assert not wallet_mod.verify(2, identity, b"anything", forged)

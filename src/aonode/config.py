@@ -75,11 +75,10 @@ class NodeConfig:
     abort_seconds: float = 10.0
     queue_size: int = 1024
     sign_threads: int = 2
-    # OS processes `aonode serve` runs (aonode.cluster); 0: one per core.  A Node
-    # built in-process is always one process, whatever this says.  Default 1 until
-    # the dashboard is aggregated and the property and acceptance suites run on a
-    # cluster (README, "Every core").
-    workers: int = 1
+    # OS processes `aonode serve` runs (aonode.cluster); 0 (the default): one per
+    # core this process may run on.  A Node built in-process is always one
+    # process, whatever this says.
+    workers: int = 0
     page_limit: int = 1000
     snapshot_slots: int = 100
     snapshot_seconds: float = 60.0
@@ -282,8 +281,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "workers",
         INT,
-        "Node processes behind the one address, 1 = a single process, 0 = one per core",
-        "1",
+        "Node processes behind the one address: 0 = one per core, 1 = a single process",
+        "0",
     ),
     Setting("sign_threads", INT, "Threads that make RSA signatures; one per core", "2"),
     Setting("abort_seconds", FLOAT, "A request not assigned within this time is dropped", "10"),

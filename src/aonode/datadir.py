@@ -15,19 +15,29 @@ permissions, so creating that file 0600 first covers all three.
 A cluster (``serve --workers N``, :mod:`aonode.cluster`) is one node in N
 processes: its supervisor takes the lock and each worker *adopts* it through the
 descriptor it inherits (the same open file, so the same ``flock``).  A worker
-outliving a killed supervisor still holds the lock until it exits.
+outliving a killed supervisor still holds the lock until it has drained and
+exited (it stops when it sees the supervisor gone): a node started meanwhile
+finds the lock held while the pid written in it is dead, and waits (at most
+:data:`ORPHAN_WAIT` seconds) instead of refusing to start.  A lock whose writer
+is alive is another node: refused at once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
+import time
 from pathlib import Path
 
 from aonode.errors import ConfigError, DataDirLocked
 
 LOCK_NAME = "aonode.lock"
+ORPHAN_WAIT = 60.0  # seconds: a killed supervisor's workers drain (30 s grace) and exit
+_POLL = 0.05
+
+log = logging.getLogger("aonode.datadir")
 
 
 class DataDirLock:
@@ -84,21 +94,46 @@ class DataDirLock:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             raise ConfigError(f"cannot open the lock file {path}: {exc}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_pid(fd)
+        holder = self._take(fd)
+        if holder is not None:
             os.close(fd)
-            who = f"pid {holder}" if holder is not None else "an unknown process"
+            who = f"pid {holder}" if holder else "an unknown process"
             raise DataDirLocked(
                 f"data directory {self.data_dir} is in use by another aonode ({who}); "
                 "one node per data directory",
                 path=str(self.data_dir),
-                pid=holder,
-            ) from None
+                pid=holder or None,
+            )
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
+
+    def _take(self, fd: int, wait: float = ORPHAN_WAIT) -> int | None:
+        """Lock ``fd``: None once locked, else the live holder's pid (0: unknown).
+
+        While the pid written in the file is dead, the lock is held by workers
+        of a killed supervisor that are draining: wait for them (bounded).
+        """
+        deadline = time.monotonic() + wait
+        said = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return None
+            except BlockingIOError:
+                holder = _read_pid(fd)
+            if holder is not None and not _alive(holder) and time.monotonic() < deadline:
+                if not said:
+                    said = True
+                    log.warning(
+                        "data directory %s: the aonode that locked it (pid %d) is gone; "
+                        "waiting for its workers to finish",
+                        self.data_dir,
+                        holder,
+                    )
+                time.sleep(_POLL)  # bounded: the orphans exit within their drain grace
+                continue
+            return holder if holder is not None else 0
 
     def release(self) -> None:
         """Drop the lock (the file stays: removing it would race a new holder)."""
@@ -113,6 +148,16 @@ class DataDirLock:
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
 
 
 def _read_pid(fd: int) -> int | None:

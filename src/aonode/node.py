@@ -30,6 +30,7 @@ from aonode.cron.timer import Cron, CronPolicy
 from aonode.datadir import DataDirLock, secure_sqlite, sqlite_path
 from aonode.errors import NotFound
 from aonode.instrument import Instruments
+from aonode.live import LocalLive
 from aonode.message import Message
 from aonode.ops.metrics import LiveSources, NodeMetrics
 from aonode.process.device import ProcessDevice
@@ -174,9 +175,11 @@ class Node:
             ),
             owner_of=self.scheduling.process_owner,
         )
-        # one node per data directory on an embedded store (datadir.py)
+        # one node per data directory (datadir.py), whatever the store: the
+        # directory holds the node's identity (wallet, node-id), and two nodes of
+        # one identity on a shared PostgreSQL would take each other's leases
         self._db_file = sqlite_path(self.store.url)
-        self.dir_lock = DataDirLock(config.data_dir) if self._db_file is not None else None
+        self.dir_lock = DataDirLock(config.data_dir)
         self.verifier = Verifier(threads=max(1, (os.cpu_count() or 2) - 1))
         self.started_at = time.time()
         # metrics is one instrument; every part reports to self.instruments
@@ -254,6 +257,7 @@ class Node:
             status=self.status,
             identity=Identity(self.address, self.addresses, self.url),
             config=self.config,
+            live=LocalLive(self.registry, self.processes, self.pusher.failures),
         )
 
     async def _exposition(self) -> bytes:
@@ -267,16 +271,14 @@ class Node:
         the web layer.  A node started without one (no HTTP, e.g. a test of
         the scheduler) logs and skips each firing.
         """
-        if self.dir_lock is not None and self._db_file is not None:
-            self.dir_lock.acquire()  # DataDirLocked: another node serves this directory
-            try:
+        self.dir_lock.acquire()  # DataDirLocked: another node serves this directory
+        try:
+            if self._db_file is not None:
                 secure_sqlite(self._db_file)
-                await self.store.open()
-            except BaseException:
-                self.dir_lock.release()
-                raise
-        else:
             await self.store.open()
+        except BaseException:
+            self.dir_lock.release()
+            raise
         if self.uploads is not None:  # resumes the backlog a previous run left
             await self.uploads.start(scan=self.leases is None, owns=self._owns)
         await self.timestamps.start()
@@ -303,8 +305,7 @@ class Node:
         await self.timestamps.stop()
         await self.store.close()
         self._signer.shutdown(wait=True)
-        if self.dir_lock is not None:
-            self.dir_lock.release()
+        self.dir_lock.release()
 
     async def __aenter__(self) -> Node:
         await self.start()
@@ -382,4 +383,5 @@ class Node:
             "workers": self.processes.info(),
             "push-jobs": self.pusher.pending(),
             "upload": self.uploads.status() if self.uploads is not None else None,
+            "cluster": {"answered": 1, "of": 1, "here": 0},  # a cluster's merge says more
         }

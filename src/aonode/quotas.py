@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 from aonode.errors import ConfigError, QuotaExceeded
 
@@ -118,13 +119,32 @@ class Buckets:
             self._keep(key, tokens - cost, now)
             return None
         self._keep(key, tokens, now)
-        missing = min(cost, self.rate.burst) - tokens
-        return max(1, math.ceil(missing / self.rate.per_second))
+        return self.wait_for(self.rate, tokens, cost)
+
+    @staticmethod
+    def wait_for(rate: Rate, tokens: float, cost: float) -> int:
+        """Whole seconds until a bucket of ``rate`` holding ``tokens`` can pay ``cost``."""
+        missing = min(cost, rate.burst) - tokens
+        return max(1, math.ceil(missing / rate.per_second))
 
     def _keep(self, key: str, tokens: float, now: float) -> None:
         self._table[key] = (tokens, now)
         while len(self._table) > self._max_keys:
             self._table.popitem(last=False)
+
+
+class Taker(Protocol):
+    """What a quota charges: :class:`Buckets` here, ``quotas_shared.SharedBuckets``
+    (one table for every worker of a cluster)."""
+
+    @property
+    def rate(self) -> Rate: ...
+
+    def take(self, key: str, cost: float = 1.0) -> int | None: ...
+
+
+#: the buckets of one quota, by name ("messages", "spawns", "stored_bytes", "reads")
+BucketsFactory = Callable[[str, Rate], Taker]
 
 
 class Slots:
@@ -178,11 +198,19 @@ class Quotas:
         dryruns_total: int,
         max_keys: int,
         clock: Clock = time.monotonic,
+        buckets: BucketsFactory | None = None,
     ) -> None:
-        self.messages = Buckets(messages, max_keys=max_keys, clock=clock)
-        self.spawns = Buckets(spawns, max_keys=max_keys, clock=clock)
-        self.stored_bytes = Buckets(stored_bytes, max_keys=max_keys, clock=clock)
-        self.reads = Buckets(reads, max_keys=max_keys, clock=clock)
+        """``buckets``: where each quota's buckets live (default: in this process,
+        a :class:`Buckets` of ``max_keys`` keys)."""
+
+        def local(_name: str, rate: Rate) -> Taker:
+            return Buckets(rate, max_keys=max_keys, clock=clock)
+
+        make = buckets or local
+        self.messages = make("messages", messages)
+        self.spawns = make("spawns", spawns)
+        self.stored_bytes = make("stored_bytes", stored_bytes)
+        self.reads = make("reads", reads)
         self.dryruns = Slots(per_key=dryruns_per_client, total=dryruns_total)
 
     def charge_message(self, signer: str, *, spawn: bool) -> None:

@@ -17,9 +17,11 @@ if TYPE_CHECKING:
     from aonode.config import NodeConfig
     from aonode.cron.task import Caller, CronTask, TaskType
     from aonode.instrument import Instrument
+    from aonode.live import LiveView
     from aonode.message import Message
     from aonode.process.runtime.base import Json, Results
     from aonode.push import Pusher
+    from aonode.quotas import Quotas
     from aonode.scheduler.assignment import Assignment
     from aonode.scheduler.registry import Registry
     from aonode.scheduler.timestamp import TimestampSource
@@ -149,10 +151,12 @@ class Services:
     cron: Timers
     verifier: Verifier
     store: Store
-    registry: Registry  # the live scheduler actors (the dashboard's queue depths)
+    registry: Registry  # the live scheduler actors of this OS process
     timestamps: TimestampSource
     instruments: Instrument
     metrics: Callable[[], Awaitable[bytes]]  # the Prometheus exposition (a cluster's: summed)
     status: Callable[[], Awaitable[dict[str, Any]]]
     identity: Identity
     config: NodeConfig  # the limits: body/header sizes, quotas, page and push limits
+    live: LiveView  # what the dashboard shows live (a cluster's: every worker's, merged)
+    quotas: Quotas | None = None  # None: in this process, from config (a cluster's: shared)

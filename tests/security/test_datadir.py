@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import stat
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -111,3 +113,88 @@ def test_lock_release_is_idempotent_and_reacquirable(tmp_path: Path) -> None:
     with pytest.raises(DataDirLocked):
         lock.acquire()
     other.release()
+
+
+# A process that locks the data directory's lock file like a supervisor's orphaned
+# worker: the pid written in the file (argv[2]) is not its own; it holds the lock
+# until its stdin closes.
+_ORPHAN = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+os.ftruncate(fd, 0)
+os.pwrite(fd, (sys.argv[2] + "\\n").encode(), 0)
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+async def _orphan_holder(data: Path, written_pid: int) -> asyncio.subprocess.Process:
+    await asyncio.to_thread(data.mkdir, parents=True, exist_ok=True)
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _ORPHAN,
+        str(data / LOCK_NAME),
+        str(written_pid),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert holder.stdout is not None
+    assert await holder.stdout.readline() == b"locked\n"
+    return holder
+
+
+async def _dead_pid() -> int:
+    gone = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await gone.wait()  # reaped: its pid names no process now
+    return gone.pid
+
+
+async def test_a_lock_held_by_a_killed_supervisors_workers_is_waited_for(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """kill -9 of a supervisor leaves its workers draining with the inherited lock:
+    a node started meanwhile waits for them instead of exiting DataDirLocked."""
+    data = tmp_path / "node"
+    holder = await _orphan_holder(data, await _dead_pid())
+    waiting = threading.Event()
+
+    class Seen(logging.Handler):
+        def emit(self, record: object) -> None:
+            if "waiting for its workers" in getattr(record, "msg", ""):
+                waiting.set()
+
+    seen = Seen()
+    logging.getLogger("aonode.datadir").addHandler(seen)
+    lock = DataDirLock(data)
+    try:
+        taking = asyncio.create_task(asyncio.to_thread(lock.acquire))
+        seen_wait = asyncio.create_task(asyncio.to_thread(waiting.wait, 30))
+        await asyncio.wait({taking, seen_wait}, return_when=asyncio.FIRST_COMPLETED)
+        assert not taking.done(), taking.exception()  # it waits: it does not fail
+        assert await seen_wait
+        assert holder.stdin is not None
+        holder.stdin.close()  # the orphan finishes: its lock goes
+        await holder.wait()
+        await taking
+        assert lock.held
+    finally:
+        logging.getLogger("aonode.datadir").removeHandler(seen)
+        lock.release()
+        if holder.returncode is None:
+            holder.kill()
+            await holder.wait()
+
+
+async def test_a_lock_whose_writer_is_alive_is_refused_at_once(tmp_path: Path) -> None:
+    data = tmp_path / "node"
+    holder = await _orphan_holder(data, os.getpid())  # "written by" a live process
+    try:
+        with pytest.raises(DataDirLocked) as err:
+            DataDirLock(data).acquire()
+        assert err.value.pid == os.getpid()
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        await holder.wait()

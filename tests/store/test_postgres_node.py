@@ -21,6 +21,7 @@ import pytest
 
 from aonode import wallet as wallet_mod
 from aonode.config import Mode, NodeConfig
+from aonode.errors import DataDirLocked
 from aonode.http.server import free_port
 from aonode.node import Node
 from aonode.scheduler.hashchain import verify_chain
@@ -445,3 +446,21 @@ async def _lease_tokens(pg_url: str, pid: str) -> tuple[str, int]:
         await conn.close()
     assert row is not None
     return str(row[0]), int(row[1])
+
+
+async def test_two_nodes_on_one_data_dir_exclude_each_other_on_postgres_too(
+    tmp_path: Path, ed_wallet: Wallet, pg_url: str
+) -> None:
+    """The data dir is the node's identity (wallet, node-id): two nodes of one identity
+    on a shared database would take each other's leases, so the lock holds here too."""
+    config = NodeConfig(data_dir=tmp_path / "d", store=pg_url)
+    one = Node(config, wallets=[ed_wallet], timestamps=OfflineSource())
+    two = Node(config, wallets=[ed_wallet], timestamps=OfflineSource())
+    await one.start()
+    try:
+        with pytest.raises(DataDirLocked):
+            await two.start()
+    finally:
+        await one.stop()
+    await two.start()  # released on stop
+    await two.stop()

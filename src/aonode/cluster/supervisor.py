@@ -30,10 +30,11 @@ from typing import Any
 
 from aonode.cluster.worker import WorkerSpec
 from aonode.config import NodeConfig
-from aonode.datadir import DataDirLock, sqlite_path
+from aonode.datadir import DataDirLock
 from aonode.errors import ConfigError
 from aonode.http.server import ensure_port_free, free_port
 from aonode.node import load_wallets
+from aonode.quotas_shared import create_table
 from aonode.store import open_store
 
 log = logging.getLogger("aonode.cluster")
@@ -76,9 +77,8 @@ class Supervisor:
     ) -> int:
         """Serve until ``stop`` (default: SIGTERM/SIGINT); 0, or 1 if a worker never started."""
         config = self.config
-        lock = DataDirLock(config.data_dir) if sqlite_path(config.store_url) else None
-        if lock is not None:
-            lock.acquire()  # DataDirLocked: another node (or cluster) serves this directory
+        lock = DataDirLock(config.data_dir)  # whatever the store: see node.py
+        lock.acquire()  # DataDirLocked: another node (or cluster) serves this directory
         sock_dir: Path | None = None
         alive_r, alive_w = os.pipe()
         try:
@@ -88,16 +88,19 @@ class Supervisor:
             config = replace(config, port=port)
             sock_dir = Path(tempfile.mkdtemp(prefix="aonode-cluster-"))  # short: 108-byte cap
             self.sock_dir = sock_dir
+            quota_table = sock_dir / "quotas"  # every worker's buckets, one table
+            create_table(quota_table, config.quota_keys)
             specs = [
                 WorkerSpec(
                     config=config,
                     index=i,
                     count=self.workers,
                     sock_dir=sock_dir,
-                    lock_fd=lock.fd if lock is not None else None,
+                    lock_fd=lock.fd,
                     parent_fd=alive_r,
                     log_level=self.log_level,
                     log_format=self.log_format,
+                    quota_table=quota_table,
                 )
                 for i in range(self.workers)
             ]
@@ -112,8 +115,7 @@ class Supervisor:
             os.close(alive_r)
             if sock_dir is not None:
                 shutil.rmtree(sock_dir, ignore_errors=True)
-            if lock is not None:
-                lock.release()
+            lock.release()
 
     async def _supervise(
         self,

@@ -24,15 +24,20 @@ from pathlib import Path
 import orjson
 
 from aonode import logs
-from aonode.cluster import computing, metrics, pushing, routing, timers
+from aonode.cluster import computing, dashboard, metrics, pushing, routing, status, timers
 from aonode.cluster.channel import Link, Listener
 from aonode.cluster.computing import ShardedProcesses, ShardedWaits
+from aonode.cluster.dashboard import ClusterLive
 from aonode.cluster.metrics import ClusterMetrics
 from aonode.cluster.routing import ShardedScheduling
 from aonode.config import NodeConfig
 from aonode.errors import AONodeError
+from aonode.http.app import quotas_of
 from aonode.http.server import serve
+from aonode.live import LocalLive
 from aonode.node import Node
+from aonode.quotas import Quotas
+from aonode.quotas_shared import QuotaTable, shared_factory
 from aonode.services import Timers
 
 
@@ -48,6 +53,7 @@ class WorkerSpec:
     parent_fd: int  # read end of a pipe the supervisor holds open while it lives
     log_level: str = "warning"
     log_format: str = "text"
+    quota_table: Path | None = None  # the buckets every worker shares (quotas_shared.py)
 
 
 def socket_path(sock_dir: Path, index: int) -> Path:
@@ -99,12 +105,15 @@ async def run(spec: WorkerSpec, node: Node) -> None:
         owns=pushing.owner_test(index, count),
         hand_off=pushing.hand_off(count, peers),
     )
+    live = LocalLive(node.registry, node.processes, node.pusher.failures)
     calls = {
         "info": info,
         **routing.handlers(node.scheduling),
         **computing.handlers(node.processes, node.scheduling, local_wait),
         **(timers.handlers(node.cron) if timers_here else {}),
         **metrics.handlers(node.metrics.exposition),
+        **dashboard.handlers(live),
+        **status.handlers(node.status),
         **pushing.handlers(node.pusher),
     }
     listener = Listener(socket_path(spec.sock_dir, spec.index), calls)
@@ -123,12 +132,23 @@ async def run(spec: WorkerSpec, node: Node) -> None:
             processes=processes,
             cron=cron,
             metrics=ClusterMetrics(node.metrics.exposition, peers),
+            live=ClusterLive(live, index, count, peers),
+            status=status.ClusterStatus(node.status, index, count, peers),
+            quotas=cluster_quotas(spec),
         )
         await serve(node, on_ready=ready, stop=stop, shared_port=True, services=services)
     finally:
         await listener.close()
         for link in peers.values():
             await link.close()
+
+
+def cluster_quotas(spec: WorkerSpec) -> Quotas:
+    """The node's quotas as one worker of ``spec.count`` charges them: buckets in
+    the shared table (the whole node's), dry-run slots this worker's share."""
+    table = QuotaTable(spec.quota_table) if spec.quota_table is not None else None
+    buckets = shared_factory(table) if table is not None else None
+    return quotas_of(spec.config, buckets=buckets, workers=spec.count)
 
 
 def main() -> int:

@@ -10,16 +10,20 @@ the node.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aonode.errors import HeadersTooLarge
 from aonode.http.request import Receive, Request, Scope
 from aonode.http.responses import Response, error_response, raw_target
 from aonode.http.routes import ROUTES
 from aonode.http.routing import Route, resolve
-from aonode.quotas import Quotas
+from aonode.quotas import BucketsFactory, Quotas
 from aonode.services import Services
+
+if TYPE_CHECKING:
+    from aonode.config import NodeConfig
 
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
@@ -29,16 +33,19 @@ def _header_bytes(scope: Scope) -> int:
     return sum(len(k) + len(v) + 4 for k, v in scope.get("headers", ()))
 
 
-def quotas_of(services: Services) -> Quotas:
-    c = services.config
+def quotas_of(c: NodeConfig, *, buckets: BucketsFactory | None = None, workers: int = 1) -> Quotas:
+    """The node's quotas from its configuration.  ``buckets``: where the buckets
+    live (default: in this process); ``workers``: the OS processes serving the
+    node, over which the dry-run total is split (each gets its ceiling share)."""
     return Quotas(
         messages=c.quota_messages,
         spawns=c.quota_spawns,
         stored_bytes=c.quota_store_bytes,
         reads=c.quota_reads,
         dryruns_per_client=c.dryruns_per_client,
-        dryruns_total=c.dryruns_total,
+        dryruns_total=math.ceil(c.dryruns_total / max(1, workers)),
         max_keys=c.quota_keys,
+        buckets=buckets,
     )
 
 
@@ -49,7 +56,8 @@ class App:
         """``routes`` is the route table (:data:`aonode.http.routes.ROUTES`); an
         embedder or a test may serve another (e.g. one more device's routes)."""
         self.services = services
-        self.quotas = quotas_of(services)
+        given = services.quotas
+        self.quotas = given if given is not None else quotas_of(services.config)
         self.routes = tuple(routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

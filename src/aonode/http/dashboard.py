@@ -8,6 +8,9 @@ the node (address, mode, store), its processes with their current slot
 assignments of one process with their hash chain, each link re-checked here
 (``chain[n] = sha256(chain[n-1] ‖ id[n])``), and how many outbox deliveries
 to other nodes are failing (``push-failures``: open count, newest first).
+Live state comes from ``svc.live`` (:mod:`aonode.live`): in a cluster, every
+worker's, merged; ``workers`` says how many answered, of how many, and which
+one served this request.
 
 Handlers raise :class:`aonode.errors.AONodeError` for bad input, which the
 app turns into the usual JSON errors (:mod:`aonode.http.responses`).
@@ -89,25 +92,30 @@ async def state(svc: Services, selected: str | None, *, limit: int, latest: int)
     """What the page shows: the node, its busiest/newest processes, one process's chain."""
     if selected is not None:
         await svc.scheduling.require_process(selected)  # 404 for an unknown one
-    active = svc.registry.processes()
+    live = await svc.live.live()
     stored = await svc.store.processes()
-    ids = list(dict.fromkeys([*active, *reversed(stored)]))
+    ids = list(dict.fromkeys([*live.actors, *reversed(stored)]))
     total = len(ids)
     ids = ids[:limit]
     if selected is not None and selected not in ids:
         ids.append(selected)
-    workers = svc.processes.info()
     rows = []
     for pid in ids:
-        server = svc.registry.find(pid)
-        if server is not None:
-            current, queue = server.current, int(server.info()["queue"])
+        actor = live.actors.get(pid)
+        if actor is not None:
+            current, queue = actor
         else:
             last = await svc.store.latest(pid)
             current, queue = (last.slot if last is not None else -1), 0
-        computed = workers.get(pid, {}).get("at-slot")
+        computed = live.computed.get(pid)
         rows.append(
-            {"id": pid, "slot": current, "queue": queue, "computed": computed, "live": bool(server)}
+            {
+                "id": pid,
+                "slot": current,
+                "queue": queue,
+                "computed": computed,
+                "live": actor is not None,
+            }
         )
     chosen = selected or (ids[0] if ids else None)
     return {
@@ -121,7 +129,8 @@ async def state(svc: Services, selected: str | None, *, limit: int, latest: int)
         "process-count": total,
         "selected": chosen,
         "assignments": await _chain(svc, chosen, latest) if chosen else [],
-        "push-failures": svc.pusher.failures.summary(),
+        "push-failures": live.push_failures,
+        "workers": {"answered": live.answered, "of": live.of, "here": live.here},
     }
 
 

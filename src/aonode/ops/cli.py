@@ -62,7 +62,7 @@ def serve(
         raise _fail(str(exc), 2) from None
     try:
         config = from_flags(from_env(NodeConfig()), flags).validated()
-        workers = config.workers or os.cpu_count() or 1
+        workers = config.workers or cores()
         node = Node(config) if workers == 1 else None
         supervisor = _supervisor(config, workers, log_level, log_format) if node is None else None
     except AONodeError as exc:
@@ -86,6 +86,14 @@ def serve(
         raise _fail(f"cannot listen on {config.host}:{config.port}: {exc}", 2) from None
     except AONodeError as exc:  # e.g. the store cannot be opened (database unreachable)
         raise _fail(exc.message, 1) from None
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container's cpuset counts)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity call on this platform
+        return os.cpu_count() or 1
 
 
 def _supervisor(config: NodeConfig, workers: int, log_level: str, log_format: str) -> Supervisor:

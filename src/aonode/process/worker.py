@@ -28,6 +28,7 @@ import orjson
 from aonode.errors import NotFound
 from aonode.message import Message
 from aonode.process import aosmsg
+from aonode.process.results import ResultWriter
 from aonode.process.runtime.base import Json, Results, Runtime
 from aonode.scheduler.assignment import Assignment
 from aonode.store.base import ResultCache, ResultRecord, ScheduleReader
@@ -84,9 +85,9 @@ class ProcessWorker:
         self.replayed = 0  # slots applied by this worker (resumes show in it)
         self.resumed_from: int | None = None
         self.last_used = time.monotonic()
-        self._writes: set[asyncio.Task[None]] = set()
         # Results computed but maybe not yet in the store (writes are asynchronous).
         self._fresh: dict[int, Results] = {}
+        self._writer = ResultWriter(store, self._fresh)
         self.on_applied: Callable[[int], None] | None = None  # told slots applied (metrics)
         self.recent: RecentAssignments | None = None
         self._frontier: int | None = None  # no stored results at or above it (see _cached)
@@ -265,13 +266,16 @@ class ProcessWorker:
         done = await self._call(run)
         if self._patching:
             done = [(self._patch(r), snap) for r, snap in done]
-        writes = []
+        snapshotted = False
         for a, (results, snap) in zip(assignments, done, strict=True):
-            writes.append(self._record(a, results, snap))
+            self._record(a, results, snap)
             if snap is not None:
                 self._last_snapshot = time.monotonic()
+                snapshotted = True
         if not self._async_cache:
-            await asyncio.gather(*writes)
+            await self._writer.write_now()
+        else:
+            self._writer.soon(urgent=snapshotted)
         self.at_slot = assignments[-1].slot
         self.replayed += len(assignments)
         if self.on_applied is not None:
@@ -293,26 +297,14 @@ class ProcessWorker:
             extra={**results.extra, "state": dict(self.state)},
         )
 
-    def _record(
-        self, assignment: Assignment, results: Results, snap: bytes | None
-    ) -> asyncio.Task[None]:
+    def _record(self, assignment: Assignment, results: Results, snap: bytes | None) -> None:
         slot = assignment.slot
         doc_json: dict[str, Any] = {"process": self.id, "slot": slot, "results": results.to_json()}
         if self._patching:
             doc_json["state"] = dict(self.state)
         doc = orjson.dumps(doc_json)
-        record = ResultRecord(self.id, slot, assignment.header.message, doc, snap)
         self._fresh[slot] = results
-        task = asyncio.create_task(self._store.put_result(record))
-        self._writes.add(task)
-
-        def written(t: asyncio.Task[None]) -> None:
-            self._writes.discard(t)
-            if not t.cancelled() and t.exception() is None:
-                self._fresh.pop(slot, None)
-
-        task.add_done_callback(written)
-        return task
+        self._writer.add(ResultRecord(self.id, slot, assignment.header.message, doc, snap))
 
     async def unload(self) -> int | None:
         """Store a snapshot of the live state, then drop it (idle workers free memory).
@@ -324,6 +316,7 @@ class ProcessWorker:
             runtime = self._runtime
             if runtime is None or self.at_slot < 0:
                 return None
+            await self._writer.flush()
             try:
                 snap = await self._call(runtime.snapshot)
             except NotImplementedError:
@@ -342,8 +335,7 @@ class ProcessWorker:
             return slot
 
     async def close(self) -> None:
-        if self._writes:
-            await asyncio.gather(*self._writes, return_exceptions=True)
+        await self._writer.flush()
         async with self._lock:
             if self._runtime is not None:
                 runtime = self._runtime

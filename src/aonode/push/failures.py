@@ -151,6 +151,10 @@ class Failures:
         found = [f for f in self._open.values() if f.process == process and f.slot == slot]
         return sorted(found, key=lambda f: f.index)
 
+    def open_keys(self) -> frozenset[str]:
+        """The delivery keys of the open failures (a cluster's dashboard merges by key)."""
+        return frozenset(self._open)
+
     def summary(self) -> dict[str, object]:
         """For the dashboard: how many are open, and the newest ones."""
         newest = sorted(self._open.values(), key=lambda f: f.time, reverse=True)[:RECENT]

@@ -23,6 +23,14 @@ token and an expiry.  The rules:
 * **Renewal** runs in the background of the store every third of a lease
   length; a lease found taken (or gone) is dropped from the held set, so the
   next append for it is refused at once.
+* **Workers of one node** (``serve --workers N``) are each an incarnation of
+  that node: the claim rule cannot tell a sibling from an earlier run, so it is
+  the shard routing (``aonode.cluster``) that keeps claims apart: only the
+  worker owning a process by shard ever schedules it, hence claims it.  A
+  misrouted claim would still be safe (the fence refuses the sibling's writes;
+  nothing is written twice), only unavailable while they alternate.  Release
+  and renewal match the whole owner, so one worker's stop or renewal never
+  touches a sibling's leases.
 """
 
 from __future__ import annotations

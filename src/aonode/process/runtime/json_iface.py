@@ -28,17 +28,24 @@ from aonode.process.runtime.base import MESSAGE_FIELDS, Json, Results, json_defa
 
 def encode(msg: Json, env: Json, module: Json | None = None) -> tuple[bytes, bytes]:
     """The two NUL-terminated arguments of ``handle``."""
+    return encode_message(msg), encode_env(env, module)
+
+
+def encode_message(msg: Json) -> bytes:
+    """``handle``'s first argument: the message's fields, NUL-terminated."""
     doc = {k: msg[k] for k in MESSAGE_FIELDS if k in msg}
+    return orjson.dumps(doc, default=json_default) + b"\0"
+
+
+def encode_env(env: Json, module: Json | None = None) -> bytes:
+    """``handle``'s second argument: the process and module, NUL-terminated."""
     process = env.get("Process")
     environment: Json = {}
     if isinstance(process, dict):
         environment["Process"] = {k: process[k] for k in ("Id", "Owner", "Tags") if k in process}
     if module is not None:
         environment["Module"] = module
-    return (
-        orjson.dumps(doc, default=json_default) + b"\0",
-        orjson.dumps(environment, default=json_default) + b"\0",
-    )
+    return orjson.dumps(environment, default=json_default) + b"\0"
 
 
 def _text(value: Any) -> str:

@@ -292,6 +292,8 @@ class WasmRuntime:
         self._checkpoint_every = max(1, checkpoint_every)
         self._dumped: bytes | None = snapshot
         self.last_fuel = 0
+        self._env_seen: Json | None = None  # the env last encoded, and its bytes
+        self._env_encoded = b""
         self._live: _Instance | None = self._rebuild()
 
     @classmethod
@@ -385,13 +387,24 @@ class WasmRuntime:
         if self._json:
             if not msg.get("Module"):  # aos needs it: the image is the process's module
                 msg = {**msg, "Module": self.image.id}
-            m, e = json_iface.encode(msg, env, self._module)
-            return _Call(m, e, now, nonce if nonce >= 0 else None)
+            return _Call(
+                json_iface.encode_message(msg),
+                self._env_bytes(env),
+                now,
+                nonce if nonce >= 0 else None,
+            )
         function = _key_or_tag(msg, "function")
         params = _params(_key_or_tag(msg, "parameters"))
         return _Call(
             b"", b"", now, nonce if nonce >= 0 else None, function and str(function), params
         )
+
+    def _env_bytes(self, env: Json) -> bytes:
+        """The encoded env: a worker passes the same dict with every message, so it is
+        encoded once (a dict of its own is encoded again: it may differ)."""
+        if env is not self._env_seen:
+            self._env_seen, self._env_encoded = env, json_iface.encode_env(env, self._module)
+        return self._env_encoded
 
     def _results(self, reply: bytes, stdout: bytes, used: int) -> Results:
         if not self._json:
