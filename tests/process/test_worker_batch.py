@@ -20,6 +20,7 @@ from aonode.codec import ans104
 from aonode.config import NodeConfig
 from aonode.message import Message
 from aonode.node import Node
+from aonode.process.pool import ComputePool
 from aonode.process.runtime.base import Json, Results, Runtime
 from aonode.process.worker import ProcessWorker
 from aonode.scheduler.timestamp import OfflineSource
@@ -206,3 +207,18 @@ async def test_each_process_keeps_one_compute_thread(tmp_path: Path, user_wallet
         assert ta != tb  # two processes, spread over the two threads
     finally:
         await node.stop()
+
+
+def test_the_pool_pins_each_process_to_the_least_used_thread() -> None:
+    pool = ComputePool(2)
+    try:
+        a, b, c = pool.pin("a"), pool.pin("b"), pool.pin("c")
+        assert a is not b and c is a and pool.pin("a") is a  # the same thread for life
+        pool.release("a")
+        pool.release("c")
+        assert pool.pin("d") is a  # the thread with no process left
+        main = threading.get_ident()
+        assert pool.submit(threading.get_ident).result() != main  # unpinned work runs apart
+        assert a.submit(threading.get_ident).result() != pool.submit(threading.get_ident).result()
+    finally:
+        pool.shutdown()

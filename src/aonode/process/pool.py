@@ -6,13 +6,12 @@ memory (tens of MiB) and a Lua state move between cores from message to
 message.  A process worker is pinned to one thread when it starts (the one
 with the fewest processes pinned, the lowest first) and released when it is
 dropped, so processes spread over the threads while each stays on its own.
-Work that belongs to no process (loading a module, compiling an image) goes
-to the threads in turn.
+Work that belongs to no process (loading a module, compiling an image: seconds)
+goes to threads of its own, so no process's messages wait behind it.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
@@ -30,7 +29,7 @@ class ComputePool(Executor):
         ]
         self._pinned: dict[str, int] = {}  # process id → its thread
         self._load = [0] * len(self._threads)  # processes pinned to each thread
-        self._turn = itertools.cycle(range(len(self._threads)))
+        self._shared = ThreadPoolExecutor(len(self._threads), thread_name_prefix=f"{name}-any")
 
     def pin(self, process: str) -> Executor:
         """The thread ``process`` runs on, the same one until it is released."""
@@ -46,8 +45,8 @@ class ComputePool(Executor):
             self._load[i] -= 1
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
-        return self._threads[next(self._turn)].submit(fn, *args, **kwargs)
+        return self._shared.submit(fn, *args, **kwargs)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        for t in self._threads:
+        for t in [*self._threads, self._shared]:
             t.shutdown(wait=wait, cancel_futures=cancel_futures)
