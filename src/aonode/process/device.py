@@ -21,7 +21,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from aonode.process.devices import (
 )
 from aonode.process.lua_device import LUA_DEVICE
 from aonode.process.modules import ModuleSource, module_ids
+from aonode.process.pool import ComputePool
 from aonode.process.runtime.base import Limits
 from aonode.process.wasm_device import GENESIS_WASM_DEVICE, WASM64_DEVICE
 from aonode.process.worker import ProcessWorker, RecentAssignments
@@ -70,7 +70,7 @@ class ProcessDevice:
         self._async_cache = async_cache
         self._workers: dict[str, ProcessWorker] = {}
         self._starting: dict[str, asyncio.Lock] = {}
-        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="aonode-compute")
+        self._executor = ComputePool(threads)  # each process on one thread of it
         self._snapshot_slots = snapshot_slots
         self._snapshot_seconds = snapshot_seconds
         self.max_idle = max_idle
@@ -121,7 +121,7 @@ class ProcessDevice:
                 process,
                 store=self._store,
                 factory=factory,
-                executor=self._executor,
+                executor=self._executor.pin(pid),
                 snapshot_slots=self._snapshot_slots,
                 snapshot_seconds=self._snapshot_seconds,
                 async_cache=self._async_cache,
@@ -139,6 +139,7 @@ class ProcessDevice:
         for pid, w in list(self._workers.items()):
             if now - w.last_used >= self.max_idle and await w.unload() is not None:
                 del self._workers[pid]
+                self._executor.release(pid)
                 unloaded.append(pid)
         return unloaded
 

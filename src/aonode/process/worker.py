@@ -3,8 +3,12 @@
 Requests for one process are serialised through its worker's lock, so each
 assignment is applied exactly once and in order (invariant 7).  Many callers
 waiting for the same slot share one computation: the first takes the lock and
-computes; the others find the slot cached when they get it.  Lua runs on a
-shared thread pool so the event loop keeps serving the scheduler meanwhile.
+computes; the others find the slot cached when they get it.  The runtime runs
+on the process's own compute thread (``pool``) so the event loop keeps serving
+the scheduler meanwhile.  Each trip there applies a batch of slots: those
+asked for, and, for a caller walking the schedule one slot after another,
+up to ``_WALK`` more already read ahead (they are assigned, so they are
+computed anyway; one trip instead of one each).
 
 Every computed slot's results are cached (``/computed/{pid}/slot/{N}`` and by
 message id); every ``snapshot_slots`` slots the runtime's state is stored with
@@ -27,7 +31,7 @@ import orjson
 
 from aonode.errors import NotFound
 from aonode.message import Message
-from aonode.process import aosmsg
+from aonode.process import aosmsg, patching
 from aonode.process.results import ResultWriter
 from aonode.process.runtime.base import Json, Results, Runtime
 from aonode.scheduler.assignment import Assignment
@@ -44,6 +48,11 @@ _BATCH = 256  # assignments applied per trip to the compute thread
 # Read from the store beyond the slot asked for, kept for the next compute (a client
 # walking a stored schedule slot by slot reads the store once per this many slots).
 _READ_AHEAD = 32
+# Slots applied in one trip for a caller walking the schedule (asking for the slot
+# after the last one computed) when they are read ahead already: the trip to the
+# compute thread and its bookkeeping are paid once for them all; the slot asked for
+# waits for the others of its trip (at most this many messages).
+_WALK = 8
 
 
 class WorkerStore(ScheduleReader, ResultCache, Protocol):
@@ -130,36 +139,41 @@ class ProcessWorker:
             self._frontier = slot if self._frontier is None else min(self._frontier, slot)
         return None
 
-    async def _advance(self, slot: int) -> Results:
-        """Apply the assignments after ``at_slot`` up to ``slot`` (lock held).
+    async def _advance(self, slot: int, *, exact: bool = False) -> Results:
+        """Apply the assignments after ``at_slot`` up to ``slot`` (lock held), or a
+        few past it for a walker (not when ``exact``); the results of ``slot``.
 
         Pipelined: while the compute thread applies one batch, the event loop
         reads and parses the next one (Lua runs without the GIL)."""
         if self.at_slot >= slot:
             return Results()
-        batch = await self._batch(self.at_slot + 1, slot)
+        walking = not exact and slot == self.at_slot + 1
+        batch = await self._batch(self.at_slot + 1, slot, walking=walking)
         while batch[-1].slot < slot:
-            applying = asyncio.ensure_future(self._apply(batch))
+            applying = asyncio.ensure_future(self._apply(batch, batch[-1].slot))
             try:
                 ahead = await self._batch(batch[-1].slot + 1, slot)
             finally:
                 await applying  # also when reading ahead failed
             batch = ahead
-        return await self._apply(batch)  # the last batch: nothing to read ahead
+        return await self._apply(batch, slot)  # the last batch: nothing to read ahead
 
-    async def _batch(self, first: int, slot: int) -> list[Assignment]:
-        """The next assignments from ``first`` (at most 256, up to ``slot``), parsed.
+    async def _batch(self, first: int, slot: int, *, walking: bool = False) -> list[Assignment]:
+        """The next assignments from ``first`` (at most 256, up to ``slot``; for a
+        walker, up to ``_WALK`` of those already read), parsed.
 
         Those the scheduler just made durable come from its memory; else the store,
         reading a few past ``slot`` for the next compute (assignments never change)."""
         last = min(slot, first + _BATCH - 1)
         ahead, self._ahead = self._ahead, []
         if ahead and ahead[0].slot == first and ahead[-1].slot >= last:
+            if walking:
+                last = max(last, min(ahead[-1].slot, first + _WALK - 1))
             taken = [a for a in ahead if a.slot <= last]
             self._ahead = ahead[len(taken) :]
             return taken
         if self.recent is not None:
-            fresh = self.recent(self.id, first, last)
+            fresh = self.recent(self.id, first, max(last, first + _WALK - 1) if walking else last)
             if fresh:
                 return fresh
         want = max(last - first + 1, _READ_AHEAD)
@@ -172,6 +186,8 @@ class ProcessWorker:
                 code="slot-not-assigned",
             )
         parsed = [Assignment.from_stored(r) for r in rows]
+        if walking:
+            last = max(last, min(parsed[-1].slot, first + _WALK - 1))
         taken = [a for a in parsed if a.slot <= last]
         self._ahead = parsed[len(taken) :]
         return taken
@@ -186,7 +202,7 @@ class ProcessWorker:
         """The live runtime advanced exactly to ``slot`` (lock held)."""
         if self._runtime is None or self.at_slot > slot:
             await self._load(slot)
-        await self._advance(slot)
+        await self._advance(slot, exact=True)
         assert self._runtime is not None
         return self._runtime
 
@@ -233,8 +249,15 @@ class ProcessWorker:
             self._runtime = await self._call(lambda: self._factory(None))
             self.at_slot = -1
 
-    async def _apply(self, assignments: list[Assignment]) -> Results:
-        """Apply consecutive assignments in one trip to the compute thread."""
+    async def _apply(self, assignments: list[Assignment], want: int) -> Results:
+        """Apply consecutive assignments in one trip to the compute thread; the
+        results of slot ``want`` among them.
+
+        Each slot is recorded as it would be alone: a runtime fault is that slot's
+        error result and the next ones apply.  Anything else that stops the trip
+        (converting a message, a snapshot) keeps the slots before it; it is raised
+        if it stopped at or before ``want``, and the runtime is reloaded if it may
+        have gone past the last slot recorded."""
         runtime = self._runtime
         assert runtime is not None
         first = assignments[0].slot
@@ -243,59 +266,64 @@ class ProcessWorker:
         every = self._snapshot_slots
         last_slot = assignments[-1].slot
         overdue = time.monotonic() - self._last_snapshot >= self._snapshot_seconds
-
         process = self.process
 
-        def run() -> list[tuple[Results, bytes | None]]:
-            out = []
-            msgs = [aosmsg.from_assignment(a, process) for a in assignments]
-            for a, msg in zip(assignments, msgs, strict=True):
-                try:
-                    results = runtime.boot(msg, env) if a.slot == 0 else runtime.apply(msg, env)
-                except Exception as exc:  # a runtime fault: this message's error, not a 500
-                    results = _fault(process.id, a.slot, exc)
-                snap = None
-                if a.slot % every == 0 or (overdue and a.slot == last_slot):
+        def run() -> tuple[list[tuple[Results, bytes | None]], Exception | None, bool]:
+            out: list[tuple[Results, bytes | None]] = []
+            applied = False  # the runtime is past the last slot in ``out``
+            try:
+                for a in assignments:
+                    msg = aosmsg.from_assignment(a, process)
+                    applied = True
                     try:
-                        snap = runtime.snapshot()
-                    except NotImplementedError:
-                        snap = None
-                out.append((results, snap))
-            return out
+                        results = runtime.boot(msg, env) if a.slot == 0 else runtime.apply(msg, env)
+                    except Exception as exc:  # a runtime fault: this slot's error, not a 500
+                        results = _fault(process.id, a.slot, exc)
+                    snap = None
+                    if a.slot % every == 0 or (overdue and a.slot == last_slot):
+                        try:
+                            snap = runtime.snapshot()
+                        except NotImplementedError:
+                            snap = None
+                    out.append((results, snap))
+                    applied = False
+            except Exception as exc:
+                return out, exc, applied
+            return out, None, False
 
-        done = await self._call(run)
+        try:
+            done, failure, dirty = await self._call(run)
+        except asyncio.CancelledError:  # the trip goes on without this worker knowing
+            self._runtime, self._ahead = None, []  # where it ends: reload when next asked
+            raise
+        if dirty:  # stopped between applying a slot and recording it: reload when asked
+            self._runtime, self._ahead = None, []
+            await self._call(runtime.close)
         if self._patching:
             done = [(self._patch(r), snap) for r, snap in done]
         snapshotted = False
-        for a, (results, snap) in zip(assignments, done, strict=True):
+        for a, (results, snap) in zip(assignments, done, strict=False):
             self._record(a, results, snap)
             if snap is not None:
                 self._last_snapshot = time.monotonic()
                 snapshotted = True
-        if not self._async_cache:
-            await self._writer.write_now()
-        else:
-            self._writer.soon(urgent=snapshotted)
-        self.at_slot = assignments[-1].slot
-        self.replayed += len(assignments)
-        if self.on_applied is not None:
-            self.on_applied(len(assignments))
-        return done[-1][0]
+        if done:
+            if not self._async_cache:
+                await self._writer.write_now()
+            else:
+                self._writer.soon(urgent=snapshotted)
+            self.at_slot = first + len(done) - 1
+            self.replayed += len(done)
+            if self.on_applied is not None:
+                self.on_applied(len(done))
+        if failure is not None and first + len(done) <= want:
+            raise failure
+        return done[want - first][0]
 
     def _patch(self, results: Results) -> Results:
         """Move PATCH messages out of the outbox and apply them to ``state``."""
-        keep: list[Json] = []
-        patches = list(results.patches)
-        for out in results.outbox:
-            (patches if _method(out) == "PATCH" else keep).append(out)
-        for p in patches:
-            self.state.update(_patch_keys(p))
-        return replace(
-            results,
-            outbox=tuple(keep),
-            patches=tuple(patches),
-            extra={**results.extra, "state": dict(self.state)},
-        )
+        results = patching.patched(results, self.state)
+        return replace(results, extra={**results.extra, "state": dict(self.state)})
 
     def _record(self, assignment: Assignment, results: Results, snap: bytes | None) -> None:
         slot = assignment.slot
@@ -341,41 +369,6 @@ class ProcessWorker:
                 runtime = self._runtime
                 self._runtime = None
                 await self._call(runtime.close)
-
-
-_NOT_STATE = {
-    "method",
-    "target",
-    "data-protocol",
-    "variant",
-    "type",
-    "reference",
-    "anchor",
-    "tags",
-    "data",
-}
-
-
-def _method(out: Json) -> str:
-    for key in ("method", "Method"):
-        if isinstance(out.get(key), str):
-            return str(out[key]).upper()
-    for t in out.get("Tags") or []:
-        if isinstance(t, dict) and str(t.get("name", "")).lower() == "method":
-            return str(t.get("value", "")).upper()
-    return ""
-
-
-def _patch_keys(out: Json) -> dict[str, Any]:
-    """The keys a PATCH message sets (lowercased, as HyperBEAM keys are)."""
-    keys: dict[str, Any] = {}
-    for t in out.get("Tags") or []:
-        if isinstance(t, dict) and "name" in t:
-            keys[str(t["name"]).lower()] = t.get("value")
-    for k, v in out.items():
-        if isinstance(v, str | int | float | bool) and k.lower() not in keys:
-            keys[k.lower()] = v
-    return {k: v for k, v in keys.items() if k not in _NOT_STATE}
 
 
 def _fault(pid: str, slot: int, exc: Exception) -> Results:
