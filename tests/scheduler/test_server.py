@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -312,4 +313,62 @@ async def test_failed_write_is_reported_and_the_schedule_stays_gap_free(
         )
         assert {a.header.message for a in page.assignments} >= {m.id for m in msgs}
     finally:
+        await node.stop()
+
+
+class GatedStore(SQLiteStore):
+    """A real SQLite store whose appends wait while ``gate`` is clear."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.waiting = asyncio.Event()
+
+    async def append(self, assignment, body):  # type: ignore[no-untyped-def]
+        if not self.gate.is_set():
+            self.waiting.set()
+            await self.gate.wait()
+        await super().append(assignment, body)
+
+
+async def test_a_request_during_stop_never_starts_a_second_actor(
+    tmp_path: Path, ed_wallet: Wallet, user_wallet: Wallet
+) -> None:
+    """While a process's actor drains at stop, a late request (a cluster peer's
+    forwarded call, a push) must not start a second actor for it: that one would
+    resume from a stale latest slot and give a slot twice (integrity error, 500)."""
+    from aonode.config import NodeConfig
+    from aonode.node import Node
+
+    store = GatedStore(tmp_path / "gated.sqlite3")
+    node = Node(
+        NodeConfig(data_dir=tmp_path), wallets=[ed_wallet], store=store, timestamps=OfflineSource()
+    )
+    await node.start()
+    stopping: asyncio.Task[None] | None = None
+    try:
+        proc = sign_process(user_wallet, node.address)
+        await node.schedule(proc)
+        store.gate.clear()
+        first = sign_message(user_wallet, proc.id, data=b"first")
+        pending = asyncio.create_task(node.schedule(first))
+        await store.waiting.wait()  # slot 1 is assigned; its write waits
+        stopping = asyncio.create_task(node.scheduling.stop())
+        await asyncio.sleep(0)  # one loop step: stop's first step runs (no time passes)
+        assert not node.scheduling.registry.processes()  # stop began; the actor drains
+        late = sign_message(user_wallet, proc.id, data=b"late")
+        late_call = asyncio.create_task(node.schedule(late))
+        await asyncio.sleep(0)
+        store.gate.set()
+        assert (await pending).slot == 1
+        with pytest.raises(Overloaded):  # not a second actor (nor its integrity error)
+            await late_call
+        await stopping
+        page = await node.schedule_page(proc.id)
+        assert [a.header.message for a in page.assignments] == [proc.id, first.id]
+    finally:
+        store.gate.set()
+        if stopping is not None:
+            await stopping
         await node.stop()
