@@ -15,13 +15,9 @@ signer's thread, so an instrument must be thread-safe where it keeps state.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from aonode.scheduler.assignment import Assignment
+from typing import Any
 
 log = logging.getLogger("aonode.instrument")
 
@@ -38,14 +34,11 @@ class Instrument:
     def signed(self, seconds: float) -> None:
         """A scheduler server signed one assignment in ``seconds``."""
 
-    def assigned(
-        self,
-        mode: str,
-        received: float,
-        reply: asyncio.Future[Assignment],
-        durable: asyncio.Future[Assignment],
-    ) -> None:
-        """A new slot was given; ``reply``/``durable`` complete as the mode answers."""
+    def assigned(self, mode: str, durable: bool, latency: float | None) -> None:
+        """A new slot given under ``mode``: ``durable``, it is durable now (once per
+        slot); ``latency``, its client is answered now, that many seconds after the
+        request arrived (once per slot, None when not at this call).  In
+        ``local_confirmation`` both come in one call."""
 
     def applied(self, slots: int) -> None:
         """A process worker applied ``slots`` slots."""

@@ -17,13 +17,11 @@ for the :data:`TOP_QUEUES` deepest queues only.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -32,9 +30,6 @@ from prometheus_client.registry import Collector
 
 from aonode.instrument import Instrument
 from aonode.push.failures import REASONS
-
-if TYPE_CHECKING:
-    from aonode.scheduler.assignment import Assignment
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 TOP_QUEUES = 10
@@ -220,25 +215,12 @@ class NodeMetrics(Instrument):
         """A scheduler server signed one assignment (an ``Instrument`` hook)."""
         self._child(self.signature_seconds, "sign").observe(seconds)
 
-    def assigned(
-        self,
-        mode: str,
-        received: float,
-        reply: asyncio.Future[Assignment],
-        durable: asyncio.Future[Assignment],
-    ) -> None:
+    def assigned(self, mode: str, durable: bool, latency: float | None) -> None:
         """A scheduler server gave a new slot: count it once durable, time its answer."""
-
-        def on_durable(fut: asyncio.Future[Assignment]) -> None:
-            if not fut.cancelled() and fut.exception() is None:
-                self._child(self.assignments, mode).inc()
-
-        def on_reply(fut: asyncio.Future[Assignment]) -> None:
-            if not fut.cancelled() and fut.exception() is None:
-                self._child(self.assignment_latency, mode).observe(time.perf_counter() - received)
-
-        durable.add_done_callback(on_durable)
-        reply.add_done_callback(on_reply)
+        if durable:
+            self._child(self.assignments, mode).inc()
+        if latency is not None:
+            self._child(self.assignment_latency, mode).observe(latency)
 
     def push_delivered(self, local: bool, entry: dict[str, Any]) -> None:
         result = "error" if entry.get("response") == "error" else "ok"
