@@ -35,6 +35,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 TOP_QUEUES = 10
 MAX_ROUTES = 200
 MAX_DEPTH = 5
+_LABELS_KEPT = 4096  # paths whose route label is remembered
 _ID = re.compile(r"^[A-Za-z0-9_-]{43}$")
 _METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"})
 _DEVICES = frozenset(
@@ -190,6 +191,7 @@ class NodeMetrics(Instrument):
                 self.assignments.labels(mode)
         self._routes: set[str] = set()
         self._routes_lock = threading.Lock()
+        self._labels: dict[str, str] = {}  # path -> its route label, as decided once
         # labelled children by (metric, label values): ``labels()`` takes ~2 µs a call
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r.register(_LiveCollector(live))
@@ -236,13 +238,19 @@ class NodeMetrics(Instrument):
         self._child(self.cron, "ok" if ok else "error").inc()
 
     def http_request(self, method: str, path: str, status: int) -> None:
-        route = route_template(path)
-        with self._routes_lock:
-            if route not in self._routes:
-                if len(self._routes) >= MAX_ROUTES:
-                    route = "{other}"
-                else:
-                    self._routes.add(route)
+        route = self._labels.get(path)
+        if route is None:
+            route = route_template(path)
+            with self._routes_lock:
+                if route not in self._routes:
+                    if len(self._routes) >= MAX_ROUTES:
+                        route = "{other}"
+                    else:
+                        self._routes.add(route)
+                # a path's label never changes (``_routes`` only grows): remember it
+                if len(self._labels) >= _LABELS_KEPT:
+                    self._labels.clear()
+                self._labels[path] = route
         self._child(self.http, method if method in _METHODS else "OTHER", route, str(status)).inc()
 
     def exposition(self) -> bytes:
