@@ -121,9 +121,13 @@ class Request:
             raise PayloadTooLarge(
                 f"body of {declared} bytes is over the limit of {self.max_body} bytes"
             )
+        # With a declared length the body is complete once that many bytes came:
+        # granian sends a small body as one event with ``more_body`` still True and
+        # then an empty last event, a second wait this read does not need.
+        expected = int(declared) if declared is not None and declared.isdigit() else -1
         chunks: list[bytes] = []
         size = 0
-        while True:
+        while size != expected:
             event = await self._next()
             if event["type"] == "http.disconnect":
                 break
