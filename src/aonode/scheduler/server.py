@@ -50,7 +50,7 @@ from aonode.instrument import Instrument
 from aonode.logs import lifecycle, where
 from aonode.message import Message
 from aonode.scheduler.assignment import Assignment, Header, commit
-from aonode.scheduler.confirm import Confirmation, Stage, relay
+from aonode.scheduler.confirm import Confirmation, Stage, complete, relay
 from aonode.scheduler.core import ScheduleState
 from aonode.scheduler.timestamp import TimestampSource
 from aonode.scheduler.upload import Uploader
@@ -87,8 +87,10 @@ class _Entry:
     signed: asyncio.Future[Assignment]
     reply: asyncio.Future[Assignment]  # the request that got the slot (not re-posts)
     received: float
-    durable: asyncio.Future[Assignment] = field(default_factory=asyncio.Future)
-    uploaded: asyncio.Future[Assignment] = field(default_factory=asyncio.Future)
+    durable: asyncio.Future[Assignment]
+    # only a mode that waits for the upload reads it; the others share ``durable``
+    # (one future fewer per message)
+    uploaded: asyncio.Future[Assignment]
 
 
 class SchedulerServer:
@@ -118,6 +120,9 @@ class SchedulerServer:
         # the one decision of which stage answers a client; ``uploads``: durable
         # slots go to the upload target
         self.confirmation = Confirmation(options.mode, uploads)
+        # the mode answers at ``durable``: _settle completes the request's reply itself
+        # (what Confirmation.answer would relay one callback later)
+        self._answers_at_settle = self.confirmation.stage is Stage.DURABLE
         self._signer = signer if any(isinstance(w, RSAWallet) for w in wallets) else None
         self._state = ScheduleState(process.id)
         self._queue: asyncio.Queue[_Request | None] = asyncio.Queue(options.queue_size)
@@ -269,15 +274,22 @@ class SchedulerServer:
         )
         signed = self._sign(header, req.message)
         self.assigned += 1
-        entry = _Entry(header, req.message, signed, req.reply, req.received)
+        durable: asyncio.Future[Assignment] = asyncio.get_running_loop().create_future()
+        uploaded = (
+            asyncio.get_running_loop().create_future()
+            if self.confirmation.waits_for_upload
+            else durable
+        )
+        entry = _Entry(header, req.message, signed, req.reply, req.received, durable, uploaded)
         self._recent[req.message.id] = entry
         self._unsettled[header.slot] = entry.durable
         if len(self._recent) > _RECENT:
             self._recent.popitem(last=False)
         self._pending += 1
         self._settled.clear()
-        self.confirmation.answer(entry, req.reply)
-        if self.observer is not None and self.confirmation.stage is not Stage.DURABLE:
+        if not self._answers_at_settle:
+            self.confirmation.answer(entry, req.reply)
+        if self.observer is not None and not self._answers_at_settle:
             # answered at another stage than ``durable``: timed when the reply completes
             req.reply.add_done_callback(functools.partial(self._answered, req.received))
         if self._signer is None:
@@ -362,10 +374,11 @@ class SchedulerServer:
             durable.set_result(assignment)
             if (observer := self.observer) is not None:
                 # counted once durable; at the durable stage its client is answered now
-                # (the reply completes in the next callback unless the caller gave up)
-                timed = self.confirmation.stage is Stage.DURABLE and not entry.reply.done()
+                timed = self._answers_at_settle and not entry.reply.done()
                 latency = time.perf_counter() - entry.received if timed else None
                 observer.assigned(self.options.mode.value, True, latency)
+        if self._answers_at_settle:
+            complete(durable, entry.reply)
         if self.uploads is not None:
             self._upload(entry, durable)
 
