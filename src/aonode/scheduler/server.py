@@ -274,12 +274,9 @@ class SchedulerServer:
         )
         signed = self._sign(header, req.message)
         self.assigned += 1
-        durable: asyncio.Future[Assignment] = asyncio.get_running_loop().create_future()
-        uploaded = (
-            asyncio.get_running_loop().create_future()
-            if self.confirmation.waits_for_upload
-            else durable
-        )
+        loop = asyncio.get_running_loop()
+        durable: asyncio.Future[Assignment] = loop.create_future()
+        uploaded = loop.create_future() if self.confirmation.waits_for_upload else durable
         entry = _Entry(header, req.message, signed, req.reply, req.received, durable, uploaded)
         self._recent[req.message.id] = entry
         self._unsettled[header.slot] = entry.durable
@@ -287,11 +284,10 @@ class SchedulerServer:
             self._recent.popitem(last=False)
         self._pending += 1
         self._settled.clear()
-        if not self._answers_at_settle:
+        if not self._answers_at_settle:  # else _settle answers it
             self.confirmation.answer(entry, req.reply)
-        if self.observer is not None and not self._answers_at_settle:
-            # answered at another stage than ``durable``: timed when the reply completes
-            req.reply.add_done_callback(functools.partial(self._answered, req.received))
+            if self.observer is not None:  # timed when the reply completes
+                req.reply.add_done_callback(functools.partial(self._answered, req.received))
         if self._signer is None:
             self._commit(entry)  # signed inline: nothing to wait for, no hand-off
         else:
