@@ -15,13 +15,9 @@ signer's thread, so an instrument must be thread-safe where it keeps state.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from aonode.scheduler.assignment import Assignment
+from typing import Any
 
 log = logging.getLogger("aonode.instrument")
 
@@ -38,14 +34,11 @@ class Instrument:
     def signed(self, seconds: float) -> None:
         """A scheduler server signed one assignment in ``seconds``."""
 
-    def assigned(
-        self,
-        mode: str,
-        received: float,
-        reply: asyncio.Future[Assignment],
-        durable: asyncio.Future[Assignment],
-    ) -> None:
-        """A new slot was given; ``reply``/``durable`` complete as the mode answers."""
+    def assigned(self, mode: str, durable: bool, latency: float | None) -> None:
+        """A new slot given under ``mode``: ``durable``, it is durable now (once per
+        slot); ``latency``, its client is answered now, that many seconds after the
+        request arrived (once per slot, None when not at this call).  In
+        ``local_confirmation`` both come in one call."""
 
     def applied(self, slots: int) -> None:
         """A process worker applied ``slots`` slots."""
@@ -73,15 +66,29 @@ class Instruments(Instrument):
 
     def __init__(self) -> None:
         self._active: tuple[Instrument, ...] = ()
+        # per hook, the (instrument, bound method) pairs that override it: a hook
+        # call touches only instruments that listen to it
+        self._listeners: dict[str, tuple[tuple[Instrument, Any], ...]] = dict.fromkeys(_HOOKS, ())
         self._lock = threading.Lock()
+
+    def _set(self, active: tuple[Instrument, ...]) -> None:
+        self._active = active
+        self._listeners = {
+            name: tuple(
+                (i, getattr(i, name))
+                for i in active
+                if getattr(getattr(i, name), "__func__", None) is not getattr(Instrument, name)
+            )
+            for name in _HOOKS
+        }
 
     def register(self, instrument: Instrument) -> None:
         with self._lock:
-            self._active = (*self._active, instrument)
+            self._set((*self._active, instrument))
 
     def unregister(self, instrument: Instrument) -> None:
         with self._lock:
-            self._active = tuple(i for i in self._active if i is not instrument)
+            self._set(tuple(i for i in self._active if i is not instrument))
 
     @property
     def active(self) -> tuple[Instrument, ...]:
@@ -94,9 +101,9 @@ class Instruments(Instrument):
 
 def _fan_out(name: str) -> Any:
     def hook(self: Instruments, *args: Any) -> None:
-        for instrument in self._active:
+        for instrument, method in self._listeners[name]:
             try:
-                getattr(instrument, name)(*args)
+                method(*args)
             except Exception:
                 self._broken(instrument, name)
 

@@ -14,7 +14,7 @@ full ordered tag list stays available for formats that need it).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from aonode.codec import ans104, httpsig, jsonform
@@ -31,17 +31,24 @@ class Message:
 
     item: SignedItem
     keys: Mapping[str, str]
+    # the target's base64url, encoded once (keys, process_id and formats read it)
+    _target: str | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        target = self.item.target
+        object.__setattr__(self, "_target", b64url_encode(target) if target else None)
 
     @classmethod
     def from_item(cls, item: SignedItem) -> Message:
         keys: dict[str, str] = {}
         for name, value in item.tags:
             keys.setdefault(name.lower(), value)
-        if item.target:
-            keys.setdefault("target", b64url_encode(item.target))
+        message = cls(item=item, keys=keys)
+        if message._target is not None:
+            keys.setdefault("target", message._target)
         if item.anchor:
             keys.setdefault("anchor", b64url_encode(item.anchor))
-        return cls(item=item, keys=keys)
+        return message
 
     @classmethod
     def from_record(cls, record: MessageRecord) -> Message:
@@ -78,7 +85,7 @@ class Message:
 
     @property
     def target(self) -> str | None:
-        return b64url_encode(self.item.target) if self.item.target else None
+        return self._target
 
     @property
     def is_process(self) -> bool:

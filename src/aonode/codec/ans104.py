@@ -35,7 +35,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias, cast
 
 from aonode.codec.avro_tags import (
     MAX_TAG_NAME_BYTES,
@@ -223,7 +223,8 @@ def sign(
     """
     _check_optional(target, "target")
     _check_optional(anchor, "anchor")
-    tag_tuple = tuple((name, value) for name, value in tags)
+    # each (name, value) as a tuple; a pair of another length fails in encode_tags
+    tag_tuple = cast("tuple[tuple[str, str], ...]", tuple(map(tuple, tags)))
     tag_bytes = encode_tags(tag_tuple)
     signature_type = wallet.signature_type
     owner = wallet.owner

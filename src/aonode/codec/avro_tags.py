@@ -44,14 +44,13 @@ def _encode_tag(tag: tuple[str, str]) -> bytes:
         value_bytes = value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InvalidMessage(f"tag {name!r} is not encodable as UTF-8: {exc}") from None
-    if len(value_bytes) > MAX_TAG_VALUE_BYTES:
-        raise InvalidMessage(
-            f"tag value is {len(value_bytes)} bytes; at most {MAX_TAG_VALUE_BYTES}"
-        )
-    encoded = b"".join((name_part, _ZIGZAG[len(value_bytes)], value_bytes))
+    size = len(value_bytes)
+    if size > MAX_TAG_VALUE_BYTES:
+        raise InvalidMessage(f"tag value is {size} bytes; at most {MAX_TAG_VALUE_BYTES}")
+    encoded = name_part + _ZIGZAG[size] + value_bytes
     # Keep the recurring short values (Type, Variant, …), not counters and clocks
     # (Slot, Timestamp: new every message), which would only push the others out.
-    if len(value_bytes) <= 16 and not (len(value_bytes) > 2 and value_bytes.isdigit()):
+    if size <= 16 and not (size > 2 and value_bytes.isdigit()):
         if len(_TAG_CACHE) >= 512:
             _TAG_CACHE.clear()
         _TAG_CACHE[tag] = encoded

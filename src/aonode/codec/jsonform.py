@@ -35,7 +35,7 @@ _ALLOWED = frozenset((*_REQUIRED, "id"))
 
 def to_json(item: ItemFields) -> dict[str, object]:
     """The JSON form; ``from_json(to_json(item))`` gives back an equal item."""
-    return {f.name: _ENCODE[json_kind(f)](getattr(item, f.name)) for f in ITEM_FIELDS}
+    return {name: encode(getattr(item, name)) for name, encode in _ENCODERS}
 
 
 def from_json(obj: object) -> ans104.DataItem:
@@ -101,6 +101,8 @@ _ENCODE: dict[JsonKind, Callable[[Any], object]] = {
     "b64": b64url_encode,
     "tags": _encode_tags,
 }
+# (member, its encoder) in wire order, looked up once
+_ENCODERS = tuple((f.name, _ENCODE[json_kind(f)]) for f in ITEM_FIELDS)
 _DECODE: dict[JsonKind, Callable[[str, object], object]] = {
     "int": _int_member,
     "b64": _b64_member,

@@ -28,11 +28,6 @@ if TYPE_CHECKING:
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
-def _header_bytes(scope: Scope) -> int:
-    """The size of the header block as sent: ``name: value\r\n`` per header."""
-    return sum(len(k) + len(v) + 4 for k, v in scope.get("headers", ()))
-
-
 def quotas_of(c: NodeConfig, *, buckets: BucketsFactory | None = None, workers: int = 1) -> Quotas:
     """The node's quotas from its configuration.  ``buckets``: where the buckets
     live (default: in this process); ``workers``: the OS processes serving the
@@ -77,7 +72,7 @@ class App:
         )
         found = resolve(self.routes, request.method, request.path)
         try:
-            if (size := _header_bytes(scope)) > config.max_header:
+            if (size := request.header_bytes) > config.max_header:
                 raise HeadersTooLarge(
                     f"the header block is {size} bytes; at most {config.max_header}"
                 )

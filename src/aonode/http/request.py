@@ -80,6 +80,7 @@ class Request:
     client: str = ""  # the peer's network address: the key of unsigned quotas
     quotas: Quotas | None = None  # None: nothing is charged (in-process callers)
     body_timeout: float | None = None
+    header_bytes: int = 0  # the header block as sent: ``name: value\r\n`` per header
 
     @classmethod
     def from_scope(
@@ -92,15 +93,18 @@ class Request:
         body_timeout: float | None = None,
     ) -> Request:
         headers: dict[str, str] = {}
+        header_bytes = 0
         for k, v in scope.get("headers", ()):
+            header_bytes += len(k) + len(v) + 4
             headers.setdefault(k.decode("latin-1").lower(), v.decode("latin-1"))
+        path = scope.get("path", "/")
         raw_qs = scope.get("query_string", b"").decode("latin-1")
         query = (
             {k.lower(): v for k, v in parse_qsl(raw_qs, keep_blank_values=True)} if raw_qs else {}
         )
         return cls(
             method=scope.get("method", "GET").upper(),
-            path=unquote(scope.get("path", "/")),
+            path=unquote(path) if "%" in path else path,
             query=query,
             headers=headers,
             receive=receive,
@@ -109,6 +113,7 @@ class Request:
             client=str((scope.get("client") or ("",))[0]),
             quotas=quotas,
             body_timeout=body_timeout,
+            header_bytes=header_bytes,
         )
 
     async def body(self) -> bytes:
@@ -121,9 +126,13 @@ class Request:
             raise PayloadTooLarge(
                 f"body of {declared} bytes is over the limit of {self.max_body} bytes"
             )
+        # With a declared length the body is complete once that many bytes came:
+        # granian sends a small body as one event with ``more_body`` still True and
+        # then an empty last event, a second wait this read does not need.
+        expected = int(declared) if declared is not None and declared.isdigit() else -1
         chunks: list[bytes] = []
         size = 0
-        while True:
+        while size != expected:
             event = await self._next()
             if event["type"] == "http.disconnect":
                 break

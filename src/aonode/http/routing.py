@@ -100,8 +100,30 @@ class Route:
                 names[text] = got
         return (names, []) if len(parts) == len(self._steps) else None
 
+    def fits(self, shape: Sequence[str | int]) -> bool:
+        """Whether a path of this :func:`_shape` matches the pattern (see ``_Index``)."""
+        for i, (kind, text) in enumerate(self._steps):
+            if kind == _REST:
+                return True
+            if i >= len(shape):
+                return False
+            if (kind == _LITERAL and shape[i] != text) or (kind == _ID and shape[i] != _IS_ID):
+                return False
+        return len(shape) == len(self._steps)
+
+    def capture(self, parts: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+        """What :meth:`match` returns, for ``parts`` known to fit (no checks)."""
+        names: dict[str, str] = {}
+        for i, (kind, text) in enumerate(self._steps):
+            if kind == _REST:
+                return names, list(parts[i:])
+            if kind != _LITERAL:
+                names[text] = parts[i]
+        return names, []
+
 
 _LITERAL, _ID, _ANY, _REST = 0, 1, 2, 3
+_IS_ID, _OTHER = 1, 0  # a path segment's shape when no pattern names it literally there
 
 
 def _step(segment: str) -> tuple[int, str]:
@@ -149,29 +171,45 @@ def canonical(path: str) -> tuple[list[str], dict[str, str]]:
 
 
 class _Index:
-    """A route table's routes by (first segment, segment count), in table order.
+    """A route table's matching routes by the path's *shape*, in table order.
 
-    It keeps ``resolve`` from calling ``match`` on every route of the table
-    for every request.  A first segment no pattern names literally (an id)
-    shares one key, so the index stays as small as the table's set of words.
+    A path's shape keeps each segment that some pattern names literally at that
+    position and reduces every other one to "an id" or "something else" (one
+    regex each).  Whether a pattern matches depends on the shape alone, so the
+    routes matching a shape are found once and cached (shapes are few: the
+    table's words); ``resolve`` then only captures.  A table with a literal
+    shaped like an id (which the shape could not tell apart) keeps the plain
+    search: every route of the same first segment and length, tried in turn.
     """
 
     def __init__(self, routes: tuple[Route, ...]) -> None:
         self.routes = routes
-        self.literals = frozenset(r._first for r in routes if r._first is not None)
-        self.found: dict[tuple[str | None, int], tuple[Route, ...]] = {}
+        words: list[set[str]] = []
+        for route in routes:
+            for i, (kind, text) in enumerate(route._steps):
+                if kind == _LITERAL:
+                    words += [set() for _ in range(i + 1 - len(words))]
+                    words[i].add(text)
+        self.words = tuple(frozenset(w) for w in words)
+        self.shaped = not any(ID_RE.match(w) for ws in words for w in ws)
+        self.found: dict[tuple[str | int, ...], tuple[Route, ...]] = {}
 
-    def candidates(self, parts: Sequence[str]) -> tuple[Route, ...]:
-        first = parts[0] if parts and parts[0] in self.literals else None
-        key = (first, len(parts))
+    def shape(self, parts: Sequence[str]) -> tuple[str | int, ...]:
+        words, n = self.words, len(self.words)
+        return tuple(
+            p if i < n and p in words[i] else (_IS_ID if ID_RE.match(p) else _OTHER)
+            for i, p in enumerate(parts)
+        )
+
+    def matching(self, parts: Sequence[str]) -> tuple[Route, ...] | None:
+        """The routes whose pattern ``parts`` match, in table order (None: not shaped)."""
+        if not self.shaped:
+            return None
+        key = self.shape(parts)
         found = self.found.get(key)
         if found is None:
-            found = tuple(
-                r
-                for r in self.routes
-                if (r._first is None or r._first == first) and r._size in (-1, len(parts))
-            )
-            if len(self.found) < 1024:  # only absurdly deep paths are left uncached
+            found = tuple(r for r in self.routes if r.fits(key))
+            if len(self.found) < 1024:  # only absurdly varied paths are left uncached
                 self.found[key] = found
         return found
 
@@ -179,11 +217,11 @@ class _Index:
 _INDEXES: dict[int, _Index] = {}  # by id() of the routes tuple
 
 
-def _candidates(routes: tuple[Route, ...], parts: Sequence[str]) -> tuple[Route, ...]:
+def _index(routes: tuple[Route, ...]) -> _Index:
     index = _INDEXES.get(id(routes))
     if index is None or index.routes is not routes:
         index = _INDEXES[id(routes)] = _Index(routes)
-    return index.candidates(parts)
+    return index
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,11 +239,14 @@ def resolve(routes: tuple[Route, ...], method: str, path: str) -> Found:
     parts, params = canonical(path)
     allowed: list[str] = []
     surface: Surface | None = None
-    for route in _candidates(routes, parts):
-        got = route.match(parts)
-        if got is None:
+    matching = _index(routes).matching(parts)
+    for route in routes if matching is None else matching:
+        got = route.match(parts) if matching is None else None
+        if matching is None and got is None:
             continue
         if method in route.methods:
+            if got is None:
+                got = route.capture(parts)
             return Found(route.surface, route, Match(got[0], got[1], params))
         surface = surface or route.surface
         allowed += [m for m in route.methods if m not in allowed]

@@ -17,13 +17,11 @@ for the :data:`TOP_QUEUES` deepest queues only.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -33,13 +31,11 @@ from prometheus_client.registry import Collector
 from aonode.instrument import Instrument
 from aonode.push.failures import REASONS
 
-if TYPE_CHECKING:
-    from aonode.scheduler.assignment import Assignment
-
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 TOP_QUEUES = 10
 MAX_ROUTES = 200
 MAX_DEPTH = 5
+_LABELS_KEPT = 4096  # paths whose route label is remembered
 _ID = re.compile(r"^[A-Za-z0-9_-]{43}$")
 _METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"})
 _DEVICES = frozenset(
@@ -195,6 +191,7 @@ class NodeMetrics(Instrument):
                 self.assignments.labels(mode)
         self._routes: set[str] = set()
         self._routes_lock = threading.Lock()
+        self._labels: dict[str, str] = {}  # path -> its route label, as decided once
         # labelled children by (metric, label values): ``labels()`` takes ~2 µs a call
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r.register(_LiveCollector(live))
@@ -220,25 +217,12 @@ class NodeMetrics(Instrument):
         """A scheduler server signed one assignment (an ``Instrument`` hook)."""
         self._child(self.signature_seconds, "sign").observe(seconds)
 
-    def assigned(
-        self,
-        mode: str,
-        received: float,
-        reply: asyncio.Future[Assignment],
-        durable: asyncio.Future[Assignment],
-    ) -> None:
+    def assigned(self, mode: str, durable: bool, latency: float | None) -> None:
         """A scheduler server gave a new slot: count it once durable, time its answer."""
-
-        def on_durable(fut: asyncio.Future[Assignment]) -> None:
-            if not fut.cancelled() and fut.exception() is None:
-                self._child(self.assignments, mode).inc()
-
-        def on_reply(fut: asyncio.Future[Assignment]) -> None:
-            if not fut.cancelled() and fut.exception() is None:
-                self._child(self.assignment_latency, mode).observe(time.perf_counter() - received)
-
-        durable.add_done_callback(on_durable)
-        reply.add_done_callback(on_reply)
+        if durable:
+            self._child(self.assignments, mode).inc()
+        if latency is not None:
+            self._child(self.assignment_latency, mode).observe(latency)
 
     def push_delivered(self, local: bool, entry: dict[str, Any]) -> None:
         result = "error" if entry.get("response") == "error" else "ok"
@@ -254,13 +238,19 @@ class NodeMetrics(Instrument):
         self._child(self.cron, "ok" if ok else "error").inc()
 
     def http_request(self, method: str, path: str, status: int) -> None:
-        route = route_template(path)
-        with self._routes_lock:
-            if route not in self._routes:
-                if len(self._routes) >= MAX_ROUTES:
-                    route = "{other}"
-                else:
-                    self._routes.add(route)
+        route = self._labels.get(path)
+        if route is None:
+            route = route_template(path)
+            with self._routes_lock:
+                if route not in self._routes:
+                    if len(self._routes) >= MAX_ROUTES:
+                        route = "{other}"
+                    else:
+                        self._routes.add(route)
+                # a path's label never changes (``_routes`` only grows): remember it
+                if len(self._labels) >= _LABELS_KEPT:
+                    self._labels.clear()
+                self._labels[path] = route
         self._child(self.http, method if method in _METHODS else "OTHER", route, str(status)).inc()
 
     def exposition(self) -> bytes:

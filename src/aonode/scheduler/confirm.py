@@ -15,7 +15,10 @@ stage; here :class:`Confirmation` is that one decision, and every answer goes
 through it:
 
 * :meth:`Confirmation.answer` — a new assignment, or a re-post the actor
-  still holds in memory: the reply follows the mode's stage;
+  still holds in memory: the reply follows the mode's stage (when that stage
+  is ``durable``, the server completes a new assignment's reply itself as it
+  settles the slot, with :func:`complete`: the same answer, one callback
+  sooner);
 * :meth:`Confirmation.stored` — a re-post found durable in the store: answered
   at once, unless the mode's stage (``uploaded``) may still be ahead;
 * :meth:`Confirmation.wait` — how the caller awaits the reply: at the upload
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 from typing import Protocol, TypeVar
 
 from aonode.config import Mode
@@ -59,20 +63,21 @@ class Staged(Protocol):
     uploaded: asyncio.Future[Assignment]
 
 
+def complete(source: asyncio.Future[T], target: asyncio.Future[T]) -> None:
+    """Complete ``target`` like the done ``source`` (unless the caller gave up on it)."""
+    if target.done():
+        return
+    if source.cancelled():
+        target.cancel()
+    elif (exc := source.exception()) is not None:
+        target.set_exception(exc)
+    else:
+        target.set_result(source.result())
+
+
 def relay(source: asyncio.Future[T], target: asyncio.Future[T]) -> None:
-    """Complete ``target`` like ``source`` (unless the caller gave up on it)."""
-
-    def done(fut: asyncio.Future[T]) -> None:
-        if target.done():
-            return
-        if fut.cancelled():
-            target.cancel()
-        elif (exc := fut.exception()) is not None:
-            target.set_exception(exc)
-        else:
-            target.set_result(fut.result())
-
-    source.add_done_callback(done)
+    """Complete ``target`` like ``source`` once it is done (see :func:`complete`)."""
+    source.add_done_callback(functools.partial(complete, target=target))
 
 
 class Confirmation:

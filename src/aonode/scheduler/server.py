@@ -32,6 +32,7 @@ requests that were in flight.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -49,11 +50,12 @@ from aonode.instrument import Instrument
 from aonode.logs import lifecycle, where
 from aonode.message import Message
 from aonode.scheduler.assignment import Assignment, Header, commit
-from aonode.scheduler.confirm import Confirmation, relay
+from aonode.scheduler.confirm import Confirmation, Stage, complete, relay
 from aonode.scheduler.core import ScheduleState
 from aonode.scheduler.timestamp import TimestampSource
 from aonode.scheduler.upload import Uploader
-from aonode.store.base import ScheduleLog
+from aonode.store.base import AssignmentRecord, MessageRecord, ScheduleLog
+from aonode.store.shared import append_submitter
 from aonode.wallet import RSAWallet, Wallet
 
 log = logging.getLogger("aonode.scheduler")
@@ -83,8 +85,12 @@ class _Entry:
     header: Header
     body: Message
     signed: asyncio.Future[Assignment]
-    durable: asyncio.Future[Assignment] = field(default_factory=asyncio.Future)
-    uploaded: asyncio.Future[Assignment] = field(default_factory=asyncio.Future)
+    reply: asyncio.Future[Assignment]  # the request that got the slot (not re-posts)
+    received: float
+    durable: asyncio.Future[Assignment]
+    # only a mode that waits for the upload reads it; the others share ``durable``
+    # (one future fewer per message)
+    uploaded: asyncio.Future[Assignment]
 
 
 class SchedulerServer:
@@ -107,11 +113,16 @@ class SchedulerServer:
         self.id = process.id
         self.wallets = tuple(wallets)
         self._store = store
+        # queue an append and get its future without a task per append, when the store can
+        self._submit = append_submitter(store)
         self._timestamps = timestamps
         self.options = options
         # the one decision of which stage answers a client; ``uploads``: durable
         # slots go to the upload target
         self.confirmation = Confirmation(options.mode, uploads)
+        # the mode answers at ``durable``: _settle completes the request's reply itself
+        # (what Confirmation.answer would relay one callback later)
+        self._answers_at_settle = self.confirmation.stage is Stage.DURABLE
         self._signer = signer if any(isinstance(w, RSAWallet) for w in wallets) else None
         self._state = ScheduleState(process.id)
         self._queue: asyncio.Queue[_Request | None] = asyncio.Queue(options.queue_size)
@@ -122,13 +133,13 @@ class SchedulerServer:
         # The newest durable assignments by slot: the process worker computes from
         # these instead of reading and re-parsing what was just stored.
         self._durable: OrderedDict[int, Assignment] = OrderedDict()
-        self._inflight = asyncio.Semaphore(_INFLIGHT)
-        self._pending = 0
+        self._pending = 0  # slots given and not yet settled; at most _INFLIGHT
+        self._room: asyncio.Future[None] | None = None  # the actor waits on it when full
         self._settled = asyncio.Event()
         self._settled.set()
         self._broken = False
         self._tasks: list[asyncio.Task[None]] = []
-        self._appends: set[asyncio.Task[None]] = set()
+        self._appends: set[asyncio.Future[Any]] = set()
         self._stopping = False
         self.assigned = 0
         self.observer: Instrument | None = None
@@ -251,7 +262,9 @@ class SchedulerServer:
         if known is not None and not (known.durable.done() and known.durable.exception()):
             self.confirmation.answer(known, req.reply)
             return
-        await self._inflight.acquire()
+        while self._pending >= _INFLIGHT:
+            self._room = asyncio.get_running_loop().create_future()
+            await self._room
         header = self._state.assign(
             req.message.id,
             req.message.id_bytes,
@@ -261,19 +274,24 @@ class SchedulerServer:
         )
         signed = self._sign(header, req.message)
         self.assigned += 1
-        entry = _Entry(header=header, body=req.message, signed=signed)
+        loop = asyncio.get_running_loop()
+        durable: asyncio.Future[Assignment] = loop.create_future()
+        uploaded = loop.create_future() if self.confirmation.waits_for_upload else durable
+        entry = _Entry(header, req.message, signed, req.reply, req.received, durable, uploaded)
         self._recent[req.message.id] = entry
         self._unsettled[header.slot] = entry.durable
         if len(self._recent) > _RECENT:
             self._recent.popitem(last=False)
         self._pending += 1
         self._settled.clear()
-        # one callback for the server's own bookkeeping (each is a loop turn)
-        entry.durable.add_done_callback(functools.partial(self._on_settled, entry))
-        self.confirmation.answer(entry, req.reply)
-        if self.observer is not None:
-            self.observer.assigned(self.options.mode.value, req.received, req.reply, entry.durable)
-        await self._pipeline.put(entry)
+        if not self._answers_at_settle:  # else _settle answers it
+            self.confirmation.answer(entry, req.reply)
+            if self.observer is not None:  # timed when the reply completes
+                req.reply.add_done_callback(functools.partial(self._answered, req.received))
+        if self._signer is None:
+            self._commit(entry)  # signed inline: nothing to wait for, no hand-off
+        else:
+            await self._pipeline.put(entry)
 
     def _sign(self, header: Header, body: Message) -> asyncio.Future[Assignment]:
         loop = asyncio.get_running_loop()
@@ -323,16 +341,42 @@ class SchedulerServer:
 
         self.uploads.wait(self.id, assignment.slot).add_done_callback(accepted)
 
-    def _on_settled(self, entry: _Entry, fut: asyncio.Future[Assignment]) -> None:
+    def _answered(self, received: float, reply: asyncio.Future[Assignment]) -> None:
+        if self.observer is not None and not reply.cancelled() and reply.exception() is None:
+            self.observer.assigned(self.options.mode.value, False, time.perf_counter() - received)
+
+    def _settle(
+        self, entry: _Entry, assignment: Assignment | None, exc: BaseException | None = None
+    ) -> None:
+        """``entry`` is durable (``assignment``) or failed (``exc``): the server's
+        bookkeeping, done before anyone awaiting ``durable`` runs, then the future."""
+        durable = entry.durable
+        if durable.done():
+            return
         self._unsettled.pop(entry.header.slot, None)
-        self._inflight.release()
         self._pending -= 1
-        if not fut.cancelled() and fut.exception() is not None:
+        if (room := self._room) is not None and not room.done():
+            room.set_result(None)
+        if exc is not None:
             self._broken = True
         if self._pending == 0:
             self._settled.set()
+        if assignment is None or exc is not None:
+            durable.set_exception(exc if exc is not None else StoreError("store failed"))
+        else:
+            self._durable[assignment.slot] = assignment
+            while len(self._durable) > _DURABLE_KEPT:
+                self._durable.popitem(last=False)
+            durable.set_result(assignment)
+            if (observer := self.observer) is not None:
+                # counted once durable; at the durable stage its client is answered now
+                timed = self._answers_at_settle and not entry.reply.done()
+                latency = time.perf_counter() - entry.received if timed else None
+                observer.assigned(self.options.mode.value, True, latency)
+        if self._answers_at_settle:
+            complete(durable, entry.reply)
         if self.uploads is not None:
-            self._upload(entry, fut)
+            self._upload(entry, durable)
 
     async def _recover(self) -> None:
         """After a failed write: let in-flight work settle, resume from the store."""
@@ -376,28 +420,63 @@ class SchedulerServer:
         return out
 
     async def _committer(self) -> None:
-        loop = asyncio.get_running_loop()
+        """Entries signed on the thread pool, in slot order (inline-signed ones never
+        come here: :meth:`_assign` commits them at once)."""
         while (entry := await self._pipeline.get()) is not None:
-            try:
-                assignment = await entry.signed
-            except Exception as exc:
-                log.error(
-                    "signing slot %d of %s failed: %s",
-                    entry.header.slot,
-                    self.id,
-                    exc,
-                    extra=where(self.id, entry.header.slot),
-                )
-                entry.durable.set_exception(exc)
-                continue
-            task = loop.create_task(self._append(entry, assignment))
+            with contextlib.suppress(Exception):  # _commit reports a failed signature
+                await entry.signed
+            self._commit(entry)
+
+    def _commit(self, entry: _Entry) -> None:
+        """Queue the signed ``entry``'s append now (call order is commit order)."""
+        signed = entry.signed
+        if (failed := signed.exception()) is not None:
+            log.error(
+                "signing slot %d of %s failed: %s",
+                entry.header.slot,
+                self.id,
+                failed,
+                extra=where(self.id, entry.header.slot),
+            )
+            self._settle(entry, None, failed)
+            return
+        assignment = signed.result()
+        records = (assignment.record(), entry.body.record())
+        if self._submit is None:  # a store without a synchronous submit
+            task = asyncio.get_running_loop().create_task(self._append(entry, assignment, *records))
             self._appends.add(task)
             task.add_done_callback(self._appends.discard)
-
-    async def _append(self, entry: _Entry, assignment: Assignment) -> None:
+            return
         try:
-            await self._store.append(assignment.record(), entry.body.record())
-        except StoreError as exc:
+            queued = self._submit(*records)
+        except Exception as exc:
+            self._settle(entry, None, self._store_failed(entry, exc))
+            return
+        self._appends.add(queued)
+        queued.add_done_callback(functools.partial(self._appended, entry, assignment))
+
+    def _appended(self, entry: _Entry, assignment: Assignment, queued: asyncio.Future[Any]) -> None:
+        self._appends.discard(queued)
+        if queued.cancelled():
+            self._settle(entry, None, self._store_failed(entry, StoreError("append cancelled")))
+        elif (exc := queued.exception()) is not None:
+            self._settle(entry, None, self._store_failed(entry, exc))
+        else:
+            self._settle(entry, assignment)
+
+    async def _append(
+        self, entry: _Entry, assignment: Assignment, record: AssignmentRecord, body: MessageRecord
+    ) -> None:
+        try:
+            await self._store.append(record, body)
+        except Exception as exc:
+            self._settle(entry, None, self._store_failed(entry, exc))
+        else:
+            self._settle(entry, assignment)
+
+    def _store_failed(self, entry: _Entry, exc: BaseException) -> StoreError:
+        """Log a failed append once; the error its clients get."""
+        if isinstance(exc, StoreError):
             log.error(
                 "storing slot %d of %s failed: %s",
                 entry.header.slot,
@@ -405,17 +484,12 @@ class SchedulerServer:
                 exc,
                 extra=where(self.id, entry.header.slot),
             )
-            entry.durable.set_exception(exc)
-        except Exception as exc:
-            log.exception(
-                "storing slot %d of %s failed",
-                entry.header.slot,
-                self.id,
-                extra=where(self.id, entry.header.slot),
-            )
-            entry.durable.set_exception(StoreError(f"store failed: {exc}"))
-        else:
-            self._durable[assignment.slot] = assignment
-            while len(self._durable) > _DURABLE_KEPT:
-                self._durable.popitem(last=False)
-            entry.durable.set_result(assignment)
+            return exc
+        log.error(
+            "storing slot %d of %s failed",
+            entry.header.slot,
+            self.id,
+            exc_info=exc,
+            extra=where(self.id, entry.header.slot),
+        )
+        return StoreError(f"store failed: {exc}")

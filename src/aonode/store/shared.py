@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from aonode.errors import StoreError, StoreUnavailable
@@ -132,8 +132,16 @@ class QueuedWriter(CommitCounts):
         raise NotImplementedError
 
     async def append(self, assignment: AssignmentRecord, body: MessageRecord) -> None:
+        await self.submit_append(assignment, body)
+
+    def submit_append(
+        self, assignment: AssignmentRecord, body: MessageRecord
+    ) -> asyncio.Future[Any]:
+        """:meth:`append` without the coroutine: queued now, the future settles after
+        the commit.  A scheduler attaches a done-callback instead of running a task
+        per append (:func:`append_submitter`)."""
         check_pairing(assignment, body)
-        await self._enqueue(assignment, body)
+        return self._enqueue(assignment, body)
 
     async def put_message(self, message: MessageRecord) -> None:
         await self._enqueue(None, message)
@@ -149,6 +157,17 @@ class QueuedWriter(CommitCounts):
         await self._enqueue(RecordWrite(record.kind, record.key, value, only_new=True), None)
         stored = await self.get_record(record.kind, record.key)
         return stored if stored is not None else Record(record.kind, record.key, value)
+
+
+def append_submitter(
+    store: object,
+) -> Callable[[AssignmentRecord, MessageRecord], asyncio.Future[Any]] | None:
+    """``store.submit_append`` when ``store.append`` is exactly the queued writer's own
+    (so a subclass that overrides ``append``, e.g. to gate or fail it, keeps being
+    called); None for any other store, whose ``append`` is then awaited."""
+    if isinstance(store, QueuedWriter) and type(store).append is QueuedWriter.append:
+        return store.submit_append
+    return None
 
 
 def remember_next(hint: dict[str, int], staged: Mapping[str, int]) -> None:
