@@ -31,28 +31,26 @@ Snapshots: ``AOWASM1`` ‖ length ‖ JSON header (image id, memory size, the
 runs of 64 KiB chunks that are not all zero, the values of every mutable
 global, exported by ``wasm_image``'s rewrite) ‖ those runs compressed with
 zstd (level 3; deterministic: the same state gives the same bytes).  They
-restore into a fresh instance of the same image, touching only those runs.
+restore into a fresh instance of the same image, touching only those runs
+(the format's code: ``wasm_snapshot``).
 """
 
 from __future__ import annotations
 
-import ctypes
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import wasmtime
-import zstandard
 
-from aonode.process.runtime import json_iface
+from aonode.process.runtime import json_iface, wasm_snapshot
 from aonode.process.runtime.base import Json, Limits, Results
 from aonode.process.runtime.wasm_image import GLOBAL_PREFIX, Image, engine
-from aonode.process.runtime.wasm_imports import PAGE, Host, HostTrap
-from aonode.process.runtime.wasm_snapshot import SNAPSHOT_MAGIC, nonzero_runs, split_snapshot
+from aonode.process.runtime.wasm_imports import Host, HostTrap
+from aonode.process.runtime.wasm_snapshot import split_snapshot
 
 FUEL_PER_INSTRUCTION = 50
 DEFAULT_LIMITS = Limits()
-_ZSTD_LEVEL = 3
 
 
 class WasmFailure(Exception):
@@ -181,49 +179,17 @@ class _Instance:
 
     # -- state -----------------------------------------------------------------------
 
-    def _base(self) -> tuple[int, int]:
-        """Address and size of the linear memory (reading untouched pages keeps them so)."""
-        size = self.memory.data_len(self.store)
-        return ctypes.addressof(self.memory.data_ptr(self.store).contents), size
-
     def dump(self) -> bytes:
-        base, size = self._base()
-        runs = nonzero_runs(base, 0, size)
-        header = orjson.dumps(
-            {
-                "image": self.image.id,
-                "memory": size,
-                "runs": runs,
-                "next-nonce": self.next_nonce,
-                "globals": {g: self.ex[g].value(self.store) for g in self.globals},
-            },
-            option=orjson.OPT_SORT_KEYS,
+        return wasm_snapshot.dump(
+            self.memory,
+            self.store,
+            image=self.image.id,
+            next_nonce=self.next_nonce,
+            globals_={g: self.ex[g].value(self.store) for g in self.globals},
         )
-        data = b"".join(ctypes.string_at(base + a, b - a) for a, b in runs)
-        body = zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(data)
-        return SNAPSHOT_MAGIC + len(header).to_bytes(4, "big") + header + body
 
     def restore(self, snapshot: bytes) -> None:
-        header, body = split_snapshot(snapshot)
-        runs = [(int(a), int(b)) for a, b in header["runs"]]
-        total = sum(b - a for a, b in runs)
-        data = zstandard.ZstdDecompressor().decompress(body, max_output_size=total)
-        if len(data) != total:
-            raise ValueError("snapshot memory has the wrong size")
-        current = self.memory.data_len(self.store)
-        if header["memory"] > current:
-            self.memory.grow(self.store, (header["memory"] - current + PAGE - 1) // PAGE)
-        base, size = self._base()
-        # what the fresh instance holds (its data segments) and the snapshot does not: zero it
-        pos = 0
-        for a, b in [*runs, (size, size)]:
-            for x, y in nonzero_runs(base, pos, a):
-                ctypes.memset(base + x, 0, y - x)
-            pos = b
-        offset = 0
-        for a, b in runs:
-            ctypes.memmove(base + a, data[offset : offset + b - a], b - a)
-            offset += b - a
+        header = wasm_snapshot.load(snapshot, self.memory, self.store)
         for name, value in header["globals"].items():
             self.ex[name].set_value(self.store, value)
         self.next_nonce = header.get("next-nonce")

@@ -3,6 +3,10 @@
 ``AOWASM1\\0`` ‖ header length (4 bytes, big-endian) ‖ JSON header (sorted keys:
 ``image``, ``memory`` size, ``runs`` of 64 KiB chunks holding a non-zero
 byte, ``next-nonce``, ``globals``) ‖ the bytes of those runs, zstd-compressed.
+
+:func:`dump` writes one from an instance's linear memory, :func:`load` puts one
+back into a fresh instance of the same image (the caller sets the globals and
+the nonce from the header it returns).
 """
 
 from __future__ import annotations
@@ -11,11 +15,16 @@ import ctypes
 from typing import Any
 
 import orjson
+import wasmtime
+import zstandard
+
+from aonode.process.runtime.wasm_imports import PAGE
 
 SNAPSHOT_MAGIC = b"AOWASM1\0"
 
 _CHUNK = 1 << 16
 _ZERO = bytes(_CHUNK)
+_ZSTD_LEVEL = 3
 
 
 def nonzero_runs(base: int, start: int, end: int) -> list[tuple[int, int]]:
@@ -40,3 +49,60 @@ def split_snapshot(snapshot: bytes) -> tuple[dict[str, Any], bytes]:
     n = int.from_bytes(snapshot[8:12], "big")
     header = orjson.loads(snapshot[12 : 12 + n])
     return header, snapshot[12 + n :]
+
+
+def _base(memory: wasmtime.Memory, store: wasmtime.Store) -> tuple[int, int]:
+    """Address and size of the linear memory (reading untouched pages keeps them so)."""
+    size = memory.data_len(store)
+    return ctypes.addressof(memory.data_ptr(store).contents), size
+
+
+def dump(
+    memory: wasmtime.Memory,
+    store: wasmtime.Store,
+    *,
+    image: str,
+    next_nonce: int | None,
+    globals_: dict[str, Any],
+) -> bytes:
+    """The snapshot of ``memory`` with the instance's mutable globals and next nonce."""
+    base, size = _base(memory, store)
+    runs = nonzero_runs(base, 0, size)
+    header = orjson.dumps(
+        {
+            "image": image,
+            "memory": size,
+            "runs": runs,
+            "next-nonce": next_nonce,
+            "globals": globals_,
+        },
+        option=orjson.OPT_SORT_KEYS,
+    )
+    data = b"".join(ctypes.string_at(base + a, b - a) for a, b in runs)
+    body = zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(data)
+    return SNAPSHOT_MAGIC + len(header).to_bytes(4, "big") + header + body
+
+
+def load(snapshot: bytes, memory: wasmtime.Memory, store: wasmtime.Store) -> dict[str, Any]:
+    """Put ``snapshot``'s memory into ``memory`` (of a fresh instance); its header."""
+    header, body = split_snapshot(snapshot)
+    runs = [(int(a), int(b)) for a, b in header["runs"]]
+    total = sum(b - a for a, b in runs)
+    data = zstandard.ZstdDecompressor().decompress(body, max_output_size=total)
+    if len(data) != total:
+        raise ValueError("snapshot memory has the wrong size")
+    current = memory.data_len(store)
+    if header["memory"] > current:
+        memory.grow(store, (header["memory"] - current + PAGE - 1) // PAGE)
+    base, size = _base(memory, store)
+    # what the fresh instance holds (its data segments) and the snapshot does not: zero it
+    pos = 0
+    for a, b in [*runs, (size, size)]:
+        for x, y in nonzero_runs(base, pos, a):
+            ctypes.memset(base + x, 0, y - x)
+        pos = b
+    offset = 0
+    for a, b in runs:
+        ctypes.memmove(base + a, data[offset : offset + b - a], b - a)
+        offset += b - a
+    return header
