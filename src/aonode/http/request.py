@@ -42,10 +42,12 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 BINARY_TYPES = ("application/ans104", "application/octet-stream")
 
 
-# A refused (oversized) body at most this much over the limit is read and dropped
-# before the 413 goes out; larger ones are answered at once (the client may see
-# the connection close before it reads the answer).
-_DRAIN = 1 << 20
+# A refused (oversized) body is read and dropped before the 413 goes out (a
+# "lingering close"): a client still writing into a closed connection gets a reset
+# (EPIPE) and may never read the answer.  Bounded in bytes and in time; a body
+# declared larger than the byte bound is answered at once.
+_LINGER_BYTES = 64 << 20
+_LINGER_SECONDS = 2.0
 
 # The largest integer any route accepts (slots, ranges, limits, depths): JavaScript's
 # largest safe integer, so every AO client can name it, and far inside SQLite's int64.
@@ -121,8 +123,8 @@ class Request:
             return self._body
         declared = self.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            if int(declared) <= self.max_body + _DRAIN:
-                await self._discard(self.max_body + _DRAIN)
+            if int(declared) <= _LINGER_BYTES:
+                await self._discard(int(declared))
             raise PayloadTooLarge(
                 f"body of {declared} bytes is over the limit of {self.max_body} bytes"
             )
@@ -140,7 +142,7 @@ class Request:
             size += len(chunk)
             if size > self.max_body:
                 if event.get("more_body", False):
-                    await self._discard(self.max_body + _DRAIN - size)
+                    await self._discard(_LINGER_BYTES - size)
                 raise PayloadTooLarge(f"body is over the limit of {self.max_body} bytes")
             chunks.append(chunk)
             if not event.get("more_body", False):
@@ -167,17 +169,19 @@ class Request:
 
     async def _discard(self, budget: int) -> None:
         """Read and drop up to ``budget`` bytes of a refused body, so that a client
-        still sending it gets to read the error instead of a closed connection."""
-        while budget > 0:
-            try:
-                event = await self._next()
-            except RequestTimeout:
-                return
-            if event["type"] == "http.disconnect":
-                return
-            budget -= len(event.get("body", b""))
-            if not event.get("more_body", False):
-                return
+        still sending it gets to read the error instead of a closed connection
+        (at most :data:`_LINGER_SECONDS`: a slow sender is then cut off)."""
+        try:
+            async with asyncio.timeout(_LINGER_SECONDS):
+                while budget > 0:
+                    event = await self._next()
+                    if event["type"] == "http.disconnect":
+                        return
+                    budget -= len(event.get("body", b""))
+                    if not event.get("more_body", False):
+                        return
+        except (TimeoutError, RequestTimeout):
+            return
 
     def param(self, name: str) -> str | None:
         """A request parameter from the query, else from a header (HyperBEAM style)."""
