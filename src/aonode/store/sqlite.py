@@ -22,6 +22,13 @@ Why it is shaped this way:
   item disagrees or hits a UNIQUE constraint, the batch is redone item by item
   (one SAVEPOINT each) against the database itself, under the write lock, so
   the bad items are rejected alone and nothing else in the batch fails.
+* **Writers of several processes take turns on a lock file.**  A cluster
+  (``serve --workers N``) has one writer per worker on one file.  SQLite's own
+  busy handler polls with sleeps (1, 2, 5, 10 … ms), which under contention
+  turns every commit into a wait of milliseconds; the writer thread therefore
+  holds an exclusive ``flock`` on ``<file>-writer.lock`` around each
+  transaction, so the next writer wakes the moment the lock is free (its
+  batch grows meanwhile: group commit across processes).
 * **Reads never queue behind the writer.**  They use their own read-only
   connections (WAL readers run beside the writer).  Single-row lookups
   (``latest``, ``by_message``, ``get_message``) run inline on the event loop:
@@ -35,6 +42,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import queue
 import sqlite3
 import threading
@@ -160,6 +169,7 @@ class SQLiteStore(QueuedWriter):
         self._writer: threading.Thread | None = None
         self._stopped: _Future | None = None
         self._next: dict[str, int] = {}  # writer thread only
+        self._turn = -1  # the writer-turn lock file (writer thread only)
         self._pragmas: dict[str, object] = {}
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -348,11 +358,20 @@ class SQLiteStore(QueuedWriter):
                 self._post(_deliver, batch, self._commit(conn, batch))
         finally:
             conn.close()
+            os.close(self._turn)
             self._post(_settle, self._stopped, None)
 
     def _connect_writer(self) -> sqlite3.Connection:
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self._path, isolation_level=None, factory=self._connection_factory)
+        turn = self._path.with_name(self._path.name + "-writer.lock")
+        self._turn = os.open(turn, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            conn = sqlite3.connect(
+                self._path, isolation_level=None, factory=self._connection_factory
+            )
+        except BaseException:
+            os.close(self._turn)
+            raise
         try:
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             self._check_version(conn)  # before touching a file a newer aonode wrote
@@ -365,6 +384,7 @@ class SQLiteStore(QueuedWriter):
             version = self._migrate(conn)
         except BaseException:
             conn.close()
+            os.close(self._turn)
             raise
         self._pragmas = {"journal_mode": mode, "synchronous": sync, "user_version": version}
         return conn
@@ -394,6 +414,13 @@ class SQLiteStore(QueuedWriter):
 
     def _commit(self, conn: sqlite3.Connection, batch: list[Item]) -> list[Outcome]:
         """Write ``batch`` in one transaction; an outcome per item (None = stored)."""
+        fcntl.flock(self._turn, fcntl.LOCK_EX)  # our turn among the file's writers
+        try:
+            return self._transaction(conn, batch)
+        finally:
+            fcntl.flock(self._turn, fcntl.LOCK_UN)
+
+    def _transaction(self, conn: sqlite3.Connection, batch: list[Item]) -> list[Outcome]:
         try:
             conn.execute("BEGIN IMMEDIATE")
             written = write_fast(conn, batch, self._next)
