@@ -305,3 +305,23 @@ class Link:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+
+async def ask_all(peers: Mapping[int, Link], method: str, what: str) -> dict[int, bytes]:
+    """Call ``method`` on every peer at once; each answer by worker index.
+
+    A peer that is restarting (:class:`Overloaded`) is left out (logged as
+    ``what``: "this scrape", "this answer"); any other error is raised.
+    """
+    replies = await asyncio.gather(
+        *(link.call(method) for link in peers.values()), return_exceptions=True
+    )
+    answers: dict[int, bytes] = {}
+    for index, reply in zip(peers, replies, strict=True):
+        if isinstance(reply, Overloaded):
+            log.info("%s: worker %d is not answering; left out of %s", method, index, what)
+        elif isinstance(reply, BaseException):
+            raise reply
+        else:
+            answers[index] = reply
+    return answers

@@ -14,21 +14,16 @@ restarting at that moment is left out of that one answer, which says so:
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from aonode.cluster.channel import Handler, Link
+from aonode.cluster.channel import Handler, Link, ask_all
 from aonode.cluster.shard import shard_of
-from aonode.errors import Overloaded
 from aonode.live import Live, LocalLive
 from aonode.push.failures import RECENT
 from aonode.push.ledger import delivery_key
-
-log = logging.getLogger("aonode.cluster")
 
 
 def merge(shares: Mapping[int, Live], *, here: int, of: int) -> Live:
@@ -70,17 +65,9 @@ class ClusterLive:
         self.peers = peers
 
     async def live(self) -> Live:
-        replies = await asyncio.gather(
-            *(link.call("live") for link in self.peers.values()), return_exceptions=True
-        )
+        answers = await ask_all(self.peers, "live", "this answer")
         shares = {self.index: self.local.now()}
-        for index, reply in zip(self.peers, replies, strict=True):
-            if isinstance(reply, Overloaded):
-                log.info("dashboard: worker %d is not answering; left out of this answer", index)
-            elif isinstance(reply, BaseException):
-                raise reply
-            else:
-                shares[index] = Live.from_json(orjson.loads(reply))
+        shares.update((i, Live.from_json(orjson.loads(a))) for i, a in answers.items())
         return merge(shares, here=self.index, of=self.count)
 
 

@@ -12,8 +12,6 @@ counters start again from 0 when it is back, which Prometheus reads as a reset).
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import Metric
@@ -22,10 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.samples import Sample
 
-from aonode.cluster.channel import Handler, Link
-from aonode.errors import Overloaded
-
-log = logging.getLogger("aonode.cluster")
+from aonode.cluster.channel import Handler, Link, ask_all
 
 
 def merge(expositions: Iterable[bytes]) -> bytes:
@@ -71,18 +66,8 @@ class ClusterMetrics:
         self.peers = peers
 
     async def __call__(self) -> bytes:
-        replies = await asyncio.gather(
-            *(link.call("metrics") for link in self.peers.values()), return_exceptions=True
-        )
-        texts = [self.local()]
-        for index, reply in zip(self.peers, replies, strict=True):
-            if isinstance(reply, Overloaded):
-                log.info("metrics: worker %d is not answering; left out of this scrape", index)
-            elif isinstance(reply, BaseException):
-                raise reply
-            else:
-                texts.append(reply)
-        return merge(texts)
+        answers = await ask_all(self.peers, "metrics", "this scrape")
+        return merge([self.local(), *answers.values()])
 
 
 def handlers(local: Callable[[], bytes]) -> dict[str, Handler]:

@@ -14,17 +14,13 @@ left out of that one answer.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
 
-from aonode.cluster.channel import Handler, Link
+from aonode.cluster.channel import Handler, Link, ask_all
 from aonode.cluster.shard import shard_of
-from aonode.errors import Overloaded
-
-log = logging.getLogger("aonode.cluster")
 
 Json = dict[str, Any]
 _PARTS = ("workers", "push-jobs", "upload")
@@ -77,18 +73,11 @@ class ClusterStatus:
         self.peers = peers
 
     async def __call__(self) -> Json:
-        calls = (link.call("status") for link in self.peers.values())
-        mine, replies = await asyncio.gather(
-            self.local(), asyncio.gather(*calls, return_exceptions=True)
+        mine, answers = await asyncio.gather(
+            self.local(), ask_all(self.peers, "status", "this answer")
         )
         shares = {self.index: share_of(mine)}
-        for index, reply in zip(self.peers, replies, strict=True):
-            if isinstance(reply, Overloaded):
-                log.info("status: worker %d is not answering; left out of this answer", index)
-            elif isinstance(reply, BaseException):
-                raise reply
-            else:
-                shares[index] = orjson.loads(reply)
+        shares.update((i, orjson.loads(a)) for i, a in answers.items())
         return merge(mine, shares, here=self.index, of=self.count)
 
 
