@@ -482,3 +482,29 @@ async def test_module_add_aos_fetches_with_npm_then_uses_its_cache(
     empty = {"XDG_CACHE_HOME": str(tmp_path / "empty"), "PATH": ""}
     ran = await run(*args, env=empty)
     assert ran.rc == 1 and "npm is not installed" in one_line_error(ran)
+
+
+class _Writes:
+    """A stdout that records each write call (as an unbuffered pipe sees them)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.calls.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+
+def test_the_ready_line_is_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With PYTHONUNBUFFERED each write is a syscall of its own: the ready line and
+    its newline in two writes let a worker's log line land between them (CI saw
+    'address=<addr>2026-12-06T… INFO …' and the test spawned for a wrong address)."""
+    from aonode.ops import cli
+
+    out = _Writes()
+    monkeypatch.setattr(sys, "stdout", out)
+    cli.announce("http://127.0.0.1:1", "A" * 43)
+    assert out.calls == [f"aonode listening on http://127.0.0.1:1 address={'A' * 43}\n"]

@@ -120,7 +120,8 @@ async def run(spec: WorkerSpec, node: Node) -> None:
     await listener.start()
 
     def ready(url: str) -> None:
-        print(f"ready {url}", flush=True)
+        sys.stdout.write(f"ready {url}\n")  # one write (PYTHONUNBUFFERED: print makes two)
+        sys.stdout.flush()
 
     try:
         cron: Timers = (

@@ -75,7 +75,7 @@ def serve(
                 address = node.address
 
                 def ready(url: str) -> None:
-                    print(f"aonode listening on {url} address={address}", flush=True)
+                    announce(url, address)
 
                 runner.run(run(node, on_ready=ready))
             elif supervisor is not None and runner.run(_serve_cluster(supervisor)):
@@ -105,12 +105,17 @@ def _supervisor(config: NodeConfig, workers: int, log_level: str, log_format: st
 
 async def _serve_cluster(supervisor: Supervisor) -> int:
     def ready(url: str) -> None:
-        print(
-            f"aonode listening on {url} address={supervisor.address}",
-            flush=True,
-        )
+        announce(url, supervisor.address)
 
     return await supervisor.run(on_ready=ready)
+
+
+def announce(url: str, address: str) -> None:
+    """The ready line, in one write: with ``PYTHONUNBUFFERED`` set, ``print`` writes
+    the text and its newline separately, and a worker's log line written between
+    the two (same stderr/stdout pipe for whoever reads both) corrupted the line."""
+    sys.stdout.write(f"aonode listening on {url} address={address}\n")
+    sys.stdout.flush()
 
 
 def _serve_signature() -> inspect.Signature:
