@@ -155,7 +155,7 @@ def cluster_quotas(spec: WorkerSpec) -> Quotas:
 def main() -> int:
     spec = pickle.load(sys.stdin.buffer)
     if not isinstance(spec, WorkerSpec):
-        print("aonode worker: no WorkerSpec on stdin", file=sys.stderr)
+        sys.stderr.write("aonode worker: no WorkerSpec on stdin\n")
         return 2
     logs.setup(spec.log_level, spec.log_format)
     try:
@@ -167,7 +167,7 @@ def main() -> int:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(run(spec, node))
     except AONodeError as exc:
-        print(f"aonode worker {spec.index}: {exc.message}", file=sys.stderr)
+        sys.stderr.write(f"aonode worker {spec.index}: {exc.message}\n")  # one write
         return 1
     return 0
 
