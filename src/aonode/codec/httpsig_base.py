@@ -36,11 +36,13 @@ from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature as _CryptoInvalid
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from http_sfv.dictionary import Dictionary
 from http_sfv.item import InnerList, Item
 
 from aonode.errors import InvalidMessage, InvalidSignature, UnsupportedSignature
+from aonode.wallet import ED25519_SIGNATURE_TYPE
+from aonode.wallet import verify as verify_signature
 
 __all__ = [
     "ASYMMETRIC",
@@ -244,9 +246,8 @@ def verify_entry(entry: SigEntry, key: bytes, base: bytes) -> bool:
             public = rsa.RSAPublicNumbers(65537, int.from_bytes(key, "big")).public_key()
             public.verify(entry.signature, base, _PSS_VERIFY, _SHA512)
             return True
-        if entry.alg == ED25519:
-            ed25519.Ed25519PublicKey.from_public_bytes(key).verify(entry.signature, base)
-            return True
+        if entry.alg == ED25519:  # the node's one ed25519 check (libsodium, strict)
+            return verify_signature(ED25519_SIGNATURE_TYPE, key, base, entry.signature)
         if entry.alg == HMAC_SHA256:
             expected = hmac.digest(entry.keyid.encode(), base, "sha256")
             return hmac.compare_digest(expected, entry.signature)
