@@ -123,6 +123,27 @@ def fsync_per_s(dir: str | os.PathLike[str] = ".", seconds: float = 2.0) -> floa
         return n / (time.perf_counter() - t0)
 
 
+def fsync_latency_ms(
+    dir: str | os.PathLike[str] = ".", seconds: float = 2.0
+) -> tuple[float, float]:
+    """(p50, p99) milliseconds of one 4 KiB write + fsync in ``dir``, back to back.
+
+    A ``local_confirmation`` reply waits for the commit that covers it, so no
+    reply's latency can beat the fsync's own tail on this disk.
+    """
+    block = os.urandom(4096)
+    times: list[float] = []
+    with tempfile.NamedTemporaryFile(dir=dir, prefix="fsync-probe-") as f:
+        fd = f.fileno()
+        deadline = time.perf_counter() + seconds
+        while (t0 := time.perf_counter()) < deadline:
+            os.pwrite(fd, block, (len(times) % 256) * 4096)
+            os.fsync(fd)
+            times.append((time.perf_counter() - t0) * 1000)
+    times.sort()
+    return times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.99))]
+
+
 # -- HTTP ------------------------------------------------------------------------------
 
 
@@ -158,6 +179,25 @@ async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         }
     )
     await send({"type": "http.response.body", "body": out})
+
+
+def burn_app(cpu_us: float) -> Any:
+    """The echo, plus ``cpu_us`` of CPU spent in Python (holding the GIL) per request.
+
+    A server as heavy as the node but with nothing shared between its workers
+    (no store, no hand-off): served by N workers on one port, its rate is what
+    this machine gives N workers of that weight, the same generator loading it.
+    """
+    spend = int(cpu_us * 1000)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            until = time.thread_time_ns() + spend
+            while time.thread_time_ns() < until:
+                pass
+        await echo_app(scope, receive, send)
+
+    return app
 
 
 def sample_bodies(n: int, size: int = 1230) -> list[bytes]:
@@ -203,7 +243,7 @@ def _pinning() -> tuple[int | None, int | None]:
 def server_subprocess(
     target: str = "echo", *, cpu: int | None = None, trivial: bool = False, port: int = 0
 ) -> Iterator[str]:
-    """Run an ASGI app (``module:attr``, or ``echo``) on embedded granian in a child process.
+    """Run an ASGI app (``module:attr``, ``echo`` or ``burn:<µs>``) on embedded granian in a child.
 
     Yields the base URL once the server accepts connections.  ``trivial``
     runs loadgen's minimal asyncio server instead, to find the load
@@ -289,6 +329,8 @@ def _check(result: loadgen.LoadResult, what: str) -> None:
 def _load_target(target: str) -> Any:
     if target == "echo":
         return echo_app
+    if target.startswith("burn:"):
+        return burn_app(float(target.removeprefix("burn:")))
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr or "app")
 

@@ -63,6 +63,7 @@ from aonode.codec.b64 import b64url_decode  # noqa: E402
 ANS = {"content-type": "application/ans104"}
 CONCURRENCY = 64
 CORES_PROCESSES = 8  # the cores axis spreads its load over this many processes
+MODE_CORES = "local_confirmation"
 
 
 @dataclass(frozen=True)
@@ -286,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     ed1 = limits.ed25519_sign_per_s(threads=1)
     with tempfile.TemporaryDirectory() as tmp:
         fsync = limits.fsync_per_s(tmp)
+        fsync_lat = limits.fsync_latency_ms(tmp)
     worker_counts = (1, 2) if use_wrk else (1,)
     echoes = {w: echo(w, seconds, use_wrk) for w in worker_counts}
 
@@ -313,7 +315,63 @@ def main(argv: list[str] | None = None) -> int:
         half = s == Scenario("ed25519", "local_confirmation", 1)
         print(f"running {s.name}{' (then half load)' if half else ''} …", file=sys.stderr)
         outcomes.append(run(s, user, seconds, use_wrk=use_wrk, half=half))
-    return report(outcomes, echoes, rsa2, ed1, fsync, generator, with_workers)
+    print("running the weighted echoes (a server of the node's weight) …", file=sys.stderr)
+    bounds = weighted_limits(outcomes, echoes, seconds, use_wrk)
+    return report(outcomes, echoes, rsa2, ed1, fsync, generator, with_workers, fsync_lat, bounds)
+
+
+@dataclass(frozen=True)
+class Weighted:
+    """Limits measured with the echo made as heavy as the node (``limits.burn_app``)."""
+
+    burn_us: float  # CPU per request added to the echo: the node's 1-worker cost minus the echo's
+    per_s: dict[int, float]  # its rate with 1 and 2 workers, same generator as the node
+    half_burn_us: float
+    half: loadgen.LoadResult | None  # open loop at the node's half-load rate, same placement
+
+
+def _cost_us(per_s: float) -> float:
+    return 1e6 / per_s if per_s > 0 else 0.0
+
+
+def weighted_limits(
+    outcomes: list[Outcome], echoes: dict[int, loadgen.LoadResult], seconds: float, use_wrk: bool
+) -> Weighted:
+    """The echo burning the node's own CPU per message, so that the scaling and the
+    half-load p99 are each compared with what this machine gives a server that
+    heavy with nothing shared between its workers (no store, no hand-off).
+
+    The node's cost per message is read from its 1-worker runs, which are pinned
+    to one core (``wrkload.placement``): 1 / rate is CPU per message.
+    """
+    echo1 = _cost_us(echoes[1].per_s)
+    one = next(
+        (o for o in outcomes if o.scenario == Scenario("ed25519", MODE_CORES, CORES_PROCESSES)),
+        None,
+    )
+    burn = max(0.0, _cost_us(one.per_s) - echo1) if one else 0.0
+    per_s: dict[int, float] = {}
+    if use_wrk and one is not None:
+        for w in echoes:
+            per_s[w] = wrkload.echo_per_s(w, seconds, CONCURRENCY, target=f"burn:{burn:.0f}").per_s
+    half_outcome = next((o for o in outcomes if o.half is not None), None)
+    half, half_burn = None, 0.0
+    if half_outcome is not None:
+        half_burn = max(0.0, _cost_us(half_outcome.per_s) - echo1)
+        server_cpu, load_cpus = wrkload.placement(1)
+        rate = half_outcome.per_s * 0.5
+        bodies = limits.sample_bodies(max(1000, int(rate * seconds)))
+        headers = {"content-type": "application/json"}
+        with limits.server_subprocess(f"burn:{half_burn:.0f}", cpu=server_cpu) as url:
+            load_cpu = min(load_cpus) if load_cpus else None
+            loadgen.run_load_in_subprocess_sync(  # warm-up, as the node had
+                url, bodies[:500], concurrency=CONCURRENCY, headers=headers, cpu=load_cpu
+            )
+            half = loadgen.run_load_in_subprocess_sync(
+                url, bodies, concurrency=CONCURRENCY, headers=headers, cpu=load_cpu, rate=rate
+            )
+        _check(half, "weighted echo at half load")
+    return Weighted(burn, per_s, half_burn, half)
 
 
 def report(
@@ -324,6 +382,8 @@ def report(
     fsync: float,
     generator: str,
     with_workers: bool,
+    fsync_lat: tuple[float, float],
+    bounds: Weighted,
 ) -> int:
     echo1 = echoes[1]
     print()
@@ -331,6 +391,8 @@ def report(
     print(f"  RSA-4096 PSS signatures/s, 2 threads   {rsa2:>10,.0f}")
     print(f"  ed25519 signatures/s, 1 thread         {ed1:>10,.0f}")
     print(f"  4 KiB write+fsync/s                    {fsync:>10,.0f}")
+    lat = f"p50 {fsync_lat[0]:.2f} ms  p99 {fsync_lat[1]:.2f} ms"
+    print(f"  4 KiB write+fsync latency              {lat}")
     for w, e in echoes.items():
         print(
             f"  bare granian ASGI echo req/s, {w} worker{'s' if w > 1 else ' '} {e.per_s:>9,.0f}"
@@ -355,6 +417,13 @@ def report(
         f"{'ed25519 local 1p, half load':<36}{half.per_s:>10,.0f}{half.p50_ms:>9.2f}"
         f"{half.p99_ms:>9.2f}{'':>8}   open loop (Python) at 0.5 × max; p99 target ≤ 20 ms"
     )
+    if bounds.half is not None:
+        h = bounds.half
+        print(
+            f"{'  limit: echo as heavy, same load':<36}{h.per_s:>10,.0f}{h.p50_ms:>9.2f}"
+            f"{h.p99_ms:>9.2f}{'':>8}   echo + {bounds.half_burn_us:,.0f} µs CPU a request,"
+            " same rate, generator and core"
+        )
     print()
     print("cores axis (issue 22): ed25519 local_confirmation, ", end="")
     print(f"{CORES_PROCESSES} processes, /{{pid}}~process@1.0/schedule")
@@ -393,8 +462,15 @@ def report(
         node_scaling = "n/a" if scaling["node"] is None else f"{scaling['node']:.2f} ×"
         print(
             f"  scaling 2w/1w: node {node_scaling} (target 1.6)   "
-            f"bare echo {scaling['echo']:.2f} × (the limit on this machine, same generator)"
+            f"bare echo {scaling['echo']:.2f} × (same generator)"
         )
+        if 1 in bounds.per_s and 2 in bounds.per_s:
+            w1, w2 = bounds.per_s[1], bounds.per_s[2]
+            scaling["weighted_echo"] = round(w2 / w1, 3)
+            print(
+                f"  limit: echo + {bounds.burn_us:,.0f} µs CPU a request (the node's weight,"
+                f" nothing shared): 1w {w1:,.0f}/s, 2w {w2:,.0f}/s = {w2 / w1:.2f} ×"
+            )
 
     def find(kind: str, mode: str) -> float:
         return next(
@@ -415,6 +491,8 @@ def report(
         "fsync_per_s": round(fsync, 1),
         "p50_ms": round(half.p50_ms, 3),
         "p99_ms": round(half.p99_ms, 3),
+        "p99_limit_ms": round(bounds.half.p99_ms, 3) if bounds.half else None,
+        "fsync_p99_ms": round(fsync_lat[1], 3),
         "rsa_ratio": round(find("rsa", "local_confirmation") / rsa2, 3),
         "ed25519_ratio": round(find("ed25519", "local_confirmation") / echo1.per_s, 3),
         "cores": axis,

@@ -183,7 +183,9 @@ def placement(workers: int) -> tuple[int | None, set[int] | None]:
     return None, None
 
 
-def echo_per_s(workers: int, seconds: float, connections: int = 64) -> loadgen.LoadResult:
+def echo_per_s(
+    workers: int, seconds: float, connections: int = 64, target: str = "echo"
+) -> loadgen.LoadResult:
     """The bare granian ASGI echo with ``workers`` processes on one port, loaded by wrk.
 
     Each worker is ``limits.py --serve echo`` (embedded granian, the node's
@@ -196,7 +198,7 @@ def echo_per_s(workers: int, seconds: float, connections: int = 64) -> loadgen.L
     headers = {"content-type": "application/json"}
     with contextlib.ExitStack() as stack:
         for _ in range(workers):
-            url = stack.enter_context(limits.server_subprocess(cpu=server_cpu, port=port))
+            url = stack.enter_context(limits.server_subprocess(target, cpu=server_cpu, port=port))
         targets = [("/", b) for b in bodies]
         for secs in (1.0, seconds):
             result = cycle(
