@@ -200,6 +200,76 @@ def burn_app(cpu_us: float) -> Any:
     return app
 
 
+def floor_app() -> Any:
+    """The least any scheduler on this stack must do per message, and nothing more.
+
+    Read the body, parse the ANS-104 item, check its signature, extend one hash
+    chain, sign a 13-tag assignment with an ed25519 wallet, answer its JSON: the
+    node's own codec and crypto, with no store, no ordering actor, no dedupe, no
+    metrics.  What the node does beyond this is the price of durability and of its
+    bookkeeping; if this alone is below a target ratio, no Python node on this
+    stack can reach it.
+    """
+    import hashlib
+
+    from aonode import wallet as wallet_mod
+    from aonode.codec import ans104
+    from aonode.codec.b64 import b64url_encode
+
+    node = wallet_mod.generate("ed25519")
+    state: dict[str, Any] = {"chain": b"", "slot": 0}
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await echo_app(scope, receive, send)
+            return
+        body = b""
+        more = True
+        while more:
+            event = await receive()
+            body += event.get("body", b"")
+            more = event.get("more_body", False)
+        item = ans104.parse(body)
+        if not item.verify():
+            status, out = 400, b'{"error":"bad signature"}'
+        else:
+            chain = hashlib.sha256(state["chain"] + item.id_bytes).digest()
+            slot = state["slot"] = state["slot"] + 1
+            now = time.time_ns() // 1_000_000
+            tags = [
+                ("Type", "Assignment"),
+                ("Data-Protocol", "ao"),
+                ("Variant", "ao.N.1"),
+                ("Process", b64url_encode(item.target) if item.target else ""),
+                ("Epoch", "0"),
+                ("Slot", str(slot)),
+                ("Block-Height", "1"),
+                ("Block-Hash", "h" * 64),
+                ("Block-Timestamp", str(now // 1000)),
+                ("Timestamp", str(now)),
+                ("Hash-Chain", b64url_encode(chain)),
+                ("Path", "/schedule"),
+                ("Message", item.id),
+            ]
+            signed = ans104.sign(node, tags=tags)
+            state["chain"] = chain
+            status = 200
+            out = orjson.dumps({"id": signed.id, "slot": slot, "timestamp": now})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(out)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": out})
+
+    return app
+
+
 def sample_bodies(n: int, size: int = 1230) -> list[bytes]:
     """Distinct JSON bodies of about ``size`` bytes, shaped like a signed AO message."""
     base = {
@@ -329,6 +399,8 @@ def _check(result: loadgen.LoadResult, what: str) -> None:
 def _load_target(target: str) -> Any:
     if target == "echo":
         return echo_app
+    if target == "floor":
+        return floor_app()
     if target.startswith("burn:"):
         return burn_app(float(target.removeprefix("burn:")))
     module, _, attr = target.partition(":")

@@ -58,7 +58,7 @@ import loadgen  # noqa: E402
 import wrkload  # noqa: E402
 from aonode import wallet as wallet_mod  # noqa: E402
 from aonode.codec import ans104  # noqa: E402
-from aonode.codec.b64 import b64url_decode  # noqa: E402
+from aonode.codec.b64 import b64url_decode, b64url_encode  # noqa: E402
 
 ANS = {"content-type": "application/ans104"}
 CONCURRENCY = 64
@@ -290,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         fsync_lat = limits.fsync_latency_ms(tmp)
     worker_counts = (1, 2) if use_wrk else (1,)
     echoes = {w: echo(w, seconds, use_wrk) for w in worker_counts}
+    floor = floor_limit(user, seconds) if use_wrk else None
 
     if args.quick:
         scenarios = [
@@ -317,7 +318,9 @@ def main(argv: list[str] | None = None) -> int:
         outcomes.append(run(s, user, seconds, use_wrk=use_wrk, half=half))
     print("running the weighted echoes (a server of the node's weight) …", file=sys.stderr)
     bounds = weighted_limits(outcomes, echoes, seconds, use_wrk)
-    return report(outcomes, echoes, rsa2, ed1, fsync, generator, with_workers, fsync_lat, bounds)
+    return report(
+        outcomes, echoes, rsa2, ed1, fsync, generator, with_workers, fsync_lat, bounds, floor
+    )
 
 
 @dataclass(frozen=True)
@@ -332,6 +335,21 @@ class Weighted:
 
 def _cost_us(per_s: float) -> float:
     return 1e6 / per_s if per_s > 0 else 0.0
+
+
+def floor_limit(user: wallet_mod.Wallet, seconds: float) -> loadgen.LoadResult:
+    """``limits.floor_app`` (parse, verify, chain, sign, reply; no store) under the node's
+    load: the same generator, placement and kind of message as the 1-worker node runs."""
+    server_cpu, load_cpus = wrkload.placement(1)
+    pids = [b64url_encode(os.urandom(32)) for _ in range(CORES_PROCESSES)]
+    targets = routed(user, pids, 4000)
+    with limits.server_subprocess("floor", cpu=server_cpu) as url:
+        for secs in (1.0, seconds):
+            result = wrkload.cycle(
+                url, targets, seconds=secs, headers=ANS, cpus=load_cpus, connections=CONCURRENCY
+            )
+            _check(result, "floor")
+    return result
 
 
 def weighted_limits(
@@ -384,6 +402,7 @@ def report(
     with_workers: bool,
     fsync_lat: tuple[float, float],
     bounds: Weighted,
+    floor: loadgen.LoadResult | None,
 ) -> int:
     echo1 = echoes[1]
     print()
@@ -398,6 +417,11 @@ def report(
             f"  bare granian ASGI echo req/s, {w} worker{'s' if w > 1 else ' '} {e.per_s:>9,.0f}"
             f"   p50 {e.p50_ms:.2f} ms  p99 {e.p99_ms:.2f} ms"
             f"  (load generator cpu {e.client_cpu_s / e.seconds:.0%})"
+        )
+    if floor is not None:
+        print(
+            f"  least scheduler (parse, verify, chain, sign; no store) {floor.per_s:>8,.0f}"
+            f" req/s = {floor.per_s / echo1.per_s:.2f} × echo, 1w"
         )
     print()
     print(f"{'scenario':<36}{'assign/s':>10}{'p50 ms':>9}{'p99 ms':>9}  gen cpu   vs limit")
@@ -493,6 +517,8 @@ def report(
         "p99_ms": round(half.p99_ms, 3),
         "p99_limit_ms": round(bounds.half.p99_ms, 3) if bounds.half else None,
         "fsync_p99_ms": round(fsync_lat[1], 3),
+        "floor_per_s": round(floor.per_s, 1) if floor else None,
+        "floor_ratio": round(floor.per_s / echo1.per_s, 3) if floor else None,
         "rsa_ratio": round(find("rsa", "local_confirmation") / rsa2, 3),
         "ed25519_ratio": round(find("ed25519", "local_confirmation") / echo1.per_s, 3),
         "cores": axis,
