@@ -145,6 +145,30 @@ async def test_membership_and_background_renewal(node_store: Opener, pg_url: str
     assert await b.claim("p") == "http://a.test:8734"
 
 
+async def test_the_node_list_forgets_stopped_and_long_dead_incarnations(
+    node_store: Opener, pg_url: str
+) -> None:
+    a = await node_store("a")
+    await _sql(  # an incarnation that died two hours ago, and one silent for a minute
+        pg_url,
+        "INSERT INTO nodes (owner, url, started_at, heartbeat) VALUES"
+        " ('old/1', 'http://old.test', now() - interval '3 hours', now() - interval '2 hours'),"
+        " ('recent/1', 'http://recent.test', now() - interval '1 hour',"
+        " now() - interval '1 minute')",
+    )
+    b = await node_store("b")  # its first heartbeat prunes
+    assert [n["url"] for n in await b.nodes()] == [
+        "http://recent.test",
+        "http://a.test:8734",
+        "http://b.test:8734",
+    ]
+    assert await a.claim("p") is None
+    await a.close()  # a clean stop: off the list at once, its lease free
+    assert [n["url"] for n in await b.nodes()] == ["http://recent.test", "http://b.test:8734"]
+    assert await b.claim("p") is None
+    assert await _token(pg_url, "p") == 2
+
+
 async def test_a_store_without_leases_is_not_fenced(pg_url: str) -> None:
     store = PostgresStore(pg_url)
     await store.open()

@@ -70,6 +70,14 @@ _HEARTBEAT: Final = (
     "INSERT INTO nodes (owner, url, started_at, heartbeat) VALUES ($1, $2, now(), now())"
     " ON CONFLICT (owner) DO UPDATE SET url = excluded.url, heartbeat = now()"
 )
+# A node that stopped cleanly leaves the list at once; one that died (its heartbeat
+# silent) is listed for an hour, so that status shows it, then forgotten: without
+# this every start of a cluster added N rows for good.  Leases keep their own URL.
+NODE_RETENTION: Final = 3600.0
+_LEAVE: Final = "DELETE FROM nodes WHERE owner = $1"
+_PRUNE: Final = (
+    "DELETE FROM nodes WHERE heartbeat < now() - $1 * interval '1 second' AND owner <> $2"
+)
 _NODES: Final = (
     "SELECT owner, url, extract(epoch FROM started_at)::float8,"
     " extract(epoch FROM heartbeat)::float8,"
@@ -131,6 +139,7 @@ class LeaseBook:
     async def renew(self, conn: asyncpg.Pool | asyncpg.Connection) -> list[str]:
         """Extend every held lease; the processes whose lease was lost (dropped here)."""
         await conn.execute(_HEARTBEAT, self.owner, self.url)
+        await conn.execute(_PRUNE, max(NODE_RETENTION, self.seconds), self.owner)
         if not self.held:
             return []
         held = dict(self.held)
@@ -149,6 +158,11 @@ class LeaseBook:
             self.held.pop(process, None)
         if processes:
             await conn.execute(_RELEASE, processes, self.owner)
+
+    async def leave(self, conn: asyncpg.Pool | asyncpg.Connection) -> None:
+        """A clean stop: every lease released and this incarnation off the node list."""
+        await self.release(conn, list(self.held))
+        await conn.execute(_LEAVE, self.owner)
 
     async def nodes(self, conn: asyncpg.Pool | asyncpg.Connection) -> list[NodeRecord]:
         rows = await conn.fetch(_NODES, self.seconds)

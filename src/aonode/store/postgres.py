@@ -341,9 +341,9 @@ class PostgresStore(QueuedWriter):
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
-        if self._leases is not None and self._leases.held and self._pool is not None:
+        if self._leases is not None and self._pool is not None:
             with contextlib.suppress(Exception):  # a clean handover; expiry covers a failure
-                await self._leases.release(self._pool, list(self._leases.held))
+                await self._leases.leave(self._pool)
 
     # -- reads -----------------------------------------------------------------
 
