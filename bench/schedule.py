@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -90,8 +91,9 @@ class Outcome:
     half: loadgen.LoadResult | None = None  # open loop at 0.5 × per_s, when asked
 
 
+@functools.cache
 def node_supports_workers() -> bool:
-    """Whether ``aonode serve`` takes ``--workers`` (it does not yet: issue 22's next step)."""
+    """Whether ``aonode serve`` takes ``--workers`` (older trees did not)."""
     out = subprocess.run(
         [sys.executable, "-m", "aonode.ops.cli", "serve", "--help"],
         capture_output=True,
@@ -125,7 +127,7 @@ def node_process(
             # one signer floods on purpose: the public-node quotas are lifted
             *["--quota-messages", "off", "--quota-spawns", "off", "--quota-reads", "off"],
         ]
-        if workers != 1:
+        if workers != 1 or node_supports_workers():  # serve's default is one per core
             args += ["--workers", str(workers)]
         preexec = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, preexec_fn=preexec)
