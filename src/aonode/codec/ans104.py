@@ -66,6 +66,7 @@ __all__ = [
     "parse_trusted",
     "parse_verified",
     "sign",
+    "sign_tags",
 ]
 
 
@@ -225,6 +226,23 @@ def sign(
     _check_optional(anchor, "anchor")
     # each (name, value) as a tuple; a pair of another length fails in encode_tags
     tag_tuple = cast("tuple[tuple[str, str], ...]", tuple(map(tuple, tags)))
+    return _signed(wallet, tag_tuple, data, target, anchor)
+
+
+def sign_tags(wallet: Wallet, tags: tuple[tuple[str, str], ...]) -> DataItem:
+    """``sign(wallet, tags=tags)`` for tags the caller built as a tuple of pairs (an
+    assignment's): no data, target or anchor to check, no tags to copy.  The tags
+    are still checked against the ANS-104 limits as they are encoded."""
+    return _signed(wallet, tags, b"", b"", b"")
+
+
+def _signed(
+    wallet: Wallet,
+    tag_tuple: tuple[tuple[str, str], ...],
+    data: bytes,
+    target: bytes,
+    anchor: bytes,
+) -> DataItem:
     tag_bytes = encode_tags(tag_tuple)
     signature_type = wallet.signature_type
     owner = wallet.owner
