@@ -32,7 +32,7 @@ def test_methods_are_remembered_apart_and_errors_not_at_all() -> None:
 
 def test_the_memory_is_bounded() -> None:
     for i in range(routing._RESOLVED_KEPT + 10):
-        assert resolve(ROUTES, "GET", f"/{PID}/slot/{i}").route is not None
+        assert resolve(ROUTES, "GET", f"/results/p{i}").route is not None
     remembered = routing._index(ROUTES).resolved
     assert 0 < len(remembered) <= routing._RESOLVED_KEPT
-    assert ("GET", f"/{PID}/slot/{routing._RESOLVED_KEPT + 9}") in remembered
+    assert ("GET", f"/results/p{routing._RESOLVED_KEPT + 9}") in remembered
