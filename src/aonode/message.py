@@ -31,12 +31,16 @@ class Message:
 
     item: SignedItem
     keys: Mapping[str, str]
-    # the target's base64url, encoded once (keys, process_id and formats read it)
+    # the target's and anchor's base64url, encoded once (keys, process_id, formats
+    # and the JSON form read them)
     _target: str | None = field(init=False, repr=False, compare=False)
+    _anchor: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        target = self.item.target
+        item = self.item
+        target, anchor = item.target, item.anchor
         object.__setattr__(self, "_target", b64url_encode(target) if target else None)
+        object.__setattr__(self, "_anchor", b64url_encode(anchor) if anchor else "")
 
     @classmethod
     def from_item(cls, item: SignedItem) -> Message:
@@ -46,8 +50,8 @@ class Message:
         message = cls(item=item, keys=keys)
         if message._target is not None:
             keys.setdefault("target", message._target)
-        if item.anchor:
-            keys.setdefault("anchor", b64url_encode(item.anchor))
+        if message._anchor:
+            keys.setdefault("anchor", message._anchor)
         return message
 
     @classmethod
@@ -68,7 +72,7 @@ class Message:
         """The JSON form: a data item (API.md), or ``{"codec": "httpsig@1.0", ...}``."""
         if isinstance(self.item, httpsig.HttpSigItem):
             return self.item.to_json()
-        return jsonform.to_json(self.item)
+        return jsonform.to_json_encoded(self.item, target=self._target or "", anchor=self._anchor)
 
     @property
     def id(self) -> str:

@@ -27,6 +27,7 @@ maximum), so :func:`verify` auto-detects it and :meth:`RSAWallet.sign` uses
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -79,6 +80,7 @@ _SIGN_PADDING = padding.PSS(mgf=padding.MGF1(_SHA256), salt_length=RSA_PSS_SALT_
 _VERIFY_PADDING = padding.PSS(mgf=padding.MGF1(_SHA256), salt_length=padding.PSS.AUTO)
 
 
+@functools.lru_cache(maxsize=4096)  # one per message signer (quotas, aos ``Owner``): few
 def address_of(owner: bytes) -> str:
     """The Arweave/AO address of an ANS-104 owner field."""
     return b64url_encode(hashlib.sha256(owner).digest())

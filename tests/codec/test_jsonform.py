@@ -14,6 +14,7 @@ from aonode.codec import ans104, jsonform
 from aonode.codec.b64 import b64url_decode, b64url_encode
 from aonode.codec.item import ITEM_FIELDS, ItemFields
 from aonode.errors import InvalidMessage, UnsupportedSignature
+from aonode.message import Message
 from aonode.wallet import Wallet
 
 
@@ -131,6 +132,21 @@ def test_json_round_trip_property(
     back = jsonform.from_json(json.loads(json.dumps(jsonform.to_json(item))))
     assert back == item
     assert back.verify()
+
+
+@settings(max_examples=40)
+@given(
+    tags=st.lists(st.tuples(st.text(max_size=15), st.text(max_size=15)), max_size=8),
+    data=st.binary(max_size=80),
+    target=st.one_of(st.just(b""), st.binary(min_size=32, max_size=32)),
+    anchor=st.one_of(st.just(b""), st.binary(min_size=32, max_size=32)),
+)
+def test_a_messages_json_form_is_the_items(
+    ed_signer: Wallet, tags: list[tuple[str, str]], data: bytes, target: bytes, anchor: bytes
+) -> None:
+    """``Message.to_json`` reuses its encoded target and anchor: same members, order, values."""
+    item = ans104.sign(ed_signer, data=data, tags=tags, target=target, anchor=anchor)
+    assert list(Message.from_item(item).to_json().items()) == list(jsonform.to_json(item).items())
 
 
 Doc = dict[str, object]

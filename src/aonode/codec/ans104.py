@@ -24,9 +24,7 @@ signature covers the raw tag bytes whatever their layout.  ``sign`` and
 ``build`` always write the canonical layout that arbundles and HyperBEAM
 write: no tags is an empty field, otherwise one block and the terminator.
 
-Signing is on the node's hot path (every assignment is a data item signed by
-the node), so the deep hash of the fixed head of the list (the constants and
-the owner) is computed once per signer, not once per item.
+The deep hash itself is :mod:`aonode.codec.deephash`.
 """
 
 from __future__ import annotations
@@ -34,9 +32,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import TYPE_CHECKING, TypeAlias, cast
+from typing import TYPE_CHECKING, cast
 
+from aonode.codec import deephash
 from aonode.codec.avro_tags import (
     MAX_TAG_NAME_BYTES,
     MAX_TAG_VALUE_BYTES,
@@ -45,6 +43,7 @@ from aonode.codec.avro_tags import (
     encode_tags,
 )
 from aonode.codec.b64 import b64url_encode
+from aonode.codec.deephash import DeepHashChunk, deep_hash
 from aonode.codec.item import ItemFields
 from aonode.errors import InvalidMessage, InvalidSignature, UnsupportedSignature
 from aonode.wallet import address_of
@@ -59,6 +58,7 @@ __all__ = [
     "MAX_TAG_VALUE_BYTES",
     "SIGNATURE_LENGTHS",
     "DataItem",
+    "DeepHashChunk",
     "build",
     "deep_hash",
     "encode_tags",
@@ -66,6 +66,7 @@ __all__ = [
     "parse_trusted",
     "parse_verified",
     "sign",
+    "sign_tags",
 ]
 
 
@@ -111,7 +112,7 @@ class DataItem(ItemFields):
         start = _tags_header_offset(self)
         size = int.from_bytes(self.raw[start + 8 : start + 16], "little")
         tag_bytes = self.raw[start + 16 : start + 16 + size]
-        return _signature_data(
+        return deephash.signature_data(
             self.signature_type, self.owner, self.target, self.anchor, tag_bytes, self.data
         )
 
@@ -225,10 +226,27 @@ def sign(
     _check_optional(anchor, "anchor")
     # each (name, value) as a tuple; a pair of another length fails in encode_tags
     tag_tuple = cast("tuple[tuple[str, str], ...]", tuple(map(tuple, tags)))
+    return _signed(wallet, tag_tuple, data, target, anchor)
+
+
+def sign_tags(wallet: Wallet, tags: tuple[tuple[str, str], ...]) -> DataItem:
+    """``sign(wallet, tags=tags)`` for tags the caller built as a tuple of pairs (an
+    assignment's): no data, target or anchor to check, no tags to copy.  The tags
+    are still checked against the ANS-104 limits as they are encoded."""
+    return _signed(wallet, tags, b"", b"", b"")
+
+
+def _signed(
+    wallet: Wallet,
+    tag_tuple: tuple[tuple[str, str], ...],
+    data: bytes,
+    target: bytes,
+    anchor: bytes,
+) -> DataItem:
     tag_bytes = encode_tags(tag_tuple)
     signature_type = wallet.signature_type
     owner = wallet.owner
-    message = _signature_data(signature_type, owner, target, anchor, tag_bytes, data)
+    message = deephash.signature_data(signature_type, owner, target, anchor, tag_bytes, data)
     signature = wallet.sign(message)
     raw = _assemble(
         signature_type, signature, owner, target, anchor, len(tag_tuple), tag_bytes, data
@@ -282,67 +300,7 @@ def build(
     )
 
 
-DeepHashChunk: TypeAlias = "bytes | Sequence[DeepHashChunk]"
-
-
-def deep_hash(chunk: DeepHashChunk) -> bytes:
-    """Arweave's deep hash (SHA-384) of a blob or a nested list of blobs."""
-    if isinstance(chunk, bytes | bytearray | memoryview):
-        return _blob_hash(bytes(chunk))
-    acc = _sha384(b"list%d" % len(chunk))
-    for item in chunk:
-        acc = _sha384(acc + deep_hash(item))
-    return acc
-
-
 # -- internals ---------------------------------------------------------------
-
-
-def _sha384(b: bytes) -> bytes:
-    return hashlib.sha384(b).digest()
-
-
-_sha384_new = hashlib.sha384
-# sha384(b"blob<length>") by length: the first half of every blob's deep hash,
-# the same for every target, anchor (32 bytes) and common tag/data length.
-_BLOB_TAGS: dict[int, bytes] = {}
-_BLOB_TAGS_UPTO = 2048  # lengths kept (at most this many 48-byte entries)
-
-
-def _blob_hash(b: bytes) -> bytes:
-    n = len(b)
-    tag = _BLOB_TAGS.get(n)
-    if tag is None:
-        tag = _sha384_new(b"blob%d" % n).digest()
-        if n < _BLOB_TAGS_UPTO:
-            _BLOB_TAGS[n] = tag
-    return _sha384_new(tag + _sha384_new(b).digest()).digest()
-
-
-_EMPTY_BLOB = _blob_hash(b"")
-
-
-@lru_cache(maxsize=64)
-def _head_hash(signature_type: int, owner: bytes) -> bytes:
-    # Deep-hash accumulator after the first four of the eight list elements.
-    acc = _sha384(b"list8")
-    for chunk in (b"dataitem", b"1", str(signature_type).encode("ascii"), owner):
-        acc = _sha384(acc + _blob_hash(chunk))
-    return acc
-
-
-def _signature_data(
-    signature_type: int,
-    owner: bytes,
-    target: bytes,
-    anchor: bytes,
-    tag_bytes: bytes,
-    data: bytes,
-) -> bytes:
-    acc = _head_hash(signature_type, owner)
-    for chunk in (target, anchor, tag_bytes, data):
-        acc = _sha384_new(acc + (_blob_hash(chunk) if chunk else _EMPTY_BLOB)).digest()
-    return acc
 
 
 def _assemble(

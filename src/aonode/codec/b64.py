@@ -25,8 +25,9 @@ _TO_URL = bytes.maketrans(b"+/", b"-_")
 
 def b64url_encode(b: bytes) -> str:
     """Encode without padding, as Arweave and AO write every binary value."""
-    # binascii directly: a dozen encodes per scheduled message, so the wrappers show.
-    return binascii.b2a_base64(b, newline=False).translate(_TO_URL).rstrip(b"=").decode("ascii")
+    # binascii directly: a dozen encodes per scheduled message, so the wrappers show;
+    # ``=`` is only ever padding, so one translate maps the alphabet and drops it.
+    return binascii.b2a_base64(b, newline=False).translate(_TO_URL, b"=").decode("ascii")
 
 
 def b64url_decode(s: str) -> bytes:

@@ -27,7 +27,7 @@ from aonode.codec.b64 import b64url_decode, b64url_encode
 from aonode.codec.item import ITEM_FIELDS, ItemFields, JsonKind, json_kind
 from aonode.errors import InvalidMessage
 
-__all__ = ["from_json", "to_json"]
+__all__ = ["from_json", "to_json", "to_json_encoded"]
 
 _REQUIRED = tuple(f.name for f in ITEM_FIELDS)
 _ALLOWED = frozenset((*_REQUIRED, "id"))
@@ -36,6 +36,20 @@ _ALLOWED = frozenset((*_REQUIRED, "id"))
 def to_json(item: ItemFields) -> dict[str, object]:
     """The JSON form; ``from_json(to_json(item))`` gives back an equal item."""
     return {name: encode(getattr(item, name)) for name, encode in _ENCODERS}
+
+
+def to_json_encoded(item: ItemFields, *, target: str, anchor: str) -> dict[str, object]:
+    """``to_json(item)`` given the target and anchor already in base64url (as a
+    :class:`~aonode.message.Message` keeps them): one reply per scheduled message."""
+    return {
+        "signature_type": item.signature_type,
+        "signature": b64url_encode(item.signature),
+        "owner": b64url_encode(item.owner),
+        "target": target,
+        "anchor": anchor,
+        "tags": [{"name": name, "value": value} for name, value in item.tags],
+        "data": b64url_encode(item.data),
+    }
 
 
 def from_json(obj: object) -> ans104.DataItem:

@@ -97,11 +97,17 @@ class App:
                 return
 
 
+_CONTENT_TYPES: dict[str, tuple[bytes, bytes]] = {}  # the few content types, encoded once
+
+
 async def _send(send: Send, response: Response) -> None:
-    headers = [
-        (b"content-type", response.content_type.encode()),
-        (b"content-length", str(len(response.body)).encode()),
-    ]
-    headers += [(k.encode(), v.encode()) for k, v in response.headers]
+    ctype = _CONTENT_TYPES.get(response.content_type)
+    if ctype is None:
+        ctype = (b"content-type", response.content_type.encode())
+        if len(_CONTENT_TYPES) < 64:
+            _CONTENT_TYPES[response.content_type] = ctype
+    headers = [ctype, (b"content-length", b"%d" % len(response.body))]
+    for k, v in response.headers:
+        headers.append((k.encode(), v.encode()))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": response.body})

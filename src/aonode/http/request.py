@@ -83,6 +83,7 @@ class Request:
     quotas: Quotas | None = None  # None: nothing is charged (in-process callers)
     body_timeout: float | None = None
     header_bytes: int = 0  # the header block as sent: ``name: value\r\n`` per header
+    _ctype: str | None = None  # the content type, read once
 
     @classmethod
     def from_scope(
@@ -134,21 +135,38 @@ class Request:
         expected = int(declared) if declared is not None and declared.isdigit() else -1
         chunks: list[bytes] = []
         size = 0
-        while size != expected:
-            event = await self._next()
-            if event["type"] == "http.disconnect":
-                break
-            chunk = event.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                if event.get("more_body", False):
-                    await self._discard(_LINGER_BYTES - size)
-                raise PayloadTooLarge(f"body is over the limit of {self.max_body} bytes")
-            chunks.append(chunk)
-            if not event.get("more_body", False):
-                break
+        # one stall timer for the whole read, not an asyncio.timeout per event
+        stall = None if self.body_timeout is None else _Stall(self.body_timeout)
+        try:
+            while size != expected:
+                event = await self.receive()
+                if stall is not None:
+                    stall.moved()
+                if event["type"] == "http.disconnect":
+                    break
+                chunk = event.get("body", b"")
+                size += len(chunk)
+                if size > self.max_body:
+                    if event.get("more_body", False):
+                        if stall is not None:
+                            stall.close()  # the discard has its own bounds
+                        await self._discard(_LINGER_BYTES - size)
+                    raise PayloadTooLarge(f"body is over the limit of {self.max_body} bytes")
+                chunks.append(chunk)
+                if not event.get("more_body", False):
+                    break
+        except asyncio.CancelledError:
+            if stall is not None and stall.expired():
+                raise self._stalled() from None
+            raise
+        finally:
+            if stall is not None:
+                stall.close()
         self._body = b"".join(chunks)
         return self._body
+
+    def _stalled(self) -> RequestTimeout:
+        return RequestTimeout(f"the body stalled: nothing arrived for {self.body_timeout:g} s")
 
     async def _next(self) -> MutableMapping[str, Any]:
         """The next body event; a client silent for ``body_timeout`` gets a 408."""
@@ -159,9 +177,7 @@ class Request:
             async with asyncio.timeout(self.body_timeout):
                 return await self.receive()
         except TimeoutError:
-            raise RequestTimeout(
-                f"the body stalled: nothing arrived for {self.body_timeout:g} s"
-            ) from None
+            raise self._stalled() from None
 
     def int_param(self, name: str, *, low: int = 0, high: int = MAX_INT) -> int | None:
         """An integer parameter (query, else header) in ``low..high``; see :func:`parse_int`."""
@@ -190,7 +206,55 @@ class Request:
 
     @property
     def content_type(self) -> str:
-        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        ctype = self._ctype
+        if ctype is None:
+            raw = self.headers.get("content-type", "")
+            ctype = self._ctype = raw.split(";", 1)[0].strip().lower() if raw else ""
+        return ctype
+
+
+class _Stall:
+    """The body-stall timer of one body read: one timer per read, not per event.
+
+    Each event only moves the deadline (:meth:`moved`); when the timer comes due
+    before the deadline it re-arms itself for it, and once the deadline has passed
+    with nothing arrived it cancels the reading task, which :meth:`expired` then
+    tells apart from any other cancellation (as ``asyncio.timeout`` does).
+    """
+
+    __slots__ = ("_deadline", "_fired", "_handle", "_loop", "_seconds", "_task")
+
+    def __init__(self, seconds: float) -> None:
+        self._loop = loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._seconds = seconds
+        self._deadline = loop.time() + seconds
+        self._fired = False
+        self._handle: asyncio.TimerHandle | None = loop.call_at(self._deadline, self._due)
+
+    def moved(self) -> None:
+        """Something arrived: the deadline moves to ``seconds`` from now."""
+        self._deadline = self._loop.time() + self._seconds
+
+    def _due(self) -> None:
+        if self._handle is None:
+            return
+        if self._loop.time() < self._deadline:
+            self._handle = self._loop.call_at(self._deadline, self._due)
+            return
+        self._handle = None
+        if self._task is not None:
+            self._fired = True
+            self._task.cancel()
+
+    def expired(self) -> bool:
+        """Whether the cancellation now arriving is this timer's (and only its)."""
+        return self._fired and self._task is not None and self._task.uncancel() == 0
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
 
 def dryrun_slot(request: Request) -> AbstractAsyncContextManager[None]:

@@ -193,6 +193,9 @@ class _Index:
         self.words = tuple(frozenset(w) for w in words)
         self.shaped = not any(ID_RE.match(w) for ws in words for w in ws)
         self.found: dict[tuple[str | int, ...], tuple[Route, ...]] = {}
+        # (method, path) -> its resolved route: a path is resolved once, then shared
+        # by every request for it (nothing mutates a ``Found`` or its ``Match``)
+        self.resolved: dict[tuple[str, str], Found] = {}
 
     def shape(self, parts: Sequence[str]) -> tuple[str | int, ...]:
         words, n = self.words, len(self.words)
@@ -214,6 +217,7 @@ class _Index:
         return found
 
 
+_RESOLVED_KEPT = 4096  # (method, path) pairs whose route is remembered
 _INDEXES: dict[int, _Index] = {}  # by id() of the routes tuple
 
 
@@ -236,10 +240,14 @@ class Found:
 
 def resolve(routes: tuple[Route, ...], method: str, path: str) -> Found:
     """The first route whose pattern and method fit; else 405 (pattern only) or 404."""
+    index = _index(routes)
+    known = index.resolved.get((method, path))
+    if known is not None:
+        return known
     parts, params = canonical(path)
     allowed: list[str] = []
     surface: Surface | None = None
-    matching = _index(routes).matching(parts)
+    matching = index.matching(parts)
     for route in routes if matching is None else matching:
         got = route.match(parts) if matching is None else None
         if matching is None and got is None:
@@ -247,7 +255,11 @@ def resolve(routes: tuple[Route, ...], method: str, path: str) -> Found:
         if method in route.methods:
             if got is None:
                 got = route.capture(parts)
-            return Found(route.surface, route, Match(got[0], got[1], params))
+            found = Found(route.surface, route, Match(got[0], got[1], params))
+            if len(index.resolved) >= _RESOLVED_KEPT:
+                index.resolved.clear()
+            index.resolved[(method, path)] = found
+            return found
         surface = surface or route.surface
         allowed += [m for m in route.methods if m not in allowed]
     if surface is not None:

@@ -42,9 +42,9 @@ class Header:
     path: str
     message: str
 
-    def tags(self) -> list[tuple[str, str]]:
+    def tags(self) -> tuple[tuple[str, str], ...]:
         """The commitment item's tags, in a fixed order."""
-        return [
+        return (
             ("Type", "Assignment"),
             ("Data-Protocol", DATA_PROTOCOL),
             ("Variant", VARIANT),
@@ -58,7 +58,7 @@ class Header:
             ("Hash-Chain", self.hash_chain),
             ("Path", self.path),
             ("Message", self.message),
-        ]
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -114,7 +114,7 @@ def commit(header: Header, wallets: Sequence[Wallet]) -> tuple[Commitment, ...]:
     tags = header.tags()
     out = []
     for wallet in wallets:
-        item = ans104.sign(wallet, tags=tags)
+        item = ans104.sign_tags(wallet, tags)
         out.append(Commitment(committer=wallet.address, id=item.id, raw=item.raw))
     return tuple(out)
 
@@ -129,7 +129,7 @@ def check_commitment(header: Header, commitment: Commitment) -> str | None:
         return "commitment id does not match its signature"
     if item.owner_address != commitment.committer:
         return "commitment committer does not match its owner"
-    if list(item.tags) != header.tags():
+    if item.tags != header.tags():
         return "commitment tags do not match the assignment"
     if not item.verify():
         return "commitment signature does not verify"
