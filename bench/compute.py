@@ -525,6 +525,12 @@ def main(argv: list[str] | None = None) -> int:
         help="then cProfile N more warm WASM messages through the worker (by own time)",
     )
     p.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="WASM: alternate bare and worker this many times (more: load hits both alike)",
+    )
+    p.add_argument(
         "--snapshot-slots",
         type=int,
         default=1000,
@@ -539,7 +545,12 @@ def main(argv: list[str] | None = None) -> int:
         print_lua(out)
     if args.wasm_slots:
         wasm = asyncio.run(
-            wasm_figures(args.wasm_slots, profile=args.profile, snapshot_slots=args.snapshot_slots)
+            wasm_figures(
+                args.wasm_slots,
+                rounds=args.rounds,
+                profile=args.profile,
+                snapshot_slots=args.snapshot_slots,
+            )
         )
         print_wasm(wasm, out.get("warm_msgs_per_s"))
         out.update(wasm)
