@@ -21,6 +21,7 @@ restore time, memory per live instance.
     python bench/compute.py            # 10,000-slot schedule (WASM: --wasm-slots 2,000)
     python bench/compute.py --slots 2000
     python bench/compute.py --slots 0 --wasm-slots 1000   # the WASM device only
+    python bench/compute.py --slots 0 --snapshot-slots 100  # a node's default cadence
 """
 
 from __future__ import annotations
@@ -372,7 +373,9 @@ async def wasm_profile(worker: Any, bare: BareRuntime, first: int, last: int) ->
     print_profile("event loop", loop_profile, last - half)
 
 
-async def wasm_figures(slots: int, rounds: int = 4, profile: int = 0) -> dict[str, float]:
+async def wasm_figures(
+    slots: int, rounds: int = 4, profile: int = 0, snapshot_slots: int = 1000
+) -> dict[str, float]:
     from aonode.process.runtime import wasm_image
     from aonode.process.runtime.wasm import WasmRuntime
 
@@ -427,7 +430,7 @@ async def wasm_figures(slots: int, rounds: int = 4, profile: int = 0) -> dict[st
         # warm worker through a node, as for Lua, against the bare runtime on the same
         # messages in the same run: rounds alternate so that the machine's load hits both
         node_wallet, user = wallet_mod.generate("ed25519"), wallet_mod.generate("ed25519")
-        node = await open_node(path, node_wallet, snapshot_slots=1000)
+        node = await open_node(path, node_wallet, snapshot_slots=snapshot_slots)
         item = ans104.sign(user, data=data, tags=[("Content-Type", "application/wasm")])
         await node.store.put_message(MessageRecord(item.id, item.raw))
         proc = Message.from_item(
@@ -521,13 +524,34 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="then cProfile N more warm WASM messages through the worker (by own time)",
     )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="WASM: alternate bare and worker this many times (more: load hits both alike)",
+    )
+    p.add_argument(
+        "--snapshot-slots",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="the WASM worker's snapshot cadence (earlier rounds: 1,000; a node's default: "
+        f"{NodeConfig().snapshot_slots})",
+    )
     args = p.parse_args(argv)
     out: dict[str, float] = {}
     if args.slots:
         out = asyncio.run(main_async(args.slots))
         print_lua(out)
     if args.wasm_slots:
-        wasm = asyncio.run(wasm_figures(args.wasm_slots, profile=args.profile))
+        wasm = asyncio.run(
+            wasm_figures(
+                args.wasm_slots,
+                rounds=args.rounds,
+                profile=args.profile,
+                snapshot_slots=args.snapshot_slots,
+            )
+        )
         print_wasm(wasm, out.get("warm_msgs_per_s"))
         out.update(wasm)
     print(json.dumps(out))

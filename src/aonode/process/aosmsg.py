@@ -57,10 +57,11 @@ def message_json(
     module: str | None,
 ) -> Json:
     item = body.item
+    signer = body.signer  # a hash of the owner: once
     doc: Json = {
         "Id": body.id,
-        "Owner": body.signer,
-        "From": body.keys.get("from-process") or body.signer,
+        "Owner": signer,
+        "From": body.keys.get("from-process") or signer,
         "Target": body.target or process_id,
         "Anchor": text_or_b64(item.anchor) if item.anchor else "",
         "Data": text_or_b64(item.data),

@@ -33,7 +33,8 @@ def encode(msg: Json, env: Json, module: Json | None = None) -> tuple[bytes, byt
 
 def encode_message(msg: Json) -> bytes:
     """``handle``'s first argument: the message's fields, NUL-terminated."""
-    doc = {k: msg[k] for k in MESSAGE_FIELDS if k in msg}
+    # a worker's message (aosmsg) has exactly these keys, in this order: as it is
+    doc = msg if tuple(msg) == MESSAGE_FIELDS else {k: msg[k] for k in MESSAGE_FIELDS if k in msg}
     return orjson.dumps(doc, default=json_default) + b"\0"
 
 

@@ -23,23 +23,52 @@ from aonode.process.runtime.wasm_imports import PAGE
 SNAPSHOT_MAGIC = b"AOWASM1\0"
 
 _CHUNK = 1 << 16
-_ZERO = bytes(_CHUNK)
 _ZSTD_LEVEL = 3
+
+
+def _libc_memcmp() -> Any:
+    """libc's ``memcmp``, to compare memory with zeros where it lies (no copy); None
+    where there is no C library to load (then chunks are copied out and compared)."""
+    try:
+        fn = ctypes.CDLL(None).memcmp
+    except (OSError, AttributeError, TypeError):
+        return None
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
+    return fn
+
+
+_memcmp = _libc_memcmp()
+_BLOCK = 16 * _CHUNK  # looked at whole first: most of aos's memory is untouched
+_ZERO_BLOCK = bytes(_BLOCK)
+
+
+def _is_zero(addr: int, n: int) -> bool:
+    """The ``n`` bytes (at most ``_BLOCK``) at ``addr`` are all zero."""
+    if _memcmp is not None:
+        return bool(_memcmp(addr, _ZERO_BLOCK, n) == 0)
+    return ctypes.string_at(addr, n) == _ZERO_BLOCK[:n]
 
 
 def nonzero_runs(base: int, start: int, end: int) -> list[tuple[int, int]]:
     """[start, end) runs of 64 KiB chunks of memory at ``base`` that hold a non-zero byte.
 
     Snapshots keep only these: aos's 68 MiB of memory is mostly untouched, and
-    writing its zeros back would make all of it resident."""
+    writing its zeros back would make all of it resident.  A 1 MiB block that is
+    all zero is skipped in one comparison; the chunks (counted from ``start``) are
+    the same either way."""
     runs: list[tuple[int, int]] = []
-    for off in range(start, end, _CHUNK):
-        n = min(_CHUNK, end - off)
-        if ctypes.string_at(base + off, n) != _ZERO[:n]:
-            if runs and runs[-1][1] == off:
-                runs[-1] = (runs[-1][0], off + n)
-            else:
-                runs.append((off, off + n))
+    for block in range(start, end, _BLOCK):
+        top = min(block + _BLOCK, end)
+        if _is_zero(base + block, top - block):
+            continue
+        for off in range(block, top, _CHUNK):
+            n = min(_CHUNK, top - off)
+            if not _is_zero(base + off, n):
+                if runs and runs[-1][1] == off:
+                    runs[-1] = (runs[-1][0], off + n)
+                else:
+                    runs.append((off, off + n))
     return runs
 
 
