@@ -92,7 +92,9 @@ def clear_computed(path: Path, where: str = "") -> None:
 
 
 async def open_node(path: Path, node_wallet: wallet_mod.Wallet, snapshot_slots: int) -> Node:
-    config = replace(NodeConfig(data_dir=path), snapshot_slots=snapshot_slots)
+    config = replace(
+        NodeConfig(data_dir=path), snapshot_slots=snapshot_slots, wasm_snapshot_slots=snapshot_slots
+    )
     node = Node(
         config,
         wallets=[node_wallet],
@@ -535,8 +537,8 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=1000,
         metavar="N",
-        help="the WASM worker's snapshot cadence (earlier rounds: 1,000; a node's default: "
-        f"{NodeConfig().snapshot_slots})",
+        help="the WASM worker's snapshot cadence (a node's default: "
+        f"{NodeConfig().wasm_snapshot_slots}; before session 6: {NodeConfig().snapshot_slots})",
     )
     args = p.parse_args(argv)
     out: dict[str, float] = {}

@@ -18,9 +18,11 @@ def test_process_cache_settings_come_from_the_environment() -> None:
         "AONODE_SNAPSHOT_SECONDS": "7.5",
         "AONODE_WORKER_MAX_IDLE": "30",
         "AONODE_ASYNC_CACHE": "off",
+        "AONODE_WASM_SNAPSHOT_SLOTS": "2000",
     }
     config = from_env(NodeConfig(), env)
     assert (config.snapshot_slots, config.snapshot_seconds) == (250, 7.5)
+    assert (config.wasm_snapshot_slots, NodeConfig().wasm_snapshot_slots) == (2000, 1000)
     assert (config.worker_max_idle, config.async_cache) == (30.0, False)
     assert from_env(NodeConfig(), {}).async_cache is True
     assert from_env(NodeConfig(), {"AONODE_ASYNC_CACHE": "TRUE"}).async_cache is True
@@ -31,6 +33,7 @@ def test_process_cache_settings_come_from_the_environment() -> None:
     [
         ("AONODE_ASYNC_CACHE", "maybe"),
         ("AONODE_SNAPSHOT_SLOTS", "ten"),
+        ("AONODE_WASM_SNAPSHOT_SLOTS", "many"),
         ("AONODE_SNAPSHOT_SECONDS", "soon"),
     ],
 )

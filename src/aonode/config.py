@@ -81,6 +81,7 @@ class NodeConfig:
     workers: int = 0
     page_limit: int = 1000
     snapshot_slots: int = 100
+    wasm_snapshot_slots: int = 1000
     snapshot_seconds: float = 60.0
     worker_max_idle: float = 300.0
     # process_async_cache: computed results and snapshots are written in the
@@ -156,6 +157,8 @@ class NodeConfig:
             raise ConfigError("abort time must be positive")
         if self.queue_size < 1:
             raise ConfigError("queue size must be at least 1")
+        if self.snapshot_slots < 1 or self.wasm_snapshot_slots < 1:
+            raise ConfigError("snapshot slots must be at least 1")
         if self.sign_threads < 1:
             raise ConfigError("sign threads must be at least 1")
         if self.workers < 0:
@@ -343,6 +346,13 @@ SETTINGS: tuple[Setting, ...] = (
     # -- the environment only (README "Process cache", "Push") --
     Setting("queue_size", INT, "Requests waiting per process before 503", "1024", flag=None),
     Setting("snapshot_slots", INT, "Snapshot a process every N slots", "100", flag=None),
+    Setting(
+        "wasm_snapshot_slots",
+        INT,
+        "Snapshot a WASM process every N slots (its state is large to dump)",
+        "1000",
+        flag=None,
+    ),
     Setting("snapshot_seconds", FLOAT, "Or when this long passed since the last", "60", flag=None),
     Setting(
         "worker_max_idle",

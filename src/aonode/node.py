@@ -142,6 +142,7 @@ class Node:
         self.processes = ProcessDevice(
             self.store,
             snapshot_slots=config.snapshot_slots,
+            heavy_snapshot_slots=config.wasm_snapshot_slots,
             snapshot_seconds=config.snapshot_seconds,
             max_idle=config.worker_max_idle,
             gateway=config.gateway,

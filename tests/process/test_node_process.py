@@ -91,6 +91,8 @@ def _totals_query(owner: Wallet) -> dict[str, object]:
 
 
 async def _node(path: Path, wallet: Wallet, **changes: object) -> Node:
+    if "snapshot_slots" in changes:  # WASM processes too (wasm_snapshot_slots)
+        changes.setdefault("wasm_snapshot_slots", changes["snapshot_slots"])
     config = replace(NodeConfig(data_dir=path), **changes)  # type: ignore[arg-type]
     node = Node(
         config,

@@ -174,6 +174,8 @@ async def test_a_trap_in_handle_is_an_error_result(live: Live, user_wallet: Wall
 
 async def _node(path: Path, wallet: Wallet, **changes: object) -> Node:
     # async_cache off: a compute returns once its results and snapshot are stored
+    if "snapshot_slots" in changes:  # WASM processes too (wasm_snapshot_slots)
+        changes.setdefault("wasm_snapshot_slots", changes["snapshot_slots"])
     config = replace(NodeConfig(data_dir=path, async_cache=False), **changes)  # type: ignore[arg-type]
     node = Node(
         config,
@@ -196,6 +198,23 @@ async def _schedule(node: Node, user: Wallet, n: int) -> str:
     for i in range(1, n):
         await node.schedule(sign_message(user, proc.id, action="Add", extra=[("Amount", str(i))]))
     return proc.id
+
+
+async def test_a_wasm_process_snapshots_at_its_own_cadence(
+    tmp_path: Path, ed_wallet: Wallet, user_wallet: Wallet
+) -> None:
+    """A WASM memory is large to dump: its cadence is ``wasm_snapshot_slots``, not the
+    Lua processes' ``snapshot_slots``, and still at fixed slots (the same bytes on any
+    node)."""
+    node = await _node(tmp_path, ed_wallet, snapshot_slots=3, wasm_snapshot_slots=7)
+    try:
+        pid = await _schedule(node, user_wallet, 16)
+        worker = await node.processes.worker(await node.require_process(pid))
+        await worker.compute(15)
+        snaps = [await node.store.latest_snapshot(pid, s) for s in (6, 13, 15)]
+        assert [s.slot if s else None for s in snaps] == [0, 7, 14]
+    finally:
+        await node.stop()
 
 
 async def test_restart_resumes_from_the_memory_snapshot(

@@ -50,7 +50,8 @@ async def test_kill_after_200_slots_resumes_from_the_memory_snapshot(
     # the first life stores its results and snapshots before answering a compute, so
     # the kill cannot take the newest snapshot with it (with the asynchronous cache a
     # kill may lose the last writes: resuming from an older snapshot is also correct)
-    sync_cache = {"AONODE_ASYNC_CACHE": "off"}
+    every_100 = {"AONODE_WASM_SNAPSHOT_SLOTS": "100"}  # the default is 1,000 for WASM
+    sync_cache = {"AONODE_ASYNC_CACHE": "off", **every_100}
     node, url, address = await start_node(data_dir, free_port("127.0.0.1"), sync_cache)
     try:
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
@@ -73,7 +74,7 @@ async def test_kill_after_200_slots_resumes_from_the_memory_snapshot(
         node.send_signal(signal.SIGKILL)
         await node.wait()
 
-    node, url, _ = await start_node(data_dir, free_port("127.0.0.1"))
+    node, url, _ = await start_node(data_dir, free_port("127.0.0.1"), every_100)
     try:
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
             await _post_all(client, pid, _adds(user_wallet, pid, range(200, 300)))
@@ -99,7 +100,9 @@ async def test_kill_after_200_slots_resumes_from_the_memory_snapshot(
     db.close()
     snapshots = []
     for d, compute in ((data_dir, False), (reference, True)):
-        config = replace(NodeConfig(data_dir=d), snapshot_slots=100, async_cache=False)
+        config = replace(
+            NodeConfig(data_dir=d), snapshot_slots=100, wasm_snapshot_slots=100, async_cache=False
+        )
         store = SQLiteStore(d / "aonode.sqlite3")
         n = Node(config, store=store, timestamps=OfflineSource())  # the node's own wallet
         await n.start()

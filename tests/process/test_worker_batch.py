@@ -83,7 +83,11 @@ class Trips(Executor):
 
 
 async def _node(path: Path, wallet: Wallet, snapshot_slots: int) -> Node:
-    config = replace(NodeConfig(data_dir=path), snapshot_slots=snapshot_slots)
+    config = replace(
+        NodeConfig(data_dir=path),
+        snapshot_slots=snapshot_slots,
+        wasm_snapshot_slots=snapshot_slots,
+    )
     node = Node(
         config,
         wallets=[wallet],

@@ -37,7 +37,7 @@ class RecordingStore(SQLiteStore):
 
 async def _node(path: Path, wallet: Wallet) -> tuple[Node, RecordingStore]:
     store = RecordingStore(path / "aonode.sqlite3")
-    config = replace(NodeConfig(data_dir=path), snapshot_slots=10**9)
+    config = replace(NodeConfig(data_dir=path), snapshot_slots=10**9, wasm_snapshot_slots=10**9)
     node = Node(config, wallets=[wallet], store=store, timestamps=OfflineSource())
     await node.start()
     return node, store

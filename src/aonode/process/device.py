@@ -57,6 +57,7 @@ class ProcessDevice:
         store: Store,
         *,
         snapshot_slots: int = 100,
+        heavy_snapshot_slots: int = 1000,
         snapshot_seconds: float = 60.0,
         max_idle: float = 300.0,
         limits: Limits | None = None,
@@ -72,6 +73,7 @@ class ProcessDevice:
         self._starting: dict[str, asyncio.Lock] = {}
         self._executor = ComputePool(threads)  # each process on one thread of it
         self._snapshot_slots = snapshot_slots
+        self._heavy_snapshot_slots = heavy_snapshot_slots
         self._snapshot_seconds = snapshot_seconds
         self.max_idle = max_idle
         # This node's own registry: registering a device here reaches no other node.
@@ -122,7 +124,9 @@ class ProcessDevice:
                 store=self._store,
                 factory=factory,
                 executor=self._executor.pin(pid),
-                snapshot_slots=self._snapshot_slots,
+                snapshot_slots=(
+                    self._heavy_snapshot_slots if device.heavy_state else self._snapshot_slots
+                ),
                 snapshot_seconds=self._snapshot_seconds,
                 async_cache=self._async_cache,
                 patching=PATCH in named(process),

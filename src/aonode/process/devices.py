@@ -86,6 +86,9 @@ class ExecutionDevice:
     stack: frozenset[str] = frozenset()  # devices it accepts beside it in a stack@1.0
     claims: ModuleClaim | None = None  # takes processes that name no execution device
     summary: str = ""  # how to name it, for the refusal of an unsupported device
+    # Its state is large to snapshot (a WASM memory: tens of MiB scanned, hundreds of
+    # KiB stored, 10-25 ms a dump): snapshotted every ``heavy_snapshot_slots`` slots.
+    heavy_state: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", self.name.lower())

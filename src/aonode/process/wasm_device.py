@@ -108,6 +108,7 @@ WASM64_DEVICE = ExecutionDevice(
     check=check_wasm64,
     stack=frozenset({WASI, JSON_IFACE}),
     summary=_STACK_SUMMARY,
+    heavy_state=True,
 )
 GENESIS_WASM_DEVICE = ExecutionDevice(
     GENESIS_WASM,
@@ -115,6 +116,7 @@ GENESIS_WASM_DEVICE = ExecutionDevice(
     check=check_genesis,
     stack=WASM_STACK,
     claims=is_wasm_module,
+    heavy_state=True,
 )
 
 
