@@ -12,6 +12,7 @@ import pytest
 
 from aonode.errors import ConfigError, IntegrityError, StoreError
 from aonode.store import Store, open_store
+from aonode.store.base import MessageRecord
 from aonode.store.conformance import (
     ROLE_CASES,
     LifecycleConformance,
@@ -82,12 +83,45 @@ async def test_wal_and_full_synchronous_are_in_force(store: SQLiteStore) -> None
         "journal_mode": "wal",
         "synchronous": 2,
         "user_version": SCHEMA_VERSION,
+        "wal_autocheckpoint": 0,  # no commit checkpoints: store/sqlite_checkpoint.py does
     }
     # journal_mode=WAL and the schema version are properties of the file itself.
     path = Path(store.url.removeprefix("sqlite://"))
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+async def test_no_commit_checkpoints_the_checkpointer_does(tmp_path: Path) -> None:
+    """SQLite's own checkpoint ran inside the commit that filled 1,000 pages of WAL and
+    held that commit (and every reply waiting on it) 50-100 ms; commits must only append."""
+    path = tmp_path / "store.db"
+    store = SQLiteStore(path, checkpoint_every=3600)  # the thread stays out of the way
+    await store.open()
+    try:
+        big = [MessageRecord(f"m{i}", bytes([i % 256]) * 8192) for i in range(800)]
+        for i in range(0, len(big), 20):  # 40 commits, 1,600 pages of 4 KiB in all
+            await asyncio.gather(*(store.put_message(m) for m in big[i : i + 20]))
+        conn = sqlite3.connect(path)
+        try:
+            busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        finally:
+            conn.close()
+        # every frame since the start is still in the log: no commit checkpointed (the
+        # default would have restarted the log after 1,000 pages)
+        assert busy == 0 and frames >= 800 * 2 and copied == frames
+        assert await store.get_message("m799") == big[799]
+    finally:
+        await store.close()
+    quick = SQLiteStore(path, checkpoint_every=0.01)
+    await quick.open()
+    try:
+        await quick.put_message(MessageRecord("after", b"x"))
+        assert await asyncio.to_thread(quick._checkpointer.ran.wait, 30)
+        assert quick._checkpointer.runs >= 1
+    finally:
+        await quick.close()
+    assert not path.with_name(path.name + "-wal").exists()  # the last close removes it
 
 
 async def test_concurrent_appends_share_commits(store: SQLiteStore) -> None:
