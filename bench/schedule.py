@@ -22,6 +22,18 @@ bare echo served by as many granian workers.  ``--workers N`` is passed to
 of 2 workers reads "n/a" and only the echo is measured.  2-worker runs pin
 nothing.
 
+Limits of a server as heavy as the node, in the same run:
+
+- the least scheduler (``limits.floor_app``): parse, verify, chain, sign and
+  answer, with no store, actor or bookkeeping, loaded like the 1-worker node:
+  what any scheduler on this stack (granian, the node's codec, libsodium)
+  reaches at best, beside the bare echo;
+- the weighted echo (``limits.burn_app``): the echo burning the node's own CPU
+  per message (read from its 1-worker run), with 1 and 2 workers: the scaling
+  this machine gives a server that heavy with nothing shared between workers;
+  and the same at the half-load rate, open loop: the p99 such a server shows;
+- the fsync latency tail (``local_confirmation`` waits for a commit).
+
 p99 at half load: wrk keeps a closed loop (wrk2, its open-loop fork, is not in
 Debian), so the Python generator runs open loop (each request due at
 t0 + i / rate, latency counted from when it was due) at 0.5 × the max rate wrk
