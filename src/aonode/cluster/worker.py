@@ -12,7 +12,6 @@ workers with it instead of leaving orphans that hold the lock).
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import pickle
 import signal
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import orjson
 
-from aonode import logs
+from aonode import gc_tuning, logs
 from aonode.cluster import computing, dashboard, metrics, pushing, routing, status, timers
 from aonode.cluster.channel import Link, Listener
 from aonode.cluster.computing import ShardedProcesses, ShardedWaits
@@ -162,8 +161,7 @@ def main() -> int:
         node = Node(spec.config)
         if node.dir_lock is not None and spec.lock_fd is not None:
             node.dir_lock.adopt(spec.lock_fd)
-        gc.set_threshold(10_000, 10, 100)  # as a single-process serve (cli._tune_gc)
-        gc.freeze()
+        gc_tuning.tune()  # as a single-process serve
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(run(spec, node))
     except AONodeError as exc:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 import orjson
 import typer
 
+from aonode import gc_tuning
 from aonode import wallet as wallet_mod
 from aonode.client import commands as client_commands
 from aonode.config import SETTINGS, NodeConfig, from_env, from_flags
@@ -69,7 +70,7 @@ def serve(
         raise _fail(exc.message, 2) from None
 
     try:
-        _tune_gc()
+        gc_tuning.tune()
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             if node is not None:
                 address = node.address
@@ -144,17 +145,6 @@ def _serve_signature() -> inspect.Signature:
 
 serve.__signature__ = _serve_signature()  # type: ignore[attr-defined]
 app.command()(serve)
-
-
-def _tune_gc() -> None:
-    """Fewer full collections: with the default thresholds a full pass over the
-    heap ran every few hundred requests and set p99 latency (24 ms against 6 ms
-    at half load, bench/schedule.py); nothing here relies on prompt cycle
-    collection."""
-    import gc
-
-    gc.set_threshold(10_000, 10, 100)
-    gc.freeze()  # start-up objects (modules, wallets) never need scanning again
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
