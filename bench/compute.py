@@ -47,6 +47,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 
 import lupa.lua53 as lupa  # noqa: E402
 
+from aonode import gc_tuning  # noqa: E402
 from aonode import wallet as wallet_mod  # noqa: E402
 from aonode.codec import ans104  # noqa: E402
 from aonode.codec.b64 import b64url_decode  # noqa: E402
@@ -541,6 +542,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{NodeConfig().wasm_snapshot_slots}; before session 6: {NodeConfig().snapshot_slots})",
     )
     args = p.parse_args(argv)
+    gc_tuning.tune()  # the garbage collector as a served node has it (aonode serve)
     out: dict[str, float] = {}
     if args.slots:
         out = asyncio.run(main_async(args.slots))
