@@ -22,6 +22,12 @@ bare echo served by as many granian workers.  ``--workers N`` is passed to
 of 2 workers reads "n/a" and only the echo is measured.  2-worker runs pin
 nothing.
 
+The cores axis runs twice: 8 processes at 64 connections, then 64 processes at
+256 connections, each beside the bare echo at the same connections.  Each AO
+process has one owner worker, so with few processes one worker can own most of
+them and be the bottleneck; and with few connections too few requests are in
+flight to cover the hop between workers.
+
 Limits of a server as heavy as the node, in the same run:
 
 - the least scheduler (``limits.floor_app``): parse, verify, chain, sign and
@@ -76,6 +82,9 @@ from aonode.codec.b64 import b64url_decode, b64url_encode  # noqa: E402
 ANS = {"content-type": "application/ans104"}
 CONCURRENCY = 64
 CORES_PROCESSES = 8  # the cores axis spreads its load over this many processes
+# ... and again wider, closer to a public node's load: more processes (the owners'
+# shares even out) and more connections (enough requests in flight to cover the hop)
+WIDE_PROCESSES, WIDE_CONNECTIONS = 64, 256
 MODE_CORES = "local_confirmation"
 
 
@@ -209,7 +218,13 @@ def _check(result: loadgen.LoadResult, what: str) -> None:
 
 
 def run(
-    s: Scenario, user: wallet_mod.Wallet, seconds: float, *, use_wrk: bool, half: bool = False
+    s: Scenario,
+    user: wallet_mod.Wallet,
+    seconds: float,
+    *,
+    use_wrk: bool,
+    half: bool = False,
+    connections: int = CONCURRENCY,
 ) -> Outcome:
     """One scenario on a fresh node: warm-up, the max rate, then (``half``) 0.5 × max open loop."""
     if s.kind == "ed25519":
@@ -236,7 +251,7 @@ def run(
                 seconds=seconds,
                 headers=ANS,
                 cpus=load_cpus,
-                connections=CONCURRENCY,
+                connections=connections,
             )
         else:
             result = loadgen.run_load_in_subprocess_sync(
@@ -332,8 +347,9 @@ def main(argv: list[str] | None = None) -> int:
         outcomes.append(run(s, user, seconds, use_wrk=use_wrk, half=half))
     print("running the weighted echoes (a server of the node's weight) …", file=sys.stderr)
     bounds = weighted_limits(outcomes, echoes, seconds, use_wrk)
+    wide = wide_cores(user, seconds) if use_wrk and with_workers else {}
     return report(
-        outcomes, echoes, rsa2, ed1, fsync, generator, with_workers, fsync_lat, bounds, floor
+        outcomes, echoes, rsa2, ed1, fsync, generator, with_workers, fsync_lat, bounds, floor, wide
     )
 
 
@@ -349,6 +365,19 @@ class Weighted:
 
 def _cost_us(per_s: float) -> float:
     return 1e6 / per_s if per_s > 0 else 0.0
+
+
+def wide_cores(user: wallet_mod.Wallet, seconds: float) -> dict[int, tuple[float, float]]:
+    """Workers → (node assignments/s, bare echo req/s), both at ``WIDE_CONNECTIONS``
+    connections, the node's load spread over ``WIDE_PROCESSES`` processes."""
+    out: dict[int, tuple[float, float]] = {}
+    for w in (1, 2):
+        s = Scenario("ed25519", MODE_CORES, WIDE_PROCESSES, w)
+        print(f"running {s.name} at {WIDE_CONNECTIONS} connections …", file=sys.stderr)
+        node = run(s, user, seconds, use_wrk=True, connections=WIDE_CONNECTIONS)
+        bare = wrkload.echo_per_s(w, seconds, WIDE_CONNECTIONS)
+        out[w] = (node.per_s, bare.per_s)
+    return out
 
 
 def floor_limit(user: wallet_mod.Wallet, seconds: float) -> loadgen.LoadResult:
@@ -417,6 +446,7 @@ def report(
     fsync_lat: tuple[float, float],
     bounds: Weighted,
     floor: loadgen.LoadResult | None,
+    wide: dict[int, tuple[float, float]],
 ) -> int:
     echo1 = echoes[1]
     print()
@@ -509,6 +539,20 @@ def report(
                 f"  limit: echo + {bounds.burn_us:,.0f} µs CPU a request (the node's weight,"
                 f" nothing shared): 1w {w1:,.0f}/s, 2w {w2:,.0f}/s = {w2 / w1:.2f} ×"
             )
+
+    if 1 in wide and 2 in wide:
+        print(f"cores axis, wider load: {WIDE_PROCESSES} processes, {WIDE_CONNECTIONS} connections")
+        for w, (node_per_s, echo_per_s) in wide.items():
+            print(
+                f"  {w} worker{'s' if w > 1 else ' '}  echo {echo_per_s:>8,.0f}/s   node"
+                f" {node_per_s:>8,.0f}/s  {node_per_s / echo_per_s:.2f} × echo"
+            )
+        scaling["node_wide"] = round(wide[2][0] / wide[1][0], 3)
+        scaling["echo_wide"] = round(wide[2][1] / wide[1][1], 3)
+        print(
+            f"  scaling 2w/1w: node {scaling['node_wide']:.2f} × (target 1.6)"
+            f"   bare echo {scaling['echo_wide']:.2f} ×"
+        )
 
     def find(kind: str, mode: str) -> float:
         return next(
