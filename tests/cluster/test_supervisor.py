@@ -6,6 +6,7 @@ import asyncio
 import os
 import select
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,7 @@ from aonode.cluster.supervisor import Supervisor
 from aonode.config import NodeConfig
 from aonode.datadir import DataDirLock
 from aonode.errors import DataDirLocked
+from aonode.store.sqlite import SCHEMA_VERSION
 from tests.cluster.conftest import Cluster, Events
 
 pytestmark = pytest.mark.crash
@@ -141,3 +143,26 @@ def test_a_signalled_supervisor_takes_its_workers_along(tmp_path: Path, sig: int
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+async def test_the_store_is_made_once_before_any_worker_opens_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """N workers initialising one fresh SQLite file together could meet in its lock
+    upgrade ("database is locked" at once) and the cluster failed to start."""
+    seen: list[tuple[str, int]] = []
+
+    async def spawn(self: Supervisor, spec: object) -> None:
+        conn = sqlite3.connect(tmp_path / "data" / "aonode.sqlite3")
+        try:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            seen.append((mode, conn.execute("PRAGMA user_version").fetchone()[0]))
+        finally:
+            conn.close()
+        raise RuntimeError("no worker in this test")
+
+    monkeypatch.setattr(Supervisor, "_spawn", spawn)
+    supervisor = Supervisor(NodeConfig(port=0, data_dir=tmp_path / "data"), 2)
+    with pytest.raises(BaseExceptionGroup):  # the spawn's error, from the task group
+        await supervisor.run(stop=asyncio.Event())
+    assert seen and seen[0] == ("wal", SCHEMA_VERSION)

@@ -83,6 +83,7 @@ class Supervisor:
         alive_r, alive_w = os.pipe()
         try:
             self.address = load_wallets(config)[0].address  # creates wallet.json once
+            await prepare_store(config.store_url)
             port = config.port or free_port(config.host)
             ensure_port_free(config.host, port)
             config = replace(config, port=port)
@@ -232,3 +233,17 @@ async def _ready_line(stdout: asyncio.StreamReader) -> str:
             return line.decode().removeprefix("ready ").strip()
         sys.stdout.write(line.decode(errors="replace"))
     return ""
+
+
+async def prepare_store(url: str) -> None:
+    """Create and migrate the store once, before the workers open it together.
+
+    Two processes initialising one fresh SQLite file at the same moment can meet
+    in its lock upgrade, where SQLite answers "database is locked" at once instead
+    of waiting: a worker failed to start that way, and with it the cluster.
+    """
+    if not url.lower().startswith("sqlite:"):  # PostgreSQL migrates under an advisory lock
+        return
+    store = open_store(url)
+    await store.open()
+    await store.close()
