@@ -157,17 +157,27 @@ async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             elif event["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+    body = await _read_body(receive)
+    try:
+        keys = len(orjson.loads(body)) if body else 0
+        status, out = 200, orjson.dumps({"ok": True, "bytes": len(body), "keys": keys})
+    except orjson.JSONDecodeError:
+        status, out = 400, b'{"error":"bad json"}'
+    await _answer(send, status, out)
+
+
+async def _read_body(receive: Any) -> bytes:
     body = b""
     more = True
     while more:
         event = await receive()
         body += event.get("body", b"")
         more = event.get("more_body", False)
-    try:
-        keys = len(orjson.loads(body)) if body else 0
-        status, out = 200, orjson.dumps({"ok": True, "bytes": len(body), "keys": keys})
-    except orjson.JSONDecodeError:
-        status, out = 400, b'{"error":"bad json"}'
+    return body
+
+
+async def _answer(send: Any, status: int, out: bytes) -> None:
+    """A JSON response of ``out`` with ``status``."""
     await send(
         {
             "type": "http.response.start",
@@ -204,68 +214,39 @@ def floor_app() -> Any:
     """The least any scheduler on this stack must do per message, and nothing more.
 
     Read the body, parse the ANS-104 item, check its signature, extend one hash
-    chain, sign a 13-tag assignment with an ed25519 wallet, answer its JSON: the
+    chain, sign the assignment's 13 tags with an ed25519 wallet, answer JSON: the
     node's own codec and crypto, with no store, no ordering actor, no dedupe, no
     metrics.  What the node does beyond this is the price of durability and of its
     bookkeeping; if this alone is below a target ratio, no Python node on this
     stack can reach it.
     """
-    import hashlib
-
     from aonode import wallet as wallet_mod
     from aonode.codec import ans104
     from aonode.codec.b64 import b64url_encode
+    from aonode.scheduler.assignment import Header, commit
+    from aonode.scheduler.hashchain import next_link
 
-    node = wallet_mod.generate("ed25519")
+    node = (wallet_mod.generate("ed25519"),)
     state: dict[str, Any] = {"chain": b"", "slot": 0}
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await echo_app(scope, receive, send)
             return
-        body = b""
-        more = True
-        while more:
-            event = await receive()
-            body += event.get("body", b"")
-            more = event.get("more_body", False)
-        item = ans104.parse(body)
+        item = ans104.parse(await _read_body(receive))
         if not item.verify():
-            status, out = 400, b'{"error":"bad signature"}'
-        else:
-            chain = hashlib.sha256(state["chain"] + item.id_bytes).digest()
-            slot = state["slot"] = state["slot"] + 1
-            now = time.time_ns() // 1_000_000
-            tags = [
-                ("Type", "Assignment"),
-                ("Data-Protocol", "ao"),
-                ("Variant", "ao.N.1"),
-                ("Process", b64url_encode(item.target) if item.target else ""),
-                ("Epoch", "0"),
-                ("Slot", str(slot)),
-                ("Block-Height", "1"),
-                ("Block-Hash", "h" * 64),
-                ("Block-Timestamp", str(now // 1000)),
-                ("Timestamp", str(now)),
-                ("Hash-Chain", b64url_encode(chain)),
-                ("Path", "/schedule"),
-                ("Message", item.id),
-            ]
-            signed = ans104.sign(node, tags=tags)
-            state["chain"] = chain
-            status = 200
-            out = orjson.dumps({"id": signed.id, "slot": slot, "timestamp": now})
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(out)).encode()),
-                ],
-            }
+            await _answer(send, 400, b'{"error":"bad signature"}')
+            return
+        chain = next_link(state["chain"], item.id_bytes)
+        slot = state["slot"] = state["slot"] + 1
+        now = time.time_ns() // 1_000_000
+        process = b64url_encode(item.target) if item.target else ""
+        header = Header(
+            process, slot, 1, "h" * 64, now // 1000, now, b64url_encode(chain), "/schedule", item.id
         )
-        await send({"type": "http.response.body", "body": out})
+        (signed,) = commit(header, node)  # the node's own assignment signing
+        state["chain"] = chain
+        await _answer(send, 200, orjson.dumps({"id": signed.id, "slot": slot, "timestamp": now}))
 
     return app
 
