@@ -134,12 +134,8 @@ async def test_membership_and_background_renewal(node_store: Opener, pg_url: str
     assert await a.claim("p") is None
     query = "SELECT expires_at FROM leases WHERE process = $1"
     first = (await _sql(pg_url, query, "p"))[0][0]
-    renewed = first
-    for _ in range(200):  # bounded polling for the renewal task to have run
-        renewed = (await _sql(pg_url, query, "p"))[0][0]
-        if renewed > first:
-            break
-        await asyncio.sleep(0.05)
+    await asyncio.wait_for(a.renewed(a.renewals + 1), 30)  # the background task's next turn
+    renewed = (await _sql(pg_url, query, "p"))[0][0]
     assert renewed > first
     assert a.holds("p")
     assert await b.claim("p") == "http://a.test:8734"

@@ -138,6 +138,8 @@ class PostgresStore(QueuedWriter):
         self._batches: BatchWriter | None = None
         self._leases: LeaseBook | None = None
         self._renewer: asyncio.Task[None] | None = None
+        self.renewals = 0  # background renewals done (status, tests)
+        self._renewed = asyncio.Condition()
         self._pool: asyncpg.Pool | None = None
         self._settings: dict[str, object] = {}
 
@@ -334,6 +336,15 @@ class PostgresStore(QueuedWriter):
                 await leases.renew(self._read_pool())
             except Exception as exc:  # the database is away: the fence keeps writes safe
                 log.warning("renewing leases failed: %s", exc)
+                continue
+            async with self._renewed:
+                self.renewals += 1
+                self._renewed.notify_all()
+
+    async def renewed(self, count: int) -> None:
+        """Return once ``count`` background renewals have been made since open."""
+        async with self._renewed:
+            await self._renewed.wait_for(lambda: self.renewals >= count)
 
     async def _stop_leases(self) -> None:
         renewer, self._renewer = self._renewer, None
