@@ -210,24 +210,51 @@ def burn_app(cpu_us: float) -> Any:
     return app
 
 
-def floor_app() -> Any:
+def floor_app(kind: str = "ed25519", durable: bool = False) -> Any:
     """The least any scheduler on this stack must do per message, and nothing more.
 
-    Read the body, parse the ANS-104 item, check its signature, extend one hash
-    chain, sign the assignment's 13 tags with an ed25519 wallet, answer JSON: the
-    node's own codec and crypto, with no store, no ordering actor, no dedupe, no
-    metrics.  What the node does beyond this is the price of durability and of its
-    bookkeeping; if this alone is below a target ratio, no Python node on this
-    stack can reach it.
+    Read the body, parse the ANS-104 item, check its signature, extend its
+    process's hash chain, sign the assignment's 13 tags with a wallet of
+    ``kind``, answer JSON: the node's own codec and crypto, with no ordering
+    actor, no dedupe, no metrics, and (unless ``durable``) no store.  What the
+    node does beyond this is the price of its bookkeeping (and of durability);
+    if this alone is below a target ratio, no Python node on this stack can
+    reach it.  An ``rsa`` wallet signs on a pool of one thread per core, as the
+    node does (the event loop keeps parsing meanwhile); ed25519 signs inline.
+
+    ``durable``: each assignment is also appended, with its message, to the
+    node's own SQLite store (a temporary file; one group-committed ``fsync``'d
+    transaction per batch, in slot order per process) before it is answered,
+    as ``local_confirmation`` requires: the least durable scheduler.
     """
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
     from aonode import wallet as wallet_mod
     from aonode.codec import ans104
     from aonode.codec.b64 import b64url_encode
-    from aonode.scheduler.assignment import Header, commit
+    from aonode.message import Message
+    from aonode.scheduler.assignment import Assignment, Header, commit
     from aonode.scheduler.hashchain import next_link
+    from aonode.store.sqlite import SQLiteStore
 
-    node = (wallet_mod.generate("ed25519"),)
-    state: dict[str, Any] = {"chain": b"", "slot": 0}
+    node = (wallet_mod.generate(kind),)
+    chains: dict[str, tuple[bytes, int, asyncio.Future[None] | None]] = {}
+    pool = ThreadPoolExecutor(os.cpu_count() or 1) if kind == "rsa" else None
+    store: dict[str, Any] = {}
+
+    def assign(header: Header, body: Message) -> Assignment:
+        return Assignment(header, commit(header, node), body)  # the node's own signing
+
+    async def opened() -> SQLiteStore:
+        if "open" not in store:  # the first request opens it; the rest wait for it
+            tmp = tempfile.mkdtemp(prefix="aonode-floor-")
+            db = SQLiteStore(Path(tmp) / "floor.sqlite3")
+            store["db"], store["open"] = db, asyncio.ensure_future(db.open())
+        await store["open"]
+        db: SQLiteStore = store["db"]
+        return db
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -237,16 +264,31 @@ def floor_app() -> Any:
         if not item.verify():
             await _answer(send, 400, b'{"error":"bad signature"}')
             return
-        chain = next_link(state["chain"], item.id_bytes)
-        slot = state["slot"] = state["slot"] + 1
-        now = time.time_ns() // 1_000_000
+        loop = asyncio.get_running_loop()
         process = b64url_encode(item.target) if item.target else ""
+        chain, slot, previous = chains.get(process, (b"", -1, None))
+        chain, slot = next_link(chain, item.id_bytes), slot + 1
+        queued = loop.create_future() if durable else None
+        chains[process] = (chain, slot, queued)
+        now = time.time_ns() // 1000_000
         header = Header(
             process, slot, 1, "h" * 64, now // 1000, now, b64url_encode(chain), "/schedule", item.id
         )
-        (signed,) = commit(header, node)  # the node's own assignment signing
-        state["chain"] = chain
-        await _answer(send, 200, orjson.dumps({"id": signed.id, "slot": slot, "timestamp": now}))
+        body = Message.from_item(item)
+        if pool is None:
+            assignment = assign(header, body)
+        else:
+            assignment = await loop.run_in_executor(pool, assign, header, body)
+        if durable:
+            db = await opened()
+            if previous is not None:  # appends go in slot order, as the node's committer does
+                await previous
+            appended = db.submit_append(assignment.record(), body.record())
+            assert queued is not None
+            queued.set_result(None)
+            await appended
+        out = orjson.dumps({"id": assignment.id, "slot": slot, "timestamp": now})
+        await _answer(send, 200, out)
 
     return app
 
@@ -380,8 +422,9 @@ def _check(result: loadgen.LoadResult, what: str) -> None:
 def _load_target(target: str) -> Any:
     if target == "echo":
         return echo_app
-    if target == "floor":
-        return floor_app()
+    if target == "floor" or target.startswith("floor:"):  # floor[:rsa|ed25519[:durable]]
+        _, kind, durable = (target + "::").split(":")[:3]
+        return floor_app(kind or "ed25519", durable == "durable")
     if target.startswith("burn:"):
         return burn_app(float(target.removeprefix("burn:")))
     module, _, attr = target.partition(":")

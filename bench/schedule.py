@@ -34,6 +34,10 @@ Limits of a server as heavy as the node, in the same run:
   answer, with no store, actor or bookkeeping, loaded like the 1-worker node:
   what any scheduler on this stack (granian, the node's codec, libsodium)
   reaches at best, beside the bare echo;
+- the least RSA schedulers (``floor_app`` with an RSA-4096 wallet signing on one
+  thread per core, loaded like the RSA node), without a store and with each
+  assignment committed to the node's SQLite store before it is answered: what
+  the RSA target (0.85 × the signing limit) leaves for everything else;
 - the weighted echo (``limits.burn_app``): the echo burning the node's own CPU
   per message (read from its 1-worker run), with 1 and 2 workers: the scaling
   this machine gives a server that heavy with nothing shared between workers;
@@ -345,11 +349,23 @@ def main(argv: list[str] | None = None) -> int:
         half = s == Scenario("ed25519", "local_confirmation", 1)
         print(f"running {s.name}{' (then half load)' if half else ''} …", file=sys.stderr)
         outcomes.append(run(s, user, seconds, use_wrk=use_wrk, half=half))
+    rsa_floors = rsa_floor_limits(user, seconds) if use_wrk else {}
     print("running the weighted echoes (a server of the node's weight) …", file=sys.stderr)
     bounds = weighted_limits(outcomes, echoes, seconds, use_wrk)
     wide = wide_cores(user, seconds) if use_wrk and with_workers else {}
     return report(
-        outcomes, echoes, rsa2, ed1, fsync, generator, with_workers, fsync_lat, bounds, floor, wide
+        outcomes,
+        echoes,
+        rsa2,
+        ed1,
+        fsync,
+        generator,
+        with_workers,
+        fsync_lat,
+        bounds,
+        floor,
+        wide,
+        rsa_floors,
     )
 
 
@@ -393,6 +409,31 @@ def floor_limit(user: wallet_mod.Wallet, seconds: float) -> loadgen.LoadResult:
             )
             _check(result, "floor")
     return result
+
+
+def rsa_floor_limits(user: wallet_mod.Wallet, seconds: float) -> dict[str, float]:
+    """The least RSA schedulers (``limits.floor_app`` with an RSA-4096 wallet, signing
+    on one thread per core) loaded like the RSA node: unpinned, one process, the
+    same generator and connections.  ``memory``: no store; ``durable``: each
+    assignment committed to the node's SQLite store before its answer, as
+    ``local_confirmation`` does.  Each message is fresh (the durable one stores it)."""
+    pid = [b64url_encode(os.urandom(32))]
+    out: dict[str, float] = {}
+    for name, target in (("memory", "floor:rsa"), ("durable", "floor:rsa:durable")):
+        print(f"running the least RSA scheduler ({name}) …", file=sys.stderr)
+        with limits.server_subprocess(target) as url:
+            for secs in (1.0, seconds):
+                result = wrkload.replay(
+                    url,
+                    lambda n: routed(user, pid, n),
+                    expected_per_s=450,
+                    seconds=secs,
+                    headers=ANS,
+                    connections=CONCURRENCY,
+                )
+                _check(result, target)
+        out[name] = result.per_s
+    return out
 
 
 def weighted_limits(
@@ -447,6 +488,7 @@ def report(
     bounds: Weighted,
     floor: loadgen.LoadResult | None,
     wide: dict[int, tuple[float, float]],
+    rsa_floors: dict[str, float],
 ) -> int:
     echo1 = echoes[1]
     print()
@@ -467,6 +509,12 @@ def report(
             f"  least scheduler (parse, verify, chain, sign; no store) {floor.per_s:>8,.0f}"
             f" req/s = {floor.per_s / echo1.per_s:.2f} × echo, 1w"
         )
+    for name, what in (("memory", "no store"), ("durable", "SQLite commit before the answer")):
+        if name in rsa_floors:
+            print(
+                f"  least RSA scheduler ({what}) {rsa_floors[name]:>8,.0f}"
+                f" req/s = {rsa_floors[name] / rsa2:.2f} × RSA sign limit"
+            )
     print()
     print(f"{'scenario':<36}{'assign/s':>10}{'p50 ms':>9}{'p99 ms':>9}  gen cpu   vs limit")
     for o in outcomes:
@@ -578,6 +626,7 @@ def report(
         "floor_per_s": round(floor.per_s, 1) if floor else None,
         "floor_ratio": round(floor.per_s / echo1.per_s, 3) if floor else None,
         "rsa_ratio": round(find("rsa", "local_confirmation") / rsa2, 3),
+        "rsa_floor_ratio": {k: round(v / rsa2, 3) for k, v in rsa_floors.items()},
         "ed25519_ratio": round(find("ed25519", "local_confirmation") / echo1.per_s, 3),
         "cores": axis,
         "ed25519_ratio_best_workers": max(ratios) if ratios else None,
