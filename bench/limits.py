@@ -227,6 +227,8 @@ def floor_app(kind: str = "ed25519", durable: bool = False) -> Any:
     transaction per batch, in slot order per process) before it is answered,
     as ``local_confirmation`` requires: the least durable scheduler.
     """
+    import atexit
+    import shutil
     import tempfile
     from concurrent.futures import ThreadPoolExecutor
     from pathlib import Path
@@ -250,6 +252,7 @@ def floor_app(kind: str = "ed25519", durable: bool = False) -> Any:
     async def opened() -> SQLiteStore:
         if "open" not in store:  # the first request opens it; the rest wait for it
             tmp = tempfile.mkdtemp(prefix="aonode-floor-")
+            atexit.register(shutil.rmtree, tmp, True)
             db = SQLiteStore(Path(tmp) / "floor.sqlite3")
             store["db"], store["open"] = db, asyncio.ensure_future(db.open())
         await store["open"]
