@@ -372,3 +372,25 @@ async def test_a_request_during_stop_never_starts_a_second_actor(
         if stopping is not None:
             await stopping
         await node.stop()
+
+
+async def test_thread_signed_slots_reach_the_store_in_groups(
+    make_node: NodeFactory, rsa_wallet: Wallet, user_wallet: Wallet
+) -> None:
+    """RSA signatures take milliseconds each: slots whose successors are still being
+    signed wait for them and are committed together (one fsync for several), not one
+    commit per slot; every one is still durable when its request is answered."""
+    node = await make_node(wallets=[rsa_wallet])
+    proc = sign_process(user_wallet, rsa_wallet.address)
+    await node.schedule(proc)
+    store = node.store
+    assert isinstance(store, SQLiteStore)
+    before = store.commits
+    messages = [sign_message(user_wallet, proc.id, data=str(i).encode()) for i in range(24)]
+    assignments = await asyncio.gather(*(node.schedule(m) for m in messages))
+    assert sorted(a.slot for a in assignments) == list(range(1, 25))
+    for m, a in zip(messages, assignments, strict=True):
+        stored = await store.by_message(proc.id, m.id)
+        assert stored is not None and stored.assignment.slot == a.slot
+    commits = store.commits - before
+    assert commits <= 24 // 3, f"24 thread-signed slots took {commits} commits"
