@@ -37,9 +37,11 @@ log = logging.getLogger("aonode.scheduler")
 
 _INFLIGHT = 8192  # assigned-but-not-durable entries allowed before the actor waits
 # Signed entries held while the next one is still being signed (thread-signed, RSA):
-# they then share one commit.  Each waits at most for the signatures of the next
-# _HOLD - 1 slots, already queued ahead of it on the signing pool.
-_HOLD = 4
+# they then share one commit.  One waits at most for the next _HOLD - 1 slots'
+# signatures, already submitted to the signing pool (RSA-4096 on two threads here:
+# ~2.5 ms each, so at most ~18 ms, against a queue that is already that long).
+# 4 -> 8 took the writer's CPU a message from ~150 to ~95 µs (bench/schedule.py RSA).
+_HOLD = 8
 _DURABLE_KEPT = 512  # durable assignments kept for the process worker (a compute batch is 256)
 
 
