@@ -273,7 +273,7 @@ def floor_app(kind: str = "ed25519", durable: bool = False) -> Any:
         chain, slot = next_link(chain, item.id_bytes), slot + 1
         queued = loop.create_future() if durable else None
         chains[process] = (chain, slot, queued)
-        now = time.time_ns() // 1000_000
+        now = time.time_ns() // 1_000_000
         header = Header(
             process, slot, 1, "h" * 64, now // 1000, now, b64url_encode(chain), "/schedule", item.id
         )
@@ -425,7 +425,7 @@ def _check(result: loadgen.LoadResult, what: str) -> None:
 def _load_target(target: str) -> Any:
     if target == "echo":
         return echo_app
-    if target == "floor" or target.startswith("floor:"):  # floor[:rsa|ed25519[:durable]]
+    if target == "floor" or target.startswith("floor:"):  # floor[:ed25519|rsa[:durable]]
         _, kind, durable = (target + "::").split(":")[:3]
         return floor_app(kind or "ed25519", durable == "durable")
     if target.startswith("burn:"):

@@ -415,21 +415,34 @@ def wide_cores(user: wallet_mod.Wallet, seconds: float) -> dict[int, tuple[float
     }
 
 
-def floor_limit(user: wallet_mod.Wallet, seconds: float) -> dict[str, loadgen.LoadResult]:
-    """``limits.floor_app`` (parse, verify, chain, sign, reply) under the node's load:
-    the same generator, placement and kind of message as the 1-worker node runs.
-    ``memory``: no store; ``durable``: each assignment committed to the node's SQLite
-    store before its answer, as ``local_confirmation`` does (fresh messages each)."""
-    server_cpu, load_cpus = wrkload.placement(1)
-    pids = [b64url_encode(os.urandom(32)) for _ in range(CORES_PROCESSES)]
+# The least schedulers' two variants (``limits.floor_app``), as the report names them.
+FLOORS = (("memory", "no store"), ("durable", "SQLite commit before the answer"))
+
+
+def floors(
+    kind: str,
+    user: wallet_mod.Wallet,
+    pids: list[str],
+    seconds: float,
+    expected_per_s: float,
+    placement: tuple[int | None, set[int] | None] = (None, None),
+) -> dict[str, loadgen.LoadResult]:
+    """``limits.floor_app`` with a ``kind`` wallet (parse, verify, chain, sign, reply)
+    under the node's load: the same generator, connections and kind of message, on
+    ``placement`` (server core, load generator cores).  ``memory``: no store;
+    ``durable``: each assignment committed to the node's SQLite store before its
+    answer, as ``local_confirmation`` does (so every message is fresh)."""
+    server_cpu, load_cpus = placement
     out: dict[str, loadgen.LoadResult] = {}
-    for name, target in (("memory", "floor"), ("durable", "floor:ed25519:durable")):
+    for name, _ in FLOORS:
+        target = f"floor:{kind}" + (":durable" if name == "durable" else "")
+        print(f"running the least {kind} scheduler ({name}) …", file=sys.stderr)
         with limits.server_subprocess(target, cpu=server_cpu) as url:
             for secs in (1.0, seconds):
                 result = wrkload.replay(
                     url,
                     lambda n: routed(user, pids, n),
-                    expected_per_s=4000,
+                    expected_per_s=expected_per_s,
                     seconds=secs,
                     headers=ANS,
                     cpus=load_cpus,
@@ -438,6 +451,13 @@ def floor_limit(user: wallet_mod.Wallet, seconds: float) -> dict[str, loadgen.Lo
                 _check(result, target)
         out[name] = result
     return out
+
+
+def floor_limit(user: wallet_mod.Wallet, seconds: float) -> dict[str, loadgen.LoadResult]:
+    """The least ed25519 schedulers (:func:`floors`) placed and loaded like the
+    1-worker node, over as many processes."""
+    pids = [b64url_encode(os.urandom(32)) for _ in range(CORES_PROCESSES)]
+    return floors("ed25519", user, pids, seconds, 4000, wrkload.placement(1))
 
 
 def _merge_repeats(outcomes: list[Outcome]) -> list[Outcome]:
@@ -454,28 +474,10 @@ def _merge_repeats(outcomes: list[Outcome]) -> list[Outcome]:
 
 
 def rsa_floor_limits(user: wallet_mod.Wallet, seconds: float) -> dict[str, float]:
-    """The least RSA schedulers (``limits.floor_app`` with an RSA-4096 wallet, signing
-    on one thread per core) loaded like the RSA node: unpinned, one process, the
-    same generator and connections.  ``memory``: no store; ``durable``: each
-    assignment committed to the node's SQLite store before its answer, as
-    ``local_confirmation`` does.  Each message is fresh (the durable one stores it)."""
+    """The least RSA schedulers (:func:`floors`; an RSA-4096 wallet signing on one
+    thread per core) loaded like the RSA node: unpinned, one process."""
     pid = [b64url_encode(os.urandom(32))]
-    out: dict[str, float] = {}
-    for name, target in (("memory", "floor:rsa"), ("durable", "floor:rsa:durable")):
-        print(f"running the least RSA scheduler ({name}) …", file=sys.stderr)
-        with limits.server_subprocess(target) as url:
-            for secs in (1.0, seconds):
-                result = wrkload.replay(
-                    url,
-                    lambda n: routed(user, pid, n),
-                    expected_per_s=450,
-                    seconds=secs,
-                    headers=ANS,
-                    connections=CONCURRENCY,
-                )
-                _check(result, target)
-        out[name] = result.per_s
-    return out
+    return {k: r.per_s for k, r in floors("rsa", user, pid, seconds, 450).items()}
 
 
 def weighted_limits(
@@ -548,14 +550,14 @@ def report(
             f"   p50 {e.p50_ms:.2f} ms  p99 {e.p99_ms:.2f} ms"
             f"  (load generator cpu {e.client_cpu_s / e.seconds:.0%})"
         )
-    for name, what in (("memory", "no store"), ("durable", "SQLite commit before the answer")):
+    for name, what in FLOORS:
         if name in floor:
             per_s = floor[name].per_s
             print(
                 f"  least scheduler (parse, verify, chain, sign; {what})"
                 f" {per_s:>8,.0f} req/s = {per_s / echo1.per_s:.2f} × echo, 1w"
             )
-    for name, what in (("memory", "no store"), ("durable", "SQLite commit before the answer")):
+    for name, what in FLOORS:
         if name in rsa_floors:
             print(
                 f"  least RSA scheduler ({what}) {rsa_floors[name]:>8,.0f}"

@@ -163,17 +163,20 @@ class Committer:
         held: list[Entry] = []
         while True:
             if held and (len(held) >= _HOLD or self._pipeline.empty()):
-                for signed in held:
-                    self._commit(signed)
-                held.clear()
+                self._commit_all(held)
             entry = await self._pipeline.get()
             if entry is None:
                 break
             with contextlib.suppress(Exception):  # _commit reports a failed signature
                 await entry.signed
             held.append(entry)
-        for signed in held:
-            self._commit(signed)
+        self._commit_all(held)
+
+    def _commit_all(self, held: list[Entry]) -> None:
+        """Commit the ``held`` entries in slot order, and empty the list."""
+        for entry in held:
+            self._commit(entry)
+        held.clear()
 
     def _commit(self, entry: Entry) -> None:
         """Queue the signed ``entry``'s append now (call order is commit order)."""
